@@ -1,0 +1,36 @@
+"""Turn config groups into objects, completing the ``_partial_`` ones with run-time sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from mmexp.models.classifier import MultimodalClassifier
+
+
+def build_model(cfg: DictConfig, *, vocab_size: int, num_classes: int) -> MultimodalClassifier:
+    """Encoders and fusion need sizes known only after the data is read: vocab and classes."""
+    instantiate = hydra.utils.instantiate
+    text_encoder = instantiate(cfg.text_encoder)(vocab_size=vocab_size)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    return instantiate(cfg.model)(image_encoder=instantiate(cfg.image_encoder), text_encoder=text_encoder,
+                                  fusion=instantiate(cfg.fusion), num_classes=num_classes,
+                                  optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+
+
+def _instantiate_each(group: DictConfig | None) -> list[Any]:
+    return [hydra.utils.instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    return _instantiate_each(cfg.get("logger"))
+
+
+def build_callbacks(cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
+    """LearningRateMonitor raises without a logger, so it is dropped when logging is off."""
+    callbacks = _instantiate_each(cfg.get("callbacks"))
+    return [c for c in callbacks if has_logger or not isinstance(c, LearningRateMonitor)]

@@ -1,0 +1,157 @@
+"""LightningDataModule for paired image + text data: manifest -> validated records -> tensors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from mmexp.data.dataset import TensorBatchDataset, keep_batch
+from mmexp.data.images import decode_images
+from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records, read_rows
+from mmexp.data.splits import Split
+from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
+from mmexp.data.text import Vocab
+from mmexp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    max_tokens: int = 32
+    min_freq: int = 1
+    max_vocab: int | None = 20000
+    lowercase: bool = True
+
+
+def sorted_labels(labels: list[str]) -> list[str]:
+    """Numeric labels sort as numbers ("2" < "10"), anything else as strings."""
+    unique = set(labels)
+    try:
+        return sorted(unique, key=float)
+    except ValueError:
+        return sorted(unique)
+
+
+class MultimodalDataModule(L.LightningDataModule):
+    """Reads and validates the manifest once, splits it, fits the tokenizer on train only."""
+
+    def __init__(self, *, split: Callable[..., Split], root: str | None = None,
+                 manifest: str = "manifest.jsonl", synthetic: SyntheticSpec | None = None,
+                 cache_dir: str = "outputs/cache", columns: Columns | None = None,
+                 text: TextSpec | None = None, image_size: int = 32, batch_size: int = 64,
+                 eval_batch_size: int | None = None, num_workers: int = 0,
+                 on_bad_record: str = "error") -> None:
+        super().__init__()
+        if on_bad_record not in ("error", "skip"):
+            raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
+        if root is None and synthetic is None:
+            raise ConfigError("data.root is required: the folder holding the images and the manifest")
+        self.split_fn, self.root, self.manifest_name = split, root, manifest
+        self.synthetic, self.cache_dir = synthetic, cache_dir
+        self.columns, self.text_spec = columns or Columns(), text or TextSpec()
+        self.image_size, self.batch_size = image_size, batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.on_bad_record = num_workers, on_bad_record
+        self.records: list[Record] = []
+        self.skipped: list[BadRow] = []
+        self.label_names: list[str] = []
+        self.vocab: Vocab | None = None
+        self.split: Split | None = None
+        self._datasets: dict[str, TensorBatchDataset] = {}
+
+    @property
+    def data_root(self) -> Path:
+        if self.synthetic is not None:
+            return ensure_synthetic(self.synthetic, self.cache_dir)
+        return Path(self.root)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def prepare_data(self) -> None:
+        self.data_root  # generates the built-in dataset once, in the main process only
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._datasets:
+            return
+        root = self.data_root
+        manifest = root / self.manifest_name
+        records, bad = parse_records(read_rows(manifest), root, self.columns)
+        images, problems = decode_images([r.image for r in records], self.image_size)
+        bad += [BadRow(records[i].line, reason, {"id": records[i].id}) for i, reason in problems.items()]
+        self._handle_bad_rows(bad, manifest)
+        good = [i for i in range(len(records)) if i not in problems]
+        self.records = [records[i] for i in good]
+        if not self.records:
+            raise ConfigError(f"data: no usable rows in {manifest}")
+        images = images[good]
+        self.label_names = sorted_labels([r.label for r in self.records])
+        label_index = {name: i for i, name in enumerate(self.label_names)}
+        labels = np.array([label_index[r.label] for r in self.records], dtype=np.int64)
+        self.split = self.split_fn(labels)
+        self._check_split(labels)
+        texts = [r.text for r in self.records]
+        spec = self.text_spec
+        self.vocab = Vocab.fit([texts[i] for i in self.split.train], min_freq=spec.min_freq,
+                               max_size=spec.max_vocab, lowercase=spec.lowercase)
+        tensors = {"images": torch.from_numpy(images), "text_ids": self.vocab.encode(texts, spec.max_tokens),
+                   "labels": torch.from_numpy(labels)}
+        self._datasets = {name: TensorBatchDataset(**tensors, rows=torch.from_numpy(getattr(self.split, name)))
+                          for name in ("train", "val", "test")}
+        log.info("data: %d rows (%d skipped), %d classes, vocab %d, split train/val/test = %d/%d/%d",
+                 len(self.records), len(self.skipped), self.num_classes, len(self.vocab),
+                 *(len(self._datasets[n]) for n in ("train", "val", "test")))
+
+    def _handle_bad_rows(self, bad: list[BadRow], manifest: Path) -> None:
+        if not bad:
+            return
+        bad.sort(key=lambda b: b.line)
+        if self.on_bad_record == "error":
+            raise ConfigError(format_bad_rows(bad, manifest))
+        self.skipped = bad
+        log.warning("data: skipped %d bad row(s) of %s (see skipped.jsonl in the run dir)", len(bad), manifest)
+
+    def _check_split(self, labels: np.ndarray) -> None:
+        for name in ("train", "val", "test"):
+            if len(getattr(self.split, name)) == 0:
+                raise ConfigError(f"split: the {name} set is empty ({len(labels)} usable rows); "
+                                  f"give it a larger fraction (split.{name}) or use more data")
+        missing = set(labels.tolist()) - set(labels[self.split.train].tolist())
+        if missing:
+            names = ", ".join(self.label_names[i] for i in sorted(missing))
+            raise ConfigError(f"split: class(es) {names} have no training example; use split=stratified "
+                              "or add data for them")
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        return DataLoader(self._datasets[name], batch_size=self.batch_size if shuffle else self.eval_batch_size,
+                          shuffle=shuffle, collate_fn=keep_batch, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved inside every checkpoint so evaluation reuses the exact vocabulary and label map."""
+        return {"labels": self.label_names, "vocab": self.vocab.tokens if self.vocab else None,
+                "lowercase": self.text_spec.lowercase}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.label_names = state["labels"]
+        if state.get("vocab"):
+            self.vocab = Vocab(state["vocab"], state.get("lowercase", True))

@@ -1,0 +1,39 @@
+"""torchmetrics collections: scalar metrics logged every epoch, per-class details at test time."""
+
+from __future__ import annotations
+
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassCalibrationError,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+
+def scalar_metrics(num_classes: int, prefix: str, *, ranking: bool = False) -> MetricCollection:
+    """Accuracy, precision, recall, F1 (macro + micro); AUROC and ECE when ``ranking``.
+
+    Binary data uses the same multiclass metrics with two classes, so names never change.
+    """
+    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    for name, cls in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score)):
+        for average in ("macro", "micro"):
+            metrics[f"{name}_{average}"] = cls(num_classes, average=average)
+    if ranking:  # these keep every prediction, so only the test stage pays for them
+        metrics["auroc"] = MulticlassAUROC(num_classes, average="macro")
+        metrics["ece"] = MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
+    return MetricCollection(metrics, prefix=f"{prefix}/")
+
+
+def per_class_metrics(num_classes: int) -> MetricCollection:
+    """Per-class precision/recall/F1 and the confusion matrix (rows = true class)."""
+    return MetricCollection({
+        "precision": MulticlassPrecision(num_classes, average=None),
+        "recall": MulticlassRecall(num_classes, average=None),
+        "f1": MulticlassF1Score(num_classes, average=None),
+        "confusion_matrix": MulticlassConfusionMatrix(num_classes),
+    })

@@ -1,0 +1,97 @@
+"""The LightningModule: wires encoders, a fusion and a head; holds no fusion logic itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmexp.metrics import per_class_metrics, scalar_metrics
+from mmexp.models.outputs import EncoderOutput
+
+
+def build_head(fusion: nn.Module, *, num_classes: int, hidden: int, dropout: float) -> nn.Module:
+    """MLP (or linear when ``hidden`` is 0) over the fused vector; none for logit-level fusions."""
+    if getattr(fusion, "produces_logits", False):
+        return nn.Identity()
+    if not hidden:
+        return nn.Linear(fusion.out_dim, num_classes)
+    return nn.Sequential(nn.Linear(fusion.out_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, num_classes))
+
+
+class MultimodalClassifier(L.LightningModule):
+    """Image encoder + text encoder -> fusion -> MLP head, trained with cross-entropy."""
+
+    def __init__(self, *, image_encoder: nn.Module, text_encoder: nn.Module, fusion: Callable[..., nn.Module],
+                 num_classes: int, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., Any] | None = None, head_hidden: int = 256, dropout: float = 0.1,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"])
+        self.fusion = fusion(dims={"image": image_encoder.out_dim, "text": text_encoder.out_dim},
+                             num_classes=num_classes)
+        available = {"image": image_encoder, "text": text_encoder}
+        self.encoders = nn.ModuleDict({m: available[m] for m in self.fusion.modalities})  # unused ones dropped
+        self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.label_smoothing = label_smoothing
+        self.train_metrics = scalar_metrics(num_classes, "train")
+        self.val_metrics = scalar_metrics(num_classes, "val")
+        self.test_metrics = scalar_metrics(num_classes, "test", ranking=True)
+        self.test_per_class = per_class_metrics(num_classes)
+        self.test_details: dict[str, list] = {}
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, EncoderOutput]:
+        features = {}
+        if "image" in self.encoders:
+            image = batch["image"]
+            if image.dtype == torch.uint8:  # normalize on the batch, on the device
+                image = image.float().div_(127.5).sub_(1.0)
+            features["image"] = self.encoders["image"](image)
+        if "text" in self.encoders:
+            features["text"] = self.encoders["text"](batch["text_ids"], batch["text_mask"])
+        return features
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.fusion(self.encode(batch)))
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.label_smoothing)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
+                 batch_size=len(logits))
+        return loss, logits.detach()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits = self._step(batch, "train")
+        self.train_metrics.update(logits, batch["label"])
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        _, logits = self._step(batch, "val")
+        self.val_metrics.update(logits, batch["label"])
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=False)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        _, logits = self._step(batch, "test")
+        probs = logits.float().softmax(-1)
+        self.test_metrics.update(probs, batch["label"])
+        self.test_per_class.update(probs, batch["label"])
+        self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_details = {name: value.tolist() for name, value in self.test_per_class.compute().items()}
+        self.test_per_class.reset()
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                         "interval": "epoch"}}

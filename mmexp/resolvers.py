@@ -1,0 +1,22 @@
+"""OmegaConf resolvers the configs use; registered on import of the entry points."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from omegaconf import OmegaConf
+
+
+def run_name_suffix(override_dirname: str, max_len: int = 80) -> str:
+    """'_' + a filesystem-safe form of the overrides, or '' when there are none."""
+    slug = re.sub(r"[^\w.,=+-]+", "-", override_dirname).strip("-")[:max_len]
+    return f"_{slug}" if slug else ""
+
+
+def register() -> None:
+    OmegaConf.register_new_resolver("mmexp_suffix", run_name_suffix, replace=True)
+    OmegaConf.register_new_resolver("mmexp_isatty", lambda: sys.stdout.isatty(), replace=True)
+
+
+register()

@@ -1,0 +1,84 @@
+"""Hydra entry point: compose -> instantiate -> fit -> test the best checkpoint -> metrics.json.
+
+Heavy imports (torch, lightning) happen inside ``train`` so ``--help`` and config errors are fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from mmexp import resolvers  # noqa: F401  (registers the config resolvers)
+from mmexp.config_checks import check_config
+from mmexp.errors import ConfigError
+
+log = logging.getLogger("mmexp.train")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one experiment in ``cfg.paths.run_dir``; return the metrics written to metrics.json."""
+    check_config(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    if (run_dir / "run_info.json").exists():
+        raise ConfigError(f"run dir {run_dir} already holds a run; refusing to overwrite it "
+                          "(use a new hydra.run.dir)")
+
+    import lightning as L
+
+    from mmexp.builders import build_callbacks, build_loggers, build_model
+    from mmexp.outputs import RunRecorder
+    from mmexp.utils.logging import route_lightning_logs
+
+    route_lightning_logs()
+    recorder = RunRecorder(run_dir, cfg, overrides=_task_overrides())
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    recorder.write_data_artifacts(datamodule)
+    model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
+    loggers = build_loggers(cfg)
+    callbacks = build_callbacks(cfg, has_logger=bool(loggers))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(recorder.flat_config())
+    recorder.start(device=str(trainer.strategy.root_device))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        epochs = trainer.current_epoch
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        val = trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    except BaseException:
+        recorder.finish(status="failed")
+        raise
+    metrics = recorder.write_metrics(val=val[0], test=test[0], details=model.test_details,
+                                     best_checkpoint=best, labels=datamodule.label_names,
+                                     epochs=epochs)
+    recorder.finish(status="completed")
+    return metrics
+
+
+def _task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """CLI: returns the optimized metric so Hydra sweepers (e.g. Optuna) can use it."""
+    try:
+        metrics = train(cfg)
+    except ConfigError as e:
+        raise SystemExit(f"mmexp: error: {e}") from None
+    value = OmegaConf.select(cfg, "optimized_metric")
+    return metrics["val"].get(value) if value else None
+
+
+if __name__ == "__main__":
+    main()
