@@ -1,0 +1,46 @@
+"""Shared fixtures: compose the real configs and run the real entry point in-process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, open_dict
+
+import mmexp.resolvers  # noqa: F401  (config resolvers)
+
+os.environ.setdefault("WANDB_MODE", "offline")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One built-in dataset cache for the whole session (generation is deterministic)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
+    """Compose train.yaml with overrides; run dir and outputs go to tmp_path."""
+
+    def _make(*overrides: str, run_dir: Path | None = None) -> DictConfig:
+        with initialize_config_module("mmexp.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[f"paths.output_dir={tmp_path}", f"paths.cache_dir={cache_dir}",
+                                              *overrides])
+        with open_dict(cfg):
+            cfg.paths.run_dir = str(run_dir or tmp_path / "run")
+        return cfg
+
+    return _make
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m mmexp.train`` (or another module) as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True,
+                          timeout=timeout)

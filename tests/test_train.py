@@ -1,0 +1,108 @@
+"""End-to-end runs of the real entry point on the built-in data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mmexp.data.text import tokenize
+from mmexp.train import train
+from tests.conftest import REPO, run_cli
+
+FUSIONS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "fusion").glob("*.yaml"))
+RUN_FILES = ("config.yaml", "run_info.json", "split.json", "labels.json", "vocab.json", "metrics.json",
+             "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv")
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fast_run_for_every_fusion(fusion: str, make_cfg, tmp_path: Path) -> None:
+    metrics = train(make_cfg("debug=fast", f"fusion={fusion}", "text_encoder=bow"))
+    assert 0.0 <= metrics["test"]["test/acc"] <= 1.0
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_run_dir_is_complete_and_consistent(make_cfg, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    metrics = train(make_cfg("debug=fast", "seed=7"))
+    for name in RUN_FILES:
+        assert (run / name).exists(), name
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    labels = json.loads((run / "labels.json").read_text())
+    assert saved["labels"] == labels and len(labels) == 6
+    expected = {f"test/{m}" for m in ("acc", "f1_macro", "f1_micro", "precision_macro", "precision_micro",
+                                      "recall_macro", "recall_micro", "auroc", "ece", "loss")}
+    assert expected <= set(saved["test"]) and "val/f1_macro" in saved["val"]
+    assert set(saved["test_per_class"]) == {"precision", "recall", "f1"}
+    assert set(saved["test_per_class"]["f1"]) == set(labels)
+    matrix = saved["confusion_matrix"]
+    split = json.loads((run / "split.json").read_text())
+    assert sum(map(sum, matrix)) == len(split["test"])  # limit_test_batches=2 x 256 covers the 18 test rows
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["status"] == "completed" and info["seed"] == 7 and info["device"] == "cpu"
+    assert info["packages"]["torch"] == torch.__version__
+    assert info["start_time"] <= info["end_time"]
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["MultimodalDataModule"]["labels"] == labels  # vocab and label map travel with the model
+
+
+def test_split_is_disjoint_and_tokenizer_sees_only_train(make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("debug=fast"))
+    run = tmp_path / "run"
+    split = json.loads((run / "split.json").read_text())
+    sets = [set(split[k]) for k in ("train", "val", "test")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert sum(map(len, sets)) == 120
+    cache = Path(OmegaConf.load(run / "config.yaml").paths.cache_dir)
+    manifest = next(cache.glob("synthetic-*/manifest.jsonl"))
+    texts = {row["id"]: row["text"] for row in map(json.loads, manifest.read_text().splitlines())}
+    train_tokens = {t for i in split["train"] for t in tokenize(texts[i])}
+    vocab = set(json.loads((run / "vocab.json").read_text()))
+    assert vocab - {"<pad>", "<unk>"} == train_tokens
+
+
+def test_binary_task_trains_and_reports(make_cfg) -> None:
+    metrics = train(make_cfg("debug=fast", "data.synthetic.n_shapes=2", "data.synthetic.n_words=1"))
+    assert len(metrics["labels"]) == 2 and len(metrics["confusion_matrix"]) == 2
+    assert 0.0 <= metrics["test"]["test/auroc"] <= 1.0
+
+
+def test_refuses_to_reuse_a_run_dir(make_cfg) -> None:
+    from mmexp.errors import ConfigError
+
+    train(make_cfg("debug=fast"))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(make_cfg("debug=fast"))
+
+
+@pytest.mark.parametrize(("fusion", "low", "high"), [
+    ("concat", 0.90, 1.0), ("attention", 0.90, 1.0),
+    ("image_only", 0.0, 0.70), ("text_only", 0.0, 0.70),
+])
+def test_fusion_needs_both_modalities(fusion: str, low: float, high: float, make_cfg) -> None:
+    """Built-in data caps image-only at 1/n_words = 0.5 and text-only at 1/n_shapes = 0.33."""
+    metrics = train(make_cfg(f"fusion={fusion}", "logger=none", "trainer.max_epochs=6",
+                             "data.synthetic.n_samples=1200", "trainer.enable_model_summary=false"))
+    assert low <= metrics["test"]["test/acc"] <= high
+
+
+def test_cli_multirun_from_another_directory(tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    result = run_cli("mmexp.train", "-m", "fusion=concat,attention", "debug=fast", "logger=none",
+                     f"paths.cache_dir={tmp_path / 'cache'}", cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted((out / "outputs" / "multirun").glob("*/*/metrics.json"))
+    assert [p.parent.name for p in runs] == ["0_debug=fast,fusion=concat,logger=none",
+                                             "1_debug=fast,fusion=attention,logger=none"]
+
+
+def test_cli_config_error_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("mmexp.train", "data.batch_size=-3", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "mmexp: error: data.batch_size=-3 is invalid" in result.stderr
+    assert "Traceback" not in result.stderr
