@@ -24,6 +24,9 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
 
 def check_config(cfg: DictConfig) -> None:
     """Raise one ConfigError naming the first bad field and what a good value looks like."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required: add {missing[0]}=<value> to the command line")
     for key, (ok, hint) in RULES.items():
         value = OmegaConf.select(cfg, key, default="__absent__")
         if value != "__absent__" and not ok(value):

@@ -16,6 +16,7 @@ from mmexp.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "mmexp" / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
+REQUIRED = {("data", "folder"): [f"data.root={CONF}"]}  # any existing folder composes
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -26,7 +27,7 @@ def test_every_group_has_options() -> None:
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_instantiates(group: str, option: str, make_cfg, tmp_path: Path) -> None:
-    cfg = make_cfg(f"{group}={option}")
+    cfg = make_cfg(f"{group}={option}", *REQUIRED.get((group, option), []))
     check_config(cfg)
     datamodule = hydra.utils.instantiate(cfg.data)
     assert datamodule.batch_size == cfg.data.batch_size
@@ -54,6 +55,11 @@ def test_unknown_option_lists_choices(make_cfg) -> None:
 def test_bad_values_name_the_field(override: str, field: str, make_cfg) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         train(make_cfg(override))
+
+
+def test_missing_required_value_is_named(make_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"data\.root is required"):
+        check_config(make_cfg("data=folder"))
 
 
 def test_empty_split_set_is_a_clear_error(make_cfg) -> None:

@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from mmexp.data.dataset import TensorBatchDataset, keep_batch
-from mmexp.data.images import decode_images
+from mmexp.data.image_cache import load_or_decode
+from mmexp.data.leakage import LeakReport, check_leakage
 from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records, read_rows
 from mmexp.data.splits import Split
 from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
@@ -22,6 +23,7 @@ from mmexp.data.text import Vocab
 from mmexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
+SETS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -42,37 +44,52 @@ def sorted_labels(labels: list[str]) -> list[str]:
 
 
 class MultimodalDataModule(L.LightningDataModule):
-    """Reads and validates the manifest once, splits it, fits the tokenizer on train only."""
+    """Reads and validates the manifest once, splits it, fits the tokenizer on train only.
 
-    def __init__(self, *, split: Callable[..., Split], root: str | None = None,
-                 manifest: str = "manifest.jsonl", synthetic: SyntheticSpec | None = None,
-                 cache_dir: str = "outputs/cache", columns: Columns | None = None,
-                 text: TextSpec | None = None, image_size: int = 32, batch_size: int = 64,
-                 eval_batch_size: int | None = None, num_workers: int = 0,
-                 on_bad_record: str = "error") -> None:
+    ``root`` is the user's folder; with ``synthetic`` set, the built-in dataset is generated into
+    ``cache_dir`` and used as the root instead.
+    """
+
+    def __init__(self, *, split: Callable[..., Split], root: str | None = None, manifest: str = "manifest.jsonl",
+                 synthetic: SyntheticSpec | None = None, cache_dir: str = "outputs/cache",
+                 id_col: str = "id", image_col: str = "image", text_col: str = "text", label_col: str = "label",
+                 group_col: str | None = "group", split_col: str | None = "split", text: TextSpec | None = None,
+                 image_size: int = 32, image_cache: bool = True, batch_size: int = 64,
+                 eval_batch_size: int | None = None, num_workers: int = 0, on_bad_record: str = "error",
+                 on_leak: str = "warn") -> None:
         super().__init__()
         if on_bad_record not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
         if root is None and synthetic is None:
             raise ConfigError("data.root is required: the folder holding the images and the manifest")
         self.split_fn, self.root, self.manifest_name = split, root, manifest
-        self.synthetic, self.cache_dir = synthetic, cache_dir
-        self.columns, self.text_spec = columns or Columns(), text or TextSpec()
+        self.synthetic, self.cache_dir, self.image_cache = synthetic, cache_dir, image_cache
+        self.columns = Columns(id=id_col, image=image_col, text=text_col, label=label_col, group=group_col,
+                               split=split_col)
+        self.text_spec = text or TextSpec()
         self.image_size, self.batch_size = image_size, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.on_bad_record = num_workers, on_bad_record
+        self.num_workers, self.on_bad_record, self.on_leak = num_workers, on_bad_record, on_leak
         self.records: list[Record] = []
         self.skipped: list[BadRow] = []
         self.label_names: list[str] = []
         self.vocab: Vocab | None = None
         self.split: Split | None = None
+        self.leaks: LeakReport | None = None
         self._datasets: dict[str, TensorBatchDataset] = {}
 
     @property
     def data_root(self) -> Path:
         if self.synthetic is not None:
             return ensure_synthetic(self.synthetic, self.cache_dir)
-        return Path(self.root)
+        root = Path(self.root).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"data.root: folder not found: {root}")
+        return root
+
+    @property
+    def manifest(self) -> Path:
+        return self.data_root / self.manifest_name
 
     @property
     def num_classes(self) -> int:
@@ -81,25 +98,36 @@ class MultimodalDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         self.data_root  # generates the built-in dataset once, in the main process only
 
-    def setup(self, stage: str | None = None) -> None:
-        if self._datasets:
-            return
-        root = self.data_root
-        manifest = root / self.manifest_name
-        records, bad = parse_records(read_rows(manifest), root, self.columns)
-        images, problems = decode_images([r.image for r in records], self.image_size)
+    def load_records(self) -> np.ndarray:
+        """Validate every row, decode images (or read them from the cache); return the image array."""
+        manifest = self.manifest
+        records, bad = parse_records(read_rows(manifest), self.data_root, self.columns)
+        cache = Path(self.cache_dir) / "images" if self.image_cache else None
+        images, problems = load_or_decode([r.image for r in records], self.image_size, manifest=manifest,
+                                          cache_dir=cache)
         bad += [BadRow(records[i].line, reason, {"id": records[i].id}) for i, reason in problems.items()]
-        self._handle_bad_rows(bad, manifest)
+        if bad:
+            bad.sort(key=lambda b: b.line)
+            if self.on_bad_record == "error":
+                raise ConfigError(format_bad_rows(bad, manifest))
+            log.warning("data: skipped %d bad row(s) of %s (see skipped.jsonl in the run dir)", len(bad), manifest)
+        self.skipped = bad
         good = [i for i in range(len(records)) if i not in problems]
         self.records = [records[i] for i in good]
         if not self.records:
             raise ConfigError(f"data: no usable rows in {manifest}")
-        images = images[good]
+        return images[good]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._datasets:
+            return
+        images = self.load_records()
         self.label_names = sorted_labels([r.label for r in self.records])
         label_index = {name: i for i, name in enumerate(self.label_names)}
         labels = np.array([label_index[r.label] for r in self.records], dtype=np.int64)
-        self.split = self.split_fn(labels)
+        self.split = self.split_fn(labels, groups=self._column("group"), predefined=self._column("split"))
         self._check_split(labels)
+        self.leaks = check_leakage(self.records, self.split, self.on_leak)
         texts = [r.text for r in self.records]
         spec = self.text_spec
         self.vocab = Vocab.fit([texts[i] for i in self.split.train], min_freq=spec.min_freq,
@@ -107,22 +135,17 @@ class MultimodalDataModule(L.LightningDataModule):
         tensors = {"images": torch.from_numpy(images), "text_ids": self.vocab.encode(texts, spec.max_tokens),
                    "labels": torch.from_numpy(labels)}
         self._datasets = {name: TensorBatchDataset(**tensors, rows=torch.from_numpy(getattr(self.split, name)))
-                          for name in ("train", "val", "test")}
+                          for name in SETS}
         log.info("data: %d rows (%d skipped), %d classes, vocab %d, split train/val/test = %d/%d/%d",
                  len(self.records), len(self.skipped), self.num_classes, len(self.vocab),
-                 *(len(self._datasets[n]) for n in ("train", "val", "test")))
+                 *(len(self._datasets[n]) for n in SETS))
 
-    def _handle_bad_rows(self, bad: list[BadRow], manifest: Path) -> None:
-        if not bad:
-            return
-        bad.sort(key=lambda b: b.line)
-        if self.on_bad_record == "error":
-            raise ConfigError(format_bad_rows(bad, manifest))
-        self.skipped = bad
-        log.warning("data: skipped %d bad row(s) of %s (see skipped.jsonl in the run dir)", len(bad), manifest)
+    def _column(self, name: str) -> np.ndarray | None:
+        values = [getattr(r, name) for r in self.records]
+        return None if all(v is None for v in values) else np.array(values, dtype=object)
 
     def _check_split(self, labels: np.ndarray) -> None:
-        for name in ("train", "val", "test"):
+        for name in SETS:
             if len(getattr(self.split, name)) == 0:
                 raise ConfigError(f"split: the {name} set is empty ({len(labels)} usable rows); "
                                   f"give it a larger fraction (split.{name}) or use more data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mmexp.errors import ConfigError
@@ -64,8 +64,17 @@ def _parse_json_line(line: str, number: int) -> dict:
     return row if isinstance(row, dict) else {"__error__": "line is not a JSON object"}
 
 
+def with_mmf_image_column(columns: Columns, rows: list[tuple[int, dict]]) -> Columns:
+    """MMF-style manifests name the image column ``img``; accept them without configuration."""
+    first = next((row for _, row in rows if "__error__" not in row), {})
+    if columns.image == "image" and "image" not in first and "img" in first:
+        return replace(columns, image="img")
+    return columns
+
+
 def parse_records(rows: list[tuple[int, dict]], root: Path, columns: Columns) -> tuple[list[Record], list[BadRow]]:
     """Validate rows cheaply (no image decoding); image content is checked when decoded."""
+    columns = with_mmf_image_column(columns, rows)
     records: list[Record] = []
     bad: list[BadRow] = []
     seen_ids: set[str] = set()

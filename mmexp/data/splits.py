@@ -82,3 +82,58 @@ def kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed: int,
     parts = [_cut(rng.permutation(rest[labels[rest] == c]), val, 0.0) for c in np.unique(labels[rest])]
     train_val = _finish(parts)
     return Split(train_val.train, train_val.val, np.sort(test_idx))
+
+
+def _fold_of_groups(groups: np.ndarray, k: int, rng: np.random.Generator) -> dict[object, int]:
+    """Assign whole groups to k folds, largest first, each to the currently smallest fold."""
+    names, sizes = np.unique(groups, return_counts=True)
+    order = rng.permutation(len(names))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    fold_sizes = np.zeros(k, dtype=np.int64)
+    assignment: dict[object, int] = {}
+    for i in order:
+        target = int(np.argmin(fold_sizes))
+        assignment[names[i]] = target
+        fold_sizes[target] += sizes[i]
+    return assignment
+
+
+def group_kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed: int,
+                      groups: np.ndarray | None = None, **_: object) -> Split:
+    """Like kfold, but no group (patient, product, author…) is ever in two sets."""
+    if groups is None or any(g is None for g in groups):
+        raise ConfigError("split=group_kfold needs a group for every row: set data.group_col to the manifest "
+                          "column that holds it")
+    if k < 2 or not 0 <= fold < k:
+        raise ConfigError(f"split.k must be >= 2 and split.fold in 0..k-1 (got k={k}, fold={fold})")
+    groups = np.asarray(groups, dtype=object)
+    if len(set(groups.tolist())) < k:
+        raise ConfigError(f"split=group_kfold: only {len(set(groups.tolist()))} groups for split.k={k}")
+    rng = np.random.default_rng(seed)
+    folds = np.array([_fold_of_groups(groups, k, rng)[g] for g in groups]) if len(groups) else np.array([])
+    test_idx = np.flatnonzero(folds == fold)
+    rest = np.flatnonzero(folds != fold)
+    rest_groups = np.unique(groups[rest])
+    n_val_groups = int(round(len(rest_groups) * val))
+    val_groups = set(rng.permutation(rest_groups)[:n_val_groups].tolist())
+    in_val = np.array([g in val_groups for g in groups[rest]], dtype=bool)
+    return Split(np.sort(rest[~in_val]), np.sort(rest[in_val]), np.sort(test_idx))
+
+
+def predefined_split(labels: np.ndarray, *, val: float, seed: int, predefined: np.ndarray | None = None,
+                     **_: object) -> Split:
+    """Use the manifest's split column (train/val/test); val is carved from train if absent."""
+    allowed = {"train", "val", "test"}
+    if predefined is None or any(v not in allowed for v in predefined):
+        bad = sorted({str(v) for v in (predefined if predefined is not None else [None])} - allowed)
+        raise ConfigError(f"split=predefined needs data.split_col with values train/val/test in every row "
+                          f"(found {', '.join(bad[:5])})")
+    predefined = np.asarray(predefined, dtype=object)
+    train_idx, val_idx, test_idx = (np.flatnonzero(predefined == name) for name in ("train", "val", "test"))
+    if len(val_idx) == 0:
+        rng = np.random.default_rng(seed)
+        parts = [_cut(rng.permutation(train_idx[labels[train_idx] == c]), val, 0.0)
+                 for c in np.unique(labels[train_idx])]
+        carved = _finish(parts)
+        train_idx, val_idx = carved.train, carved.val
+    return Split(np.sort(train_idx), np.sort(val_idx), np.sort(test_idx))
