@@ -41,7 +41,7 @@ def test_run_dir_is_complete_and_consistent(make_cfg, tmp_path: Path) -> None:
     assert set(saved["test_per_class"]["f1"]) == set(labels)
     matrix = saved["confusion_matrix"]
     split = json.loads((run / "split.json").read_text())
-    assert sum(map(sum, matrix)) == len(split["test"])  # limit_test_batches=2 x 256 covers the 18 test rows
+    assert sum(map(sum, matrix)) == len(split["test"])  # limit_test_batches=2 x 256 covers the 300 test rows
     info = json.loads((run / "run_info.json").read_text())
     assert info["status"] == "completed" and info["seed"] == 7 and info["device"] == "cpu"
     assert info["packages"]["torch"] == torch.__version__
@@ -56,7 +56,7 @@ def test_split_is_disjoint_and_tokenizer_sees_only_train(make_cfg, tmp_path: Pat
     split = json.loads((run / "split.json").read_text())
     sets = [set(split[k]) for k in ("train", "val", "test")]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
-    assert sum(map(len, sets)) == 120
+    assert sum(map(len, sets)) == 2000  # the default built-in dataset
     cache = Path(OmegaConf.load(run / "config.yaml").paths.cache_dir)
     manifest = next(cache.glob("synthetic-*/manifest.jsonl"))
     texts = {row["id"]: row["text"] for row in map(json.loads, manifest.read_text().splitlines())}

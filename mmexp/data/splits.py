@@ -110,7 +110,8 @@ def group_kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed
     if len(set(groups.tolist())) < k:
         raise ConfigError(f"split=group_kfold: only {len(set(groups.tolist()))} groups for split.k={k}")
     rng = np.random.default_rng(seed)
-    folds = np.array([_fold_of_groups(groups, k, rng)[g] for g in groups]) if len(groups) else np.array([])
+    fold_of = _fold_of_groups(groups, k, rng)
+    folds = np.array([fold_of[g] for g in groups])
     test_idx = np.flatnonzero(folds == fold)
     rest = np.flatnonzero(folds != fold)
     rest_groups = np.unique(groups[rest])
