@@ -5,16 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from mmexp.errors import ConfigError
 from mmexp.models.classifier import MultimodalClassifier
+
+
+def instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, but a ConfigError raised by the target reaches the user unwrapped."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, ConfigError):
+            raise e.__cause__ from None
+        raise
 
 
 def build_model(cfg: DictConfig, *, vocab_size: int, num_classes: int) -> MultimodalClassifier:
     """Encoders and fusion need sizes known only after the data is read: vocab and classes."""
-    instantiate = hydra.utils.instantiate
     text_encoder = instantiate(cfg.text_encoder)(vocab_size=vocab_size)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     return instantiate(cfg.model)(image_encoder=instantiate(cfg.image_encoder), text_encoder=text_encoder,
@@ -23,7 +34,7 @@ def build_model(cfg: DictConfig, *, vocab_size: int, num_classes: int) -> Multim
 
 
 def _instantiate_each(group: DictConfig | None) -> list[Any]:
-    return [hydra.utils.instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
+    return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:

@@ -29,21 +29,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     import lightning as L
 
-    from mmexp.builders import build_callbacks, build_loggers, build_model
+    from mmexp.builders import build_callbacks, build_loggers, build_model, instantiate
     from mmexp.outputs import RunRecorder
     from mmexp.utils.logging import route_lightning_logs
 
     route_lightning_logs()
     recorder = RunRecorder(run_dir, cfg, overrides=_task_overrides())
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
     recorder.write_data_artifacts(datamodule)
     model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg, has_logger=bool(loggers))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(recorder.flat_config())
     recorder.start(device=str(trainer.strategy.root_device))

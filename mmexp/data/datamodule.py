@@ -133,7 +133,7 @@ class MultimodalDataModule(L.LightningDataModule):
         self.vocab = Vocab.fit([texts[i] for i in self.split.train], min_freq=spec.min_freq,
                                max_size=spec.max_vocab, lowercase=spec.lowercase)
         tensors = {"images": torch.from_numpy(images), "text_ids": self.vocab.encode(texts, spec.max_tokens),
-                   "labels": torch.from_numpy(labels)}
+                   "labels": torch.from_numpy(labels), "texts": texts}
         self._datasets = {name: TensorBatchDataset(**tensors, rows=torch.from_numpy(getattr(self.split, name)))
                           for name in SETS}
         log.info("data: %d rows (%d skipped), %d classes, vocab %d, split train/val/test = %d/%d/%d",

@@ -13,16 +13,18 @@ class TensorBatchDataset(Dataset):
     instead of ``batch_size`` ``__getitem__`` calls and a collate.
     """
 
-    def __init__(self, *, images: torch.Tensor, text_ids: torch.Tensor, labels: torch.Tensor,
+    def __init__(self, *, images: torch.Tensor, text_ids: torch.Tensor, labels: torch.Tensor, texts: list[str],
                  rows: torch.Tensor) -> None:
         self.images, self.text_ids, self.labels, self.rows = images, text_ids, labels, rows
+        self.texts = texts  # raw strings, for encoders with their own tokenizer (e.g. MiniLM)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def _take(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         ids = self.text_ids[index]
-        return {"image": self.images[index], "text_ids": ids, "text_mask": ids != 0,
+        raw = [self.texts[i] for i in index.tolist()] if index.dim() else self.texts[int(index)]
+        return {"image": self.images[index], "text_ids": ids, "text_mask": ids != 0, "text_raw": raw,
                 "label": self.labels[index], "index": index}
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:

