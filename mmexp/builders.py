@@ -6,8 +6,7 @@ from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, RichProgressBar
 from omegaconf import DictConfig
 
 from mmexp.errors import ConfigError
@@ -33,15 +32,17 @@ def build_model(cfg: DictConfig, *, vocab_size: int, num_classes: int) -> Multim
                                   optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
 
 
-def _instantiate_each(group: DictConfig | None) -> list[Any]:
+def instantiate_each(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
 
 
-def build_loggers(cfg: DictConfig) -> list[Logger]:
-    return _instantiate_each(cfg.get("logger"))
-
-
 def build_callbacks(cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
-    """LearningRateMonitor raises without a logger, so it is dropped when logging is off."""
-    callbacks = _instantiate_each(cfg.get("callbacks"))
-    return [c for c in callbacks if has_logger or not isinstance(c, LearningRateMonitor)]
+    """The configured callbacks, plus a Rich progress bar when the trainer shows one (a terminal).
+
+    LearningRateMonitor raises without a logger, so it is dropped when logging is off.
+    """
+    callbacks = [c for c in instantiate_each(cfg.get("callbacks"))
+                 if has_logger or not isinstance(c, LearningRateMonitor)]
+    if cfg.trainer.get("enable_progress_bar") and not cfg.trainer.get("fast_dev_run"):
+        callbacks.append(RichProgressBar())
+    return callbacks

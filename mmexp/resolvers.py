@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -16,6 +17,8 @@ def run_name_suffix(override_dirname: str, max_len: int = 80) -> str:
 
 def register() -> None:
     OmegaConf.register_new_resolver("mmexp_suffix", run_name_suffix, replace=True)
+    OmegaConf.register_new_resolver("mmexp_parent_name", lambda path: Path(path).resolve().parent.name, replace=True)
+    OmegaConf.register_new_resolver("mmexp_file_uri", lambda path: Path(path).resolve().as_uri(), replace=True)
     OmegaConf.register_new_resolver("mmexp_isatty", lambda: sys.stdout.isatty(), replace=True)
 
 

@@ -29,7 +29,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     import lightning as L
 
-    from mmexp.builders import build_callbacks, build_loggers, build_model, instantiate
+    from mmexp.builders import build_callbacks, build_model, instantiate
+    from mmexp.loggers import build_loggers, close_loggers, log_confusion_matrix
     from mmexp.outputs import RunRecorder
     from mmexp.utils.logging import route_lightning_logs
 
@@ -55,10 +56,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
     except BaseException:
         recorder.finish(status="failed")
+        close_loggers(loggers, "failed")
         raise
     metrics = recorder.write_metrics(val=val[0], test=test[0], details=model.test_details,
                                      best_checkpoint=best, labels=datamodule.label_names,
                                      epochs=epochs)
+    log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
+    close_loggers(loggers, "success")
     recorder.finish(status="completed")
     return metrics
 

@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import mmexp.resolvers  # noqa: F401  (config resolvers)
@@ -24,19 +26,23 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+def compose_cfg(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | None = None) -> DictConfig:
+    """Compose train.yaml as @hydra.main would, with outputs under ``out`` and the run in out/run."""
+    with initialize_config_module("mmexp.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
+                      return_hydra_config=True)
+    with open_dict(cfg):  # hydra's own node lives in HydraConfig, not in the job's config
+        cfg.hydra.runtime.output_dir = str(run_dir or out / "run")
+        cfg.hydra.job.name = "train"
+        HydraConfig.instance().set_config(cfg)
+        del cfg.hydra
+    return cfg
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
     """Compose train.yaml with overrides; run dir and outputs go to tmp_path."""
-
-    def _make(*overrides: str, run_dir: Path | None = None) -> DictConfig:
-        with initialize_config_module("mmexp.conf", version_base="1.3"):
-            cfg = compose("train", overrides=[f"paths.output_dir={tmp_path}", f"paths.cache_dir={cache_dir}",
-                                              *overrides])
-        with open_dict(cfg):
-            cfg.paths.run_dir = str(run_dir or tmp_path / "run")
-        return cfg
-
-    return _make
+    return partial(compose_cfg, tmp_path, cache_dir)
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
-from mmexp.builders import build_callbacks, build_loggers, build_model
+from mmexp.builders import build_callbacks, build_model
+from mmexp.loggers import build_loggers
 from mmexp.config_checks import check_config
 from mmexp.errors import ConfigError
 from mmexp.train import train

@@ -1,0 +1,232 @@
+"""Group runs by their overrides, rank the groups, and compare each with a baseline on paired runs.
+
+A group is every completed run with the same command-line overrides once replicate axes (seed, fold,
+split seed) and bookkeeping (paths, hydra, logger, ckpt_path, debug) are left out; its name is what
+remains, sorted and joined by ",". Runs pair up across groups when their (seed, split.fold, split.seed) from
+config.yaml agree, so a fold is only ever compared with the same fold.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmexp.reporting.runs import Run
+from mmexp.reporting.stats import PairedTest, Summary, paired_t_test, summarize
+
+DEFAULT_IGNORE = ("seed", "split.fold", "split.seed", "paths.*", "hydra.*", "hydra/*", "logger", "logger.*",
+                  "ckpt_path", "debug")
+DEFAULT_METRIC = "test/f1_macro"
+MAIN_METRICS = ("test/acc", "test/f1_macro", "test/auroc", "test/ece", "test/loss")  # the table's columns
+UNIMODAL = ("fusion=image_only", "fusion=text_only")
+NO_OVERRIDES = "(default)"
+
+
+class ReportError(ValueError):
+    """A mistake the user can fix (unknown metric or baseline); reported as one line."""
+
+
+@dataclass
+class Group:
+    """Completed runs sharing overrides; ``stats`` maps each test metric to its summary."""
+
+    name: str
+    overrides: tuple[str, ...]
+    runs: list[Run]
+    stats: dict[str, Summary] = field(default_factory=dict)
+    rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``group`` minus ``baseline`` on ``metric``, over runs paired by (seed, fold, split seed)."""
+
+    group: str
+    baseline: str
+    metric: str
+    test: PairedTest
+
+
+def lower_is_better(metric: str) -> bool:
+    """Losses and calibration error are minimized; every other metric is maximized."""
+    return metric.rsplit("/", 1)[-1] in ("loss", "ece") or metric.endswith("_loss")
+
+
+def override_key(override: str) -> str:
+    """``+a.b=1`` / ``++a.b=1`` / ``~a.b`` -> ``a.b``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def group_overrides(overrides: tuple[str, ...], ignore: tuple[str, ...]) -> tuple[str, ...]:
+    """The overrides that define a group: sorted, without those whose key matches an ignore pattern."""
+    return tuple(sorted(o for o in overrides
+                        if not any(fnmatch.fnmatchcase(override_key(o), pat) for pat in ignore)))
+
+
+def build_groups(runs: list[Run], *, metric: str, ignore: tuple[str, ...]) -> list[Group]:
+    """Group the completed runs and rank the groups by ``metric``; unranked groups (no value) go last."""
+    by_key: dict[tuple[str, ...], list[Run]] = defaultdict(list)
+    for run in runs:
+        if run.ok:
+            by_key[group_overrides(run.overrides, ignore)].append(run)
+    groups = [Group(",".join(key) or NO_OVERRIDES, key, members) for key, members in by_key.items()]
+    for group in groups:
+        names = sorted({k for run in group.runs for k in run.metrics.get("test", {})})
+        values = {k: [_value(run.metrics["test"].get(k)) for run in group.runs] for k in names}
+        group.stats = {k: s for k, v in values.items() if (s := summarize([x for x in v if x is not None]))}
+    sign = 1.0 if lower_is_better(metric) else -1.0
+    ranked = sorted((g for g in groups if metric in g.stats), key=lambda g: (sign * g.stats[metric].mean, g.name))
+    for i, group in enumerate(ranked, start=1):
+        group.rank = i
+    return ranked + sorted((g for g in groups if metric not in g.stats), key=lambda g: g.name)
+
+
+def _value(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def choose_baseline(groups: list[Group], requested: str | None) -> Group | None:
+    """``requested`` by name; else the best unimodal group (fusion=image_only/text_only); else the worst."""
+    if not groups:
+        return None
+    if requested is not None:
+        for group in groups:
+            if group.name == requested:
+                return group
+        names = ", ".join(repr(g.name) for g in groups)
+        raise ReportError(f"--baseline {requested!r} is not a group; the groups are: {names}")
+    for group in groups:
+        if any(o in UNIMODAL for o in group.overrides):
+            return group
+    ranked = [g for g in groups if g.rank is not None]
+    return ranked[-1] if ranked else groups[-1]
+
+
+def compare(groups: list[Group], baseline: Group | None, metric: str) -> list[Comparison]:
+    """Paired t-test of every other group against ``baseline``; duplicate pair keys are averaged."""
+    if baseline is None:
+        return []
+    base = _paired_values(baseline, metric)
+    out = []
+    for group in groups:
+        if group is baseline:
+            continue
+        mine = _paired_values(group, metric)
+        keys = sorted(set(mine) & set(base), key=repr)
+        test = paired_t_test([mine[k] for k in keys], [base[k] for k in keys])
+        out.append(Comparison(group.name, baseline.name, metric, test))
+    return out
+
+
+def _paired_values(group: Group, metric: str) -> dict[tuple[Any, ...], float]:
+    values: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for run in group.runs:
+        value = _value(run.metrics.get("test", {}).get(metric))
+        if value is not None:
+            values[run.pair_key].append(value)
+    return {k: math.fsum(v) / len(v) for k, v in values.items()}
+
+
+def per_class_mean(group: Group, kind: str = "f1") -> dict[str, float]:
+    """Mean over the group's runs of one per-class metric (``f1``, ``precision`` or ``recall``)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for run in group.runs:
+        for label, value in (run.metrics.get("test_per_class", {}).get(kind) or {}).items():
+            if (v := _value(value)) is not None:
+                values[label].append(v)
+    return {label: math.fsum(v) / len(v) for label, v in values.items()}
+
+
+def confusion(group: Group) -> tuple[list[str], list[list[float]], int] | None:
+    """Confusion matrix summed over the group's runs, rows normalized; (labels, rows, runs summed).
+
+    Runs whose label list differs from the first run's are left out rather than mis-added.
+    """
+    labels: list[str] | None = None
+    total: list[list[float]] = []
+    used = 0
+    for run in group.runs:
+        matrix, names = run.metrics.get("confusion_matrix"), run.metrics.get("labels")
+        if not matrix or not names or len(matrix) != len(names) or any(len(r) != len(names) for r in matrix):
+            continue
+        if labels is None:
+            labels, total = list(names), [[0.0] * len(names) for _ in names]
+        if list(names) != labels:
+            continue
+        total = [[a + float(b) for a, b in zip(row_t, row_m, strict=True)]
+                 for row_t, row_m in zip(total, matrix, strict=True)]
+        used += 1
+    if labels is None:
+        return None
+    rows = [[v / s if (s := sum(row)) else 0.0 for v in row] for row in total]
+    return labels, rows, used
+
+
+def mean_curve(group: Group, key: str) -> dict[int, tuple[float, float]]:
+    """Per epoch: (mean, std) of ``key`` over the runs that reached that epoch (std 0 for one run)."""
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for run in group.runs:
+        for epoch, value in run.curves.get(key, {}).items():
+            by_epoch[epoch].append(value)
+    out = {}
+    for epoch in sorted(by_epoch):
+        s = summarize(by_epoch[epoch])
+        out[epoch] = (s.mean, s.std or 0.0)
+    return out
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the renderers need: ranked groups, the baseline comparison and the runs left out."""
+
+    metric: str
+    groups: list[Group]
+    baseline: Group | None
+    comparisons: list[Comparison]
+    failed: list[Run]
+    ignore: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    base_dir: Path | None = None
+
+    def shown_path(self, run: Run) -> str:
+        """A run's path relative to ``base_dir`` (the output dir) when below it, else absolute."""
+        if self.base_dir is not None and run.path.is_relative_to(self.base_dir.resolve()):
+            return str(run.path.relative_to(self.base_dir.resolve())) or "."
+        return str(run.path)
+
+    def short_names(self) -> dict[str, str]:
+        """Group names without the overrides every group shares (for figure labels)."""
+        common = set(self.common_overrides())
+        return {g.name: ",".join(o for o in g.overrides if o not in common) or g.name for g in self.groups}
+
+    def common_overrides(self) -> list[str]:
+        """Overrides present in every group, when there are at least two groups."""
+        if len(self.groups) < 2:
+            return []
+        return [o for o in self.groups[0].overrides if all(o in g.overrides for g in self.groups[1:])]
+
+    def main_metrics(self) -> list[str]:
+        """The ranking metric first, then the headline test metrics that any group has."""
+        present = {k for g in self.groups for k in g.stats}
+        return [self.metric] + [m for m in MAIN_METRICS if m != self.metric and m in present]
+
+    def all_metrics(self) -> list[str]:
+        return sorted({k for g in self.groups for k in g.stats})
+
+
+def analyse(runs: list[Run], *, metric: str, baseline: str | None, ignore: tuple[str, ...],
+            inputs: tuple[str, ...] = (), base_dir: Path | None = None) -> Report:
+    """Group, rank and compare; ``metric`` may omit its ``test/`` prefix."""
+    metric = metric if "/" in metric else f"test/{metric}"
+    available = sorted({k for run in runs if run.ok for k in run.metrics.get("test", {})})
+    if available and metric not in available:
+        raise ReportError(f"--metric {metric} is not in any metrics.json; available: {', '.join(available)}")
+    groups = build_groups(runs, metric=metric, ignore=ignore)
+    base = choose_baseline(groups, baseline)
+    return Report(metric=metric, groups=groups, baseline=base, comparisons=compare(groups, base, metric),
+                  failed=[run for run in runs if not run.ok], ignore=ignore, inputs=inputs,
+                  base_dir=base_dir)

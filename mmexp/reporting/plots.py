@@ -1,0 +1,124 @@
+"""The report's figures as base64 PNG strings, drawn with matplotlib's Agg canvas.
+
+matplotlib is imported inside the functions so ``python -m mmexp.report --help`` stays fast, and
+figures are built on their own Agg canvas (no pyplot, no global backend switch).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import textwrap
+from typing import Any
+
+from mmexp.reporting.groups import Report, confusion, mean_curve
+from mmexp.reporting.runs import CURVE_KEYS
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _to_base64(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no URL inside the file
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _colors(report: Report) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {g.name: cmap(i % 10) for i, g in enumerate(report.groups)}
+
+
+def _wrap(text: str, width: int = 40) -> str:
+    return "\n".join(textwrap.wrap(text.replace(",", ", "), width)) or text
+
+
+def bar_chart(report: Report) -> str | None:
+    """Ranking metric per group (best at the top), error bars = std over the group's runs."""
+    groups = [g for g in report.groups if g.rank is not None]
+    if not groups:
+        return None
+    colors, names = _colors(report), report.short_names()
+    fig = _figure(8, 1.2 + 0.55 * len(groups))
+    ax = fig.add_subplot()
+    means = [g.stats[report.metric].mean for g in groups]
+    stds = [g.stats[report.metric].std or 0.0 for g in groups]
+    ypos = list(range(len(groups)))[::-1]
+    ax.barh(ypos, means, xerr=stds, capsize=4, color=[colors[g.name] for g in groups],
+            edgecolor=["black" if g is report.baseline else "none" for g in groups])
+    ax.set_yticks(ypos, [_wrap(names[g.name]) + f"  (n={len(g.runs)})" for g in groups], fontsize=8)
+    for y, m, s in zip(ypos, means, stds, strict=True):
+        ax.text(m + s, y, f"  {m:.3f}", va="center", ha="left", fontsize=8)
+    ax.set_xlabel(f"{report.metric} (mean ± std)")
+    ax.margins(x=0.15)
+    return _to_base64(fig)
+
+
+def learning_curves(report: Report) -> str | None:
+    """Validation curves per epoch, mean over each group's runs with a ±std band."""
+    curves = {(g.name, key): mean_curve(g, key) for g in report.groups for key in CURVE_KEYS}
+    if not any(curves.values()):
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    colors, names = _colors(report), report.short_names()
+    fig = _figure(11, 4.5 + 0.2 * len(report.groups))
+    axes = fig.subplots(1, len(CURVE_KEYS), squeeze=False)[0]
+    for ax, key in zip(axes, CURVE_KEYS, strict=True):
+        for group in report.groups:
+            curve = curves[(group.name, key)]
+            if not curve:
+                continue
+            epochs = list(curve)
+            mean = [curve[e][0] for e in epochs]
+            std = [curve[e][1] for e in epochs]
+            ax.plot(epochs, mean, marker="o", ms=3, color=colors[group.name], label=names[group.name])
+            low, high = [m - s for m, s in zip(mean, std, strict=True)], [m + s for m, s in zip(mean, std, strict=True)]
+            ax.fill_between(epochs, low, high, color=colors[group.name], alpha=0.15, linewidth=0)
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[0]))
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)) or 1, fontsize=8)
+    return _to_base64(fig)
+
+
+def confusion_matrices(report: Report) -> str | None:
+    """One row-normalized confusion matrix per group (summed over its runs); rows = true class."""
+    mats = [(g, m) for g in report.groups if (m := confusion(g)) is not None]
+    names = report.short_names()
+    if not mats:
+        return None
+    ncols = min(3, len(mats))
+    nrows = -(-len(mats) // ncols)
+    size = max(len(m[0]) for _, m in mats)
+    cell = 3.2 + 0.25 * size
+    fig = _figure(cell * ncols, (cell + 0.4) * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    image = None
+    for ax, (group, (labels, rows, used)) in zip(axes, mats, strict=False):
+        image = ax.imshow(rows, vmin=0.0, vmax=1.0, cmap="Blues")
+        ticks = list(range(len(labels)))
+        ax.set_xticks(ticks, labels, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(ticks, labels, fontsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        ax.set_title(f"{_wrap(names[group.name], 35)}\n({used} run{'s' if used != 1 else ''})", fontsize=8)
+        if len(labels) <= 12:
+            for i, row in enumerate(rows):
+                for j, v in enumerate(row):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if v > 0.5 else "black")
+    for ax in axes[len(mats):]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=list(axes[:len(mats)]), shrink=0.8, label="fraction of the true class")
+    return _to_base64(fig)

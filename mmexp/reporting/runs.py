@@ -1,0 +1,135 @@
+"""Find run directories and load the files a run writes (see README, "What a run directory holds")."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CURVE_KEYS = ("val/f1_macro", "val/acc")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run dir as read from disk; ``problem`` is set when the run cannot be reported on."""
+
+    path: Path
+    status: str
+    overrides: tuple[str, ...]
+    seed: Any = None
+    fold: Any = None
+    split_seed: Any = None
+    metrics: dict[str, Any] | None = None
+    curves: dict[str, dict[int, float]] = field(default_factory=dict)
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def pair_key(self) -> tuple[Any, Any, Any]:
+        """What must match for two runs to be paired: same init seed, same fold, same split seed."""
+        return (self.seed, self.fold, self.split_seed)
+
+
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Every directory holding ``run_info.json`` at or below ``paths``, in natural order, no duplicates."""
+    found: dict[Path, None] = {}
+    for root in paths:
+        if (root / "run_info.json").is_file():
+            found[root.resolve()] = None
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            if "run_info.json" in filenames:
+                found[Path(dirpath).resolve()] = None
+                dirnames.clear()  # run dirs do not nest; skip checkpoints/, csv/, .hydra/
+            else:
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return sorted(found, key=_natural_key)
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def load_run(path: Path) -> Run:
+    """Read one run dir; unreadable or unfinished runs come back with ``problem`` set, never raise."""
+    try:
+        info = json.loads((path / "run_info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return Run(path, status="unreadable", overrides=(), problem=f"run_info.json unreadable: {e}")
+    if not isinstance(info, dict):
+        return Run(path, status="unreadable", overrides=(), problem="run_info.json is not a JSON object")
+    status = str(info.get("status", "unknown"))
+    listed = info.get("overrides")
+    overrides = tuple(map(str, listed)) if isinstance(listed, list) else _hydra_overrides(path)
+    config = _read_yaml(path / "config.yaml")
+    split = config.get("split") if isinstance(config.get("split"), dict) else {}
+    common = dict(path=path, status=status, overrides=overrides, seed=config.get("seed", info.get("seed")),
+                  fold=split.get("fold"), split_seed=split.get("seed"))
+    if status != "completed":
+        return Run(**common, problem=status)
+    try:
+        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Run(**common, problem="completed, but no metrics.json")
+    except (OSError, ValueError) as e:
+        return Run(**common, problem=f"metrics.json unreadable: {e}")
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("test"), dict):
+        return Run(**common, problem="metrics.json has no test metrics")
+    curves = read_curves(path / "csv" / "metrics.csv", epochs=metrics.get("epochs"))
+    return Run(**common, metrics=metrics, curves=curves)
+
+
+def _hydra_overrides(path: Path) -> tuple[str, ...]:
+    loaded = _read_yaml(path / ".hydra" / "overrides.yaml", default=[])
+    return tuple(str(o) for o in loaded) if isinstance(loaded, list) else ()
+
+
+def _read_yaml(path: Path, default: Any = None) -> Any:
+    """YAML content, or ``default`` (an empty dict unless given) when missing or unparsable."""
+    default = {} if default is None else default
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return default
+    return default if loaded is None or not isinstance(loaded, type(default)) else loaded
+
+
+def read_curves(path: Path, *, epochs: int | None) -> dict[str, dict[int, float]]:
+    """Per-epoch validation curves from Lightning's CSVLogger file (sparse rows).
+
+    The first value logged in an epoch wins. The re-validation of the best checkpoint after fit is
+    logged at ``epoch == epochs`` (an epoch that never trained), so epochs >= ``epochs`` are dropped.
+    """
+    curves: dict[str, dict[int, float]] = {key: {} for key in CURVE_KEYS}
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error):
+        return curves
+    for row in rows:
+        epoch = _number(row.get("epoch"))
+        if epoch is None or (isinstance(epochs, int) and epochs > 0 and epoch >= epochs):
+            continue
+        for key in CURVE_KEYS:
+            value = _number(row.get(key))
+            if value is not None:
+                curves[key].setdefault(int(epoch), value)
+    return curves
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None

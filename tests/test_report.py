@@ -1,0 +1,233 @@
+"""`python -m mmexp.report`: grouping, statistics, paired tests and the files it writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmexp.report import main
+from mmexp.reporting.groups import analyse
+from mmexp.reporting.runs import find_run_dirs, load_run, read_curves
+from mmexp.reporting.stats import paired_t_test, summarize, t_quantile, t_two_sided_p
+from tests.conftest import run_cli
+
+LABELS = ["cat", "dog"]
+# test/f1_macro per (fusion, fold); the paired differences concat - image_only are 0.30 and 0.20.
+F1 = {("concat", 0): 0.80, ("concat", 1): 0.90, ("image_only", 0): 0.50, ("image_only", 1): 0.70}
+LOSS = {("concat", 0): 1.00, ("concat", 1): 1.20, ("image_only", 0): 0.50, ("image_only", 1): 0.30}
+
+
+def write_run(run_dir: Path, *, fusion: str, fold: int | None, seed: int = 0, f1: float = 0.5,
+              loss: float = 1.0, status: str = "completed", with_metrics: bool = True) -> Path:
+    """A run dir as mmexp.train writes it, with known numbers."""
+    overrides = [f"fusion={fusion}", "split=kfold", f"seed={seed}"] + ([] if fold is None else [f"split.fold={fold}"])
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    split = {"k": 5, "seed": 0, **({} if fold is None else {"fold": fold})}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "split": split}))
+    info = {"status": status, "seed": seed, "overrides": overrides, "device": "cpu"}
+    (run_dir / "run_info.json").write_text(json.dumps(info))
+    if not with_metrics:
+        return run_dir
+    metrics = {"val": {"val/f1_macro": f1}, "test": {"test/f1_macro": f1, "test/acc": f1 + 0.05, "test/loss": loss},
+               "test_per_class": {"f1": {"cat": f1 - 0.1, "dog": f1 + 0.1}},
+               "confusion_matrix": [[8, 2], [1, 9]], "labels": LABELS, "best_checkpoint": None, "epochs": 2}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "csv").mkdir()
+    (run_dir / "csv" / "metrics.csv").write_text(
+        "epoch,step,train/loss_step,val/acc,val/f1_macro\n"
+        ",0,1.5,,\n0,1,,0.4,0.3\n0,1,1.2,,\n1,2,,0.6,0.5\n"
+        "2,2,,0.9,0.9\n")  # the last row is the post-fit re-validation at epoch == epochs
+    return run_dir
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """2 fusions x 2 folds, plus one failed run, laid out like a Hydra multirun dir."""
+    root = tmp_path / "multirun" / "2026-01-01_00-00-00-000000"
+    for i, (fusion, fold) in enumerate(F1):
+        write_run(root / f"{i}_fusion={fusion},split.fold={fold}", fusion=fusion, fold=fold,
+                  f1=F1[fusion, fold], loss=LOSS[fusion, fold])
+    write_run(root / "4_fusion=gated", fusion="gated", fold=0, status="failed", with_metrics=False)
+    return root
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as f:
+        return {row["group"]: row for row in csv.DictReader(f)}
+
+
+def test_groups_have_hand_computed_means_stds_cis_and_ranks(sweep: Path, capsys) -> None:
+    assert main([str(sweep)]) == 0
+    rows = read_csv(sweep / "report.csv")
+    assert list(rows) == ["fusion=concat,split=kfold", "fusion=image_only,split=kfold"]  # ranked by f1
+    concat, image = rows["fusion=concat,split=kfold"], rows["fusion=image_only,split=kfold"]
+    assert (concat["n"], concat["rank"], image["n"], image["rank"]) == ("2", "1", "2", "2")
+    assert float(concat["test/f1_macro_mean"]) == pytest.approx(0.85)
+    assert float(concat["test/f1_macro_std"]) == pytest.approx(math.sqrt(0.005))
+    half = 12.7062047 * math.sqrt(0.005) / math.sqrt(2)  # t_{0.975, df=1}
+    assert float(concat["test/f1_macro_ci_low"]) == pytest.approx(0.85 - half, abs=1e-6)
+    assert float(concat["test/f1_macro_ci_high"]) == pytest.approx(0.85 + half, abs=1e-6)
+    assert float(image["test/f1_macro_mean"]) == pytest.approx(0.60)
+    assert float(image["test/acc_mean"]) == pytest.approx(0.65)
+    out = capsys.readouterr().out
+    assert "| 1 | fusion=concat,split=kfold | 2 | 0.850 ± 0.071 [" in out  # the markdown table on stdout
+
+
+def test_loss_ranks_lower_first(sweep: Path) -> None:
+    assert main([str(sweep), "--metric", "loss"]) == 0
+    rows = read_csv(sweep / "report.csv")
+    assert list(rows) == ["fusion=image_only,split=kfold", "fusion=concat,split=kfold"]
+    assert "test/loss (lower is better)" in (sweep / "report.md").read_text()
+
+
+def test_paired_comparison_against_the_unimodal_baseline(sweep: Path) -> None:
+    report = analyse([load_run(d) for d in find_run_dirs([sweep])], metric="test/f1_macro", baseline=None,
+                     ignore=("seed", "split.fold", "split.seed"))
+    assert report.baseline.name == "fusion=image_only,split=kfold"
+    [comparison] = report.comparisons
+    assert comparison.group == "fusion=concat,split=kfold" and comparison.test.pairs == 2
+    assert comparison.test.mean_diff == pytest.approx(0.25)
+    assert comparison.test.t == pytest.approx(5.0)
+    assert comparison.test.p == pytest.approx(1 - 2 / math.pi * math.atan(5.0))  # t with 1 df is Cauchy
+
+
+def test_pairs_need_matching_folds_and_fewer_than_two_say_na(sweep: Path) -> None:
+    write_run(sweep / "5_fusion=attention", fusion="attention", fold=0, f1=0.7)
+    write_run(sweep / "6_fusion=attention", fusion="attention", fold=3, f1=0.9)  # no baseline run on fold 3
+    assert main([str(sweep), "--baseline", "fusion=image_only,split=kfold"]) == 0
+    md = (sweep / "report.md").read_text()
+    assert "| fusion=attention,split=kfold | 1 | +0.200 | n/a | n/a |" in md
+    rows = read_csv(sweep / "report.csv")
+    assert rows["fusion=attention,split=kfold"]["pairs"] == "1"
+    assert rows["fusion=attention,split=kfold"]["p_value"] == ""
+
+
+def test_failed_and_incomplete_runs_are_listed_not_dropped(sweep: Path) -> None:
+    write_run(sweep / "7_fusion=film", fusion="film", fold=0, status="running", with_metrics=False)
+    write_run(sweep / "8_fusion=late", fusion="late", fold=0, with_metrics=False)
+    assert main([str(sweep)]) == 0
+    md = (sweep / "report.md").read_text()
+    failed = md.split("## Failed / incomplete runs")[1]
+    assert "| 4_fusion=gated | failed | fusion=gated,split=kfold,seed=0,split.fold=0 |" in failed
+    assert "| 7_fusion=film | running |" in failed
+    assert "| 8_fusion=late | completed, but no metrics.json |" in failed
+    assert "gated" not in md.split("## Failed")[0]  # not a group
+    assert "Failed / incomplete runs" in (sweep / "report.html").read_text()
+
+
+def test_html_is_self_contained_with_inline_images(sweep: Path) -> None:
+    assert main([str(sweep)]) == 0
+    html = (sweep / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 3  # bar chart, learning curves, confusion matrices
+    without_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    assert "http" not in without_images and "<script" not in without_images and "<link" not in without_images
+    assert "Per-class F1" in html and "<th>cat</th>" in html
+
+
+def test_csv_has_a_row_per_group_and_the_documented_columns(sweep: Path) -> None:
+    assert main([str(sweep), "--out", str(sweep.parent / "elsewhere")]) == 0
+    with (sweep.parent / "elsewhere" / "report.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert len(rows) == 2
+    for metric in ("test/f1_macro", "test/acc", "test/loss"):
+        for stat in ("mean", "std", "ci_low", "ci_high"):
+            assert f"{metric}_{stat}" in reader.fieldnames
+    assert {"group", "n", "rank", "baseline", "pairs", "mean_diff", "p_value"} <= set(reader.fieldnames)
+
+
+def test_a_single_run_works_with_std_shown_as_dash(tmp_path: Path, capsys) -> None:
+    run = write_run(tmp_path / "run", fusion="concat", fold=None, f1=0.75)
+    assert main([str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | fusion=concat,split=kfold | 1 | 0.750 ± – |" in out
+    assert read_csv(run / "report.csv")["fusion=concat,split=kfold"]["test/f1_macro_std"] == ""
+    assert (run / "report.html").exists()
+
+
+def test_no_run_dirs_is_one_clear_line_and_exit_code_2(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "empty")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mmexp.report: error: no run directories") and "\n" not in err
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "missing")])
+    assert e.value.code == 2
+
+
+def test_unknown_baseline_or_metric_names_the_choices(sweep: Path, capsys) -> None:
+    for args in (["--baseline", "fusion=nope"], ["--metric", "test/nope"]):
+        with pytest.raises(SystemExit) as e:
+            main([str(sweep), *args])
+        assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "fusion=concat,split=kfold" in err and "test/f1_macro" in err
+
+
+def test_curves_skip_the_post_fit_revalidation(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", fusion="concat", fold=0)
+    assert read_curves(run / "csv" / "metrics.csv", epochs=2) == {"val/f1_macro": {0: 0.3, 1: 0.5},
+                                                                   "val/acc": {0: 0.4, 1: 0.6}}
+
+
+def test_t_quantile_and_p_value_match_known_values() -> None:
+    assert t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-6)
+    assert t_quantile(0.975, 1) == pytest.approx(12.706205, abs=1e-6)
+    assert t_quantile(0.975, 30) == pytest.approx(2.042272, abs=1e-6)
+    assert t_quantile(0.975, 10_000) == pytest.approx(1.960201, abs=1e-5)
+    assert t_quantile(0.025, 4) == pytest.approx(-2.776445, abs=1e-6)
+    assert t_two_sided_p(2.776445, 4) == pytest.approx(0.05, abs=1e-6)
+    assert t_two_sided_p(0.0, 7) == pytest.approx(1.0)
+    assert summarize([1.0]).std is None and paired_t_test([1.0], [0.0]).p is None
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a, b = [0.91, 0.85, 0.88, 0.93, 0.80], [0.84, 0.86, 0.79, 0.90, 0.70]
+    expected = scipy_stats.ttest_rel(a, b)
+    assert paired_t_test(a, b).p == pytest.approx(expected.pvalue, rel=1e-9)
+    for df in (1, 3, 12, 50):
+        assert t_quantile(0.9, df) == pytest.approx(scipy_stats.t.ppf(0.9, df), rel=1e-9)
+
+
+def test_importing_the_cli_loads_neither_matplotlib_nor_torch() -> None:
+    code = "import sys, mmexp.report; print(sorted({'matplotlib', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_real_sweep_end_to_end(tmp_path: Path) -> None:
+    train = run_cli("mmexp.train", "-m", "fusion=concat,image_only", "split=kfold", "split.fold=0,1", "debug=fast",
+                    "logger=csv", f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache", cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-3000:]
+    report = run_cli("mmexp.report", str(tmp_path / "multirun"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    expected: dict[str, list[float]] = {}
+    for info_path in (tmp_path / "multirun").rglob("run_info.json"):
+        fusion = next(o for o in json.loads(info_path.read_text())["overrides"] if o.startswith("fusion="))
+        metrics = json.loads((info_path.parent / "metrics.json").read_text())
+        expected.setdefault(f"{fusion},split=kfold", []).append(metrics["test"]["test/f1_macro"])
+    rows = read_csv(tmp_path / "multirun" / "report.csv")
+    assert set(rows) == set(expected) and len(rows) == 2
+    for group, values in expected.items():
+        assert rows[group]["n"] == "2"
+        assert float(rows[group]["test/f1_macro_mean"]) == pytest.approx(sum(values) / 2)
+    assert rows["fusion=concat,split=kfold"]["pairs"] == "2"  # folds pair up against image_only
+    assert (tmp_path / "multirun" / "report.html").read_text().count("data:image/png;base64,") == 3
+
+
+def test_runs_without_overrides_form_the_default_group_and_ignore_is_configurable(sweep: Path) -> None:
+    runs = [load_run(d) for d in find_run_dirs([sweep])]
+    by_fold = analyse(runs, metric="f1_macro", baseline=None, ignore=("seed",))
+    assert len(by_fold.groups) == 4 and all(len(g.runs) == 1 for g in by_fold.groups)
+    everything = analyse(runs, metric="f1_macro", baseline=None, ignore=("*",))
+    assert [(g.name, len(g.runs)) for g in everything.groups] == [("(default)", 4)]
+    assert everything.comparisons == [] and len(everything.failed) == 1
