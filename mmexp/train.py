@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mmexp import resolvers  # noqa: F401  (registers the config resolvers)
 from mmexp.config_checks import check_config
-from mmexp.errors import ConfigError
+from mmexp.errors import ConfigError, RunDirInUse
+from mmexp.utils.run_status import mark_failed
 
 log = logging.getLogger("mmexp.train")
 
@@ -24,10 +27,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     run_dir = Path(cfg.paths.run_dir)
     if (run_dir / "run_info.json").exists():
-        raise ConfigError(f"run dir {run_dir} already holds a run; refusing to overwrite it "
+        raise RunDirInUse(f"run dir {run_dir} already holds a run; refusing to overwrite it "
                           "(use a new hydra.run.dir)")
 
     import lightning as L
+    import torch
 
     from mmexp.builders import build_callbacks, build_model, instantiate
     from mmexp.loggers import build_loggers, close_loggers, log_confusion_matrix
@@ -35,7 +39,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from mmexp.utils.logging import route_lightning_logs
 
     route_lightning_logs()
-    recorder = RunRecorder(run_dir, cfg, overrides=_task_overrides())
+    if cfg.get("num_threads"):
+        torch.set_num_threads(cfg.num_threads)
+    recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -55,7 +61,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         val = trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
     except BaseException:
-        recorder.finish(status="failed")
         close_loggers(loggers, "failed")
         raise
     metrics = recorder.write_metrics(val=val[0], test=test[0], details=model.test_details,
@@ -67,19 +72,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _task_overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
+def task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """CLI: returns the optimized metric so Hydra sweepers (e.g. Optuna) can use it."""
+    """CLI: returns the optimized metric so Hydra sweepers (e.g. Optuna) can use it.
+
+    A failing job is recorded as failed in its run_info.json; in a sweep the other jobs go on
+    (the job returns NaN, which Optuna records as a failed trial).
+    """
     try:
         metrics = train(cfg)
-    except ConfigError as e:
-        raise SystemExit(f"mmexp: error: {e}") from None
+    except Exception as e:
+        if not isinstance(e, RunDirInUse):  # never touch another run's files
+            mark_failed(Path(cfg.paths.run_dir), e, overrides=task_overrides())
+        if in_multirun():
+            log.exception("job failed (recorded in run_info.json); the sweep goes on")
+            return float("nan")
+        if isinstance(e, ConfigError):
+            raise SystemExit(f"mmexp: error: {e}") from None
+        raise
     value = OmegaConf.select(cfg, "optimized_metric")
     return metrics["val"].get(value) if value else None
 
