@@ -27,9 +27,10 @@ def build_model(cfg: DictConfig, *, vocab_size: int, num_classes: int) -> Multim
     """Encoders and fusion need sizes known only after the data is read: vocab and classes."""
     text_encoder = instantiate(cfg.text_encoder)(vocab_size=vocab_size)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    return instantiate(cfg.model)(image_encoder=instantiate(cfg.image_encoder), text_encoder=text_encoder,
-                                  fusion=instantiate(cfg.fusion), num_classes=num_classes,
-                                  optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    model = instantiate(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
+    return model(image_encoder=instantiate(cfg.image_encoder), text_encoder=text_encoder,
+                 fusion=instantiate(cfg.fusion), num_classes=num_classes,
+                 optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
 
 
 def instantiate_each(group: DictConfig | None) -> list[Any]:

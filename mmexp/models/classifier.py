@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmexp.errors import ConfigError
 from mmexp.metrics import per_class_metrics, scalar_metrics
+from mmexp.models.missing import modality_dropout
 from mmexp.models.outputs import EncoderOutput
 
 
@@ -30,7 +32,7 @@ class MultimodalClassifier(L.LightningModule):
     def __init__(self, *, image_encoder: nn.Module, text_encoder: nn.Module, fusion: Callable[..., nn.Module],
                  num_classes: int, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, head_hidden: int = 256, dropout: float = 0.1,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, modality_dropout: dict[str, float] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"])
         self.fusion = fusion(dims={"image": image_encoder.out_dim, "text": text_encoder.out_dim},
@@ -40,6 +42,10 @@ class MultimodalClassifier(L.LightningModule):
         self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.label_smoothing = label_smoothing
+        self.modality_dropout = {m: float(p) for m, p in (modality_dropout or {}).items() if m in self.encoders}
+        for modality, rate in self.modality_dropout.items():
+            if not 0.0 <= rate < 1.0:
+                raise ConfigError(f"model.modality_dropout.{modality}={rate} must be in [0, 1)")
         self.train_metrics = scalar_metrics(num_classes, "train")
         self.val_metrics = scalar_metrics(num_classes, "val")
         self.test_metrics = scalar_metrics(num_classes, "test", ranking=True)
@@ -52,6 +58,8 @@ class MultimodalClassifier(L.LightningModule):
             image = batch["image"]
             if image.dtype == torch.uint8:  # normalize on the batch, on the device
                 image = image.float().div_(127.5).sub_(1.0)
+            if "image_present" in batch:  # a missing image is all zeros after normalization
+                image = image * batch["image_present"].view(-1, 1, 1, 1).to(image.dtype)
             features["image"] = self.encoders["image"](image)
         if "text" in self.encoders:
             encoder = self.encoders["text"]
@@ -72,6 +80,8 @@ class MultimodalClassifier(L.LightningModule):
         return loss, logits.detach()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.modality_dropout:  # teaches the model to survive a missing input at serving time
+            batch = modality_dropout(batch, self.modality_dropout)
         loss, logits = self._step(batch, "train")
         self.train_metrics.update(logits, batch["label"])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
