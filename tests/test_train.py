@@ -106,3 +106,23 @@ def test_cli_config_error_is_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "mmexp: error: data.batch_size=-3 is invalid" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PRESETS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "experiment").glob("seed*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_origin_preset_trains(preset: str, make_cfg) -> None:
+    metrics = train(make_cfg(f"experiment={preset}", "debug=fast", "logger=none"))
+    assert 0.0 <= metrics["test"]["test/acc"] <= 1.0
+
+
+def test_presets_reproduce_the_origin_sizes(make_cfg) -> None:
+    from mmexp.builders import build_model
+
+    seed003 = build_model(make_cfg("experiment=seed003_concat"), vocab_size=10000, num_classes=6)
+    assert seed003.encoders["text"].embedding.weight.shape == (10000, 256)
+    assert seed003.encoders["text"].out_dim == 64 and seed003.encoders["image"].out_dim == 64
+    assert isinstance(seed003.head, torch.nn.Linear) and seed003.head.in_features == 128
+    seed004 = build_model(make_cfg("experiment=seed004_cnn"), vocab_size=50, num_classes=6)
+    assert set(seed004.encoders) == {"image"}

@@ -13,16 +13,20 @@ from mmexp.errors import ConfigError
 from mmexp.models.outputs import EncoderOutput
 
 
+LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 RGB -> gray weights, as in PIL's "L" mode
+
+
 class CNNEncoder(nn.Module):
     """Conv -> BatchNorm -> ReLU -> MaxPool blocks; feature-map cells are the tokens."""
 
     def __init__(self, *, channels: list[int] = (32, 64, 128), kernel_size: int = 3, pool: str = "avg",
-                 out_dim: int | None = None, freeze: bool = False) -> None:
+                 out_dim: int | None = None, grayscale: bool = False, freeze: bool = False) -> None:
         super().__init__()
         if pool not in ("avg", "max"):
-            raise ValueError(f"image_encoder.pool must be 'avg' or 'max' (got {pool!r})")
+            raise ConfigError(f"image_encoder.pool must be 'avg' or 'max' (got {pool!r})")
+        self.grayscale = grayscale  # seed 000's conv net reads one luma channel
         layers: list[nn.Module] = []
-        in_ch = 3
+        in_ch = 1 if grayscale else 3
         for ch in channels:
             layers += [nn.Conv2d(in_ch, ch, kernel_size, padding=kernel_size // 2, bias=False),
                        nn.BatchNorm2d(ch), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
@@ -35,6 +39,8 @@ class CNNEncoder(nn.Module):
             self.requires_grad_(False)
 
     def forward(self, image: torch.Tensor) -> EncoderOutput:
+        if self.grayscale:
+            image = (image * LUMA.to(image.device, image.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
         fmap = self.features(image)
         tokens = self.proj(fmap.flatten(2).transpose(1, 2))  # (B, H'W', D)
         pooled = tokens.mean(1) if self.pool == "avg" else tokens.amax(1)

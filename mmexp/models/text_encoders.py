@@ -42,12 +42,15 @@ class LSTMEncoder(nn.Module):
     rnn_type: type[nn.LSTM] | type[nn.GRU] = nn.LSTM
 
     def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden: int = 128, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, freeze: bool = False) -> None:
+                 bidirectional: bool = False, dropout: float = 0.0, out_dim: int | None = None,
+                 freeze: bool = False) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.rnn = self.rnn_type(embed_dim, hidden, num_layers=num_layers, batch_first=True,
                                  bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
-        self.out_dim = hidden * (2 if bidirectional else 1)
+        rnn_dim = hidden * (2 if bidirectional else 1)
+        self.proj = nn.Linear(rnn_dim, out_dim) if out_dim else nn.Identity()  # e.g. seed 003's Linear(128, 64)
+        self.out_dim = out_dim or rnn_dim
         if freeze:
             self.requires_grad_(False)
 
@@ -59,7 +62,7 @@ class LSTMEncoder(nn.Module):
         h = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c), GRU returns h
         directions = 2 if self.rnn.bidirectional else 1
         pooled = h[-directions:].transpose(0, 1).reshape(ids.shape[0], -1)
-        return EncoderOutput(pooled, tokens, mask)
+        return EncoderOutput(self.proj(pooled), self.proj(tokens), mask)
 
 
 class BiGRUEncoder(LSTMEncoder):
@@ -68,9 +71,10 @@ class BiGRUEncoder(LSTMEncoder):
     rnn_type = nn.GRU
 
     def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden: int = 128, num_layers: int = 1,
-                 bidirectional: bool = True, dropout: float = 0.0, freeze: bool = False) -> None:
+                 bidirectional: bool = True, dropout: float = 0.0, out_dim: int | None = None,
+                 freeze: bool = False) -> None:
         super().__init__(vocab_size=vocab_size, embed_dim=embed_dim, hidden=hidden, num_layers=num_layers,
-                         bidirectional=bidirectional, dropout=dropout, freeze=freeze)
+                         bidirectional=bidirectional, dropout=dropout, out_dim=out_dim, freeze=freeze)
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
