@@ -28,34 +28,47 @@ def _plain(value: Any) -> Any:
 class RunRecorder:
     """Writes config.yaml, run_info.json, split.json, labels/vocab and metrics.json atomically."""
 
-    def __init__(self, run_dir: Path, cfg: DictConfig, *, overrides: list[str]) -> None:
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, cfg: DictConfig, *, overrides: list[str], write: bool = True,
+                 resumed: bool = False) -> None:
+        """``write=False`` on DDP ranks other than zero: they compute, rank zero writes."""
+        self.run_dir, self.write = run_dir, write
         self.config = OmegaConf.to_container(cfg, resolve=True)
         self.info = start_info(seed=cfg.seed, overrides=overrides)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(self.config))
-        write_json_atomic(run_dir / "run_info.json", self.info)
+        if resumed:
+            previous = json.loads((run_dir / "run_info.json").read_text())
+            self.info.update(start_time=previous.get("start_time"), overrides=previous.get("overrides", []),
+                             resumed=previous.get("resumed", 0) + 1)
+        self._write_text("config.yaml", OmegaConf.to_yaml(self.config))
+        self._write_json("run_info.json", self.info)
+
+    def _write_json(self, name: str, obj: Any) -> None:
+        if self.write:
+            write_json_atomic(self.run_dir / name, obj)
+
+    def _write_text(self, name: str, text: str) -> None:
+        if self.write:
+            write_text_atomic(self.run_dir / name, text)
 
     def flat_config(self) -> dict[str, Any]:
         return _flatten({k: v for k, v in self.config.items() if k != "hydra"})
 
     def write_data_artifacts(self, datamodule: Any) -> None:
         ids = [r.id for r in datamodule.records]
-        write_json_atomic(self.run_dir / "split.json", datamodule.split.to_json(ids))
-        write_json_atomic(self.run_dir / "labels.json", datamodule.label_names)
-        write_json_atomic(self.run_dir / "vocab.json", datamodule.vocab.tokens)
+        self._write_json("split.json", datamodule.split.to_json(ids))
+        self._write_json("labels.json", datamodule.label_names)
+        self._write_json("vocab.json", datamodule.vocab.tokens)
         if datamodule.skipped:
             lines = [json.dumps({"line": b.line, "reason": b.reason, "row": b.row}, default=str)
                      for b in datamodule.skipped]
-            write_text_atomic(self.run_dir / "skipped.jsonl", "\n".join(lines) + "\n")
+            self._write_text("skipped.jsonl", "\n".join(lines) + "\n")
 
     def start(self, *, device: str) -> None:
-        self.info.update(device=device, start_time=now_iso())
-        write_json_atomic(self.run_dir / "run_info.json", self.info)
+        self.info.update(device=device)
+        self._write_json("run_info.json", self.info)
 
     def finish(self, *, status: str) -> None:
         self.info.update(status=status, end_time=now_iso())
-        write_json_atomic(self.run_dir / "run_info.json", self.info)
+        self._write_json("run_info.json", self.info)
 
     def write_metrics(self, *, val: dict, test: dict, details: dict, best_checkpoint: str, labels: list[str],
                       epochs: int) -> dict[str, Any]:
@@ -64,5 +77,5 @@ class RunRecorder:
         metrics = {"val": {k: _plain(v) for k, v in val.items()}, "test": {k: _plain(v) for k, v in test.items()},
                    "test_per_class": per_class, "confusion_matrix": details.get("confusion_matrix"),
                    "labels": labels, "best_checkpoint": best_checkpoint or None, "epochs": epochs}
-        write_json_atomic(self.run_dir / "metrics.json", metrics)
+        self._write_json("metrics.json", metrics)
         return metrics

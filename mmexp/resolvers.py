@@ -11,8 +11,11 @@ from omegaconf import OmegaConf
 
 
 def run_name_suffix(override_dirname: str, max_len: int = 80) -> str:
-    """'_' + a filesystem-safe form of the overrides, or '' when there are none."""
-    slug = re.sub(r"[^\w.,=+-]+", "-", override_dirname).strip("-")[:max_len]
+    """'_' + a filesystem- and override-safe form of the overrides, or '' when there are none.
+
+    No '=', ',' or quotes survive, so the dir can be passed back as ``hydra.run.dir=<dir>`` unquoted.
+    """
+    slug = re.sub(r"[^\w.+-]+", "-", override_dirname).strip("-")[:max_len]
     return f"_{slug}" if slug else ""
 
 

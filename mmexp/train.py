@@ -6,6 +6,7 @@ Heavy imports (torch, lightning) happen inside ``train`` so ``--help`` and confi
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +23,45 @@ from mmexp.utils.run_status import mark_failed
 log = logging.getLogger("mmexp.train")
 
 
+def resume_checkpoint(cfg: DictConfig) -> Path | None:
+    """``resume=auto``: the run dir's last.ckpt when there is one (a killed run), else None."""
+    if cfg.get("resume") not in (None, "auto"):
+        raise ConfigError(f"resume={cfg.resume!r} is invalid: expected auto (continue the run in hydra.run.dir)")
+    last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
+    return last if cfg.get("resume") == "auto" and last.exists() else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one experiment in ``cfg.paths.run_dir``; return the metrics written to metrics.json."""
+    """Run one experiment in ``cfg.paths.run_dir``; return the metrics written to metrics.json.
+
+    With ``resume=auto`` and a last.ckpt in the run dir, the run continues from it with the
+    config it was started with (its config.yaml), in the same directory.
+    """
     check_config(cfg)
     run_dir = Path(cfg.paths.run_dir)
-    if (run_dir / "run_info.json").exists():
-        raise RunDirInUse(f"run dir {run_dir} already holds a run; refusing to overwrite it "
-                          "(use a new hydra.run.dir)")
+    resume_from = resume_checkpoint(cfg)
+    if resume_from:
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        log.info("resuming %s from %s", run_dir, resume_from)
 
     import lightning as L
     import torch
+    from lightning.pytorch.utilities import rank_zero_only
 
     from mmexp.builders import build_callbacks, build_model, instantiate
     from mmexp.loggers import build_loggers, close_loggers, log_confusion_matrix
     from mmexp.outputs import RunRecorder
-    from mmexp.utils.logging import route_lightning_logs
+    from mmexp.utils.logging import quiet_known_warnings, route_lightning_logs
 
+    rank_zero = rank_zero_only.rank == 0  # DDP children re-run this entry point in the same run dir
+    if rank_zero and not resume_from and (run_dir / "run_info.json").exists():
+        raise RunDirInUse(f"run dir {run_dir} already holds a run; refusing to overwrite it "
+                          "(use a new hydra.run.dir, or resume=auto to continue it)")
     route_lightning_logs()
+    quiet_known_warnings()
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
-    recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
+    recorder = RunRecorder(run_dir, cfg, overrides=task_overrides(), write=rank_zero, resumed=bool(resume_from))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -55,7 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams(recorder.flat_config())
     recorder.start(device=str(trainer.strategy.root_device))
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from or cfg.get("ckpt_path"))
         epochs = trainer.current_epoch
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         val = trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
@@ -89,6 +109,11 @@ def main(cfg: DictConfig) -> float | None:
     """
     try:
         metrics = train(cfg)
+    except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (Lightning's SIGTERMException)
+        mark_failed(Path(cfg.paths.run_dir), e, overrides=task_overrides(), status="interrupted")
+        log.error("interrupted: checkpoints/last.ckpt was written; continue with "
+                  "`python -m mmexp.train hydra.run.dir=%s resume=auto`", cfg.paths.run_dir)
+        raise SystemExit(128 + signal.SIGTERM if type(e).__name__ == "SIGTERMException" else 130) from None
     except Exception as e:
         if not isinstance(e, RunDirInUse):  # never touch another run's files
             mark_failed(Path(cfg.paths.run_dir), e, overrides=task_overrides())

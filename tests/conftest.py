@@ -45,8 +45,13 @@ def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
     return partial(compose_cfg, tmp_path, cache_dir)
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m mmexp.train`` (or another module) as a user would."""
+def run_cli(*args: str, cwd: Path, timeout: int = 300, extra_path: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m mmexp.train`` (or another module) as a user would.
+
+    ``extra_path`` goes on PYTHONPATH, e.g. the repo root so ``tests.callbacks_for_tests`` imports.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True,
                           timeout=timeout)

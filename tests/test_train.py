@@ -97,8 +97,8 @@ def test_cli_multirun_from_another_directory(tmp_path: Path) -> None:
                      f"paths.cache_dir={tmp_path / 'cache'}", cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted((out / "outputs" / "multirun").glob("*/*/metrics.json"))
-    assert [p.parent.name for p in runs] == ["0_debug=fast,fusion=concat,logger=none",
-                                             "1_debug=fast,fusion=attention,logger=none"]
+    assert [p.parent.name for p in runs] == ["0_debug-fast_fusion-concat_logger-none",
+                                             "1_debug-fast_fusion-attention_logger-none"]
 
 
 def test_cli_config_error_is_one_line(tmp_path: Path) -> None:

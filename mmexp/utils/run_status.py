@@ -9,12 +9,12 @@ from mmexp.utils.io import write_json_atomic
 from mmexp.utils.run_info import now_iso
 
 
-def mark_failed(run_dir: Path, error: BaseException, *, overrides: list[str]) -> None:
+def mark_failed(run_dir: Path, error: BaseException, *, overrides: list[str], status: str = "failed") -> None:
     """Update run_info.json (or create it when the job failed before writing one)."""
     info_file = run_dir / "run_info.json"
     try:
         info = json.loads(info_file.read_text())
     except (OSError, json.JSONDecodeError):
         info = {"start_time": None, "overrides": overrides}
-    info.update(status="failed", end_time=now_iso(), error=f"{type(error).__name__}: {error}")
+    info.update(status=status, end_time=now_iso(), error=f"{type(error).__name__}: {error}")
     write_json_atomic(info_file, info)

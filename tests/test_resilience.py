@@ -1,0 +1,83 @@
+"""A killed run resumes to the same result; SIGTERM leaves a checkpoint; writes are atomic; NaN stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmexp.resilience import AtomicCheckpointIO, TrainingDiverged
+from mmexp.train import train
+from mmexp.utils.io import write_json_atomic
+from tests.conftest import REPO, run_cli
+
+COMMON = ["debug=fast", "trainer.limit_train_batches=6", "trainer.max_epochs=3", "trainer.deterministic=true",
+          "logger=csv", "model.dropout=0.3"]
+
+
+def _cli(tmp_path: Path, *args: str):
+    env_args = [f"paths.cache_dir={tmp_path / 'cache'}", *args]
+    return run_cli("mmexp.train", *env_args, cwd=tmp_path, extra_path=REPO)
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path) -> None:
+    straight = _cli(tmp_path, *COMMON, f"hydra.run.dir={tmp_path / 'straight'}")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    run = tmp_path / "killed"
+    killed = _cli(tmp_path, *COMMON, f"hydra.run.dir={run}",
+                  "+callbacks.kill._target_=tests.callbacks_for_tests.KillAtEpochStart", "+callbacks.kill.epoch=1")
+    assert killed.returncode == -signal.SIGKILL
+    assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
+    resumed = _cli(tmp_path, f"hydra.run.dir={run}", "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert a["epochs"] == b["epochs"] == 3
+    for key in ("test/acc", "test/f1_macro", "test/loss"):
+        assert b["test"][key] == pytest.approx(a["test"][key], abs=1e-6), key
+    assert json.loads((run / "run_info.json").read_text())["resumed"] == 1
+
+
+def test_sigterm_writes_a_loadable_last_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "term"
+    result = _cli(tmp_path, *COMMON, f"hydra.run.dir={run}",
+                  "+callbacks.kill._target_=tests.callbacks_for_tests.KillAtStep", "+callbacks.kill.step=3")
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-2000:]
+    assert "resume=auto" in result.stdout + result.stderr
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] >= 3 and "state_dict" in ckpt
+    assert json.loads((run / "run_info.json").read_text())["status"] == "interrupted"
+
+
+def test_atomic_checkpoint_survives_a_crash_mid_write(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert os.listdir(tmp_path) == ["last.ckpt"]  # no temp file left behind
+
+
+def test_atomic_json_survives_a_crash_mid_write(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"a": 1})
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
+    with pytest.raises(OSError):
+        write_json_atomic(path, {"a": 2})
+    assert path.read_text().strip().startswith("{") and '"a": 1' in path.read_text()
+
+
+def test_nan_loss_stops_with_the_step(make_cfg) -> None:
+    with pytest.raises(TrainingDiverged, match=r"NaN/inf at step \d+.*optimizer\.lr"):
+        train(make_cfg("debug=fast", "trainer.limit_train_batches=5", "optimizer.lr=1e30",
+                       "callbacks.stop_on_nonfinite_loss.check_every_n_steps=1", "scheduler=none"))
