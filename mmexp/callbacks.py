@@ -15,6 +15,8 @@ class EpochSummary(Callback):
     """One plain log line per epoch, readable in CI logs, Slurm files and train.log (no progress bar)."""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         metrics = trainer.callback_metrics  # validation of this epoch has already run
         shown = ", ".join(f"{k}={float(metrics[k]):.4f}" for k in SHOWN if k in metrics)
         log.info("epoch %d/%d: %s", trainer.current_epoch + 1, trainer.max_epochs, shown)

@@ -76,7 +76,7 @@ class MultimodalClassifier(L.LightningModule):
         logits = self(batch)
         loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.label_smoothing)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
-                 batch_size=len(logits))
+                 batch_size=len(logits), sync_dist=stage != "train")  # eval losses: mean over all ranks
         return loss, logits.detach()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
