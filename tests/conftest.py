@@ -10,11 +10,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-import mmexp.resolvers  # noqa: F401  (config resolvers)
+from mmexp.utils.compose import compose_train_config
 
 os.environ.setdefault("WANDB_MODE", "offline")
 REPO = Path(__file__).resolve().parents[1]
@@ -28,15 +26,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def compose_cfg(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | None = None) -> DictConfig:
     """Compose train.yaml as @hydra.main would, with outputs under ``out`` and the run in out/run."""
-    with initialize_config_module("mmexp.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
-                      return_hydra_config=True)
-    with open_dict(cfg):  # hydra's own node lives in HydraConfig, not in the job's config
-        cfg.hydra.runtime.output_dir = str(run_dir or out / "run")
-        cfg.hydra.job.name = "train"
-        HydraConfig.instance().set_config(cfg)
-        del cfg.hydra
-    return cfg
+    return compose_train_config([f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
+                                run_dir=run_dir or out / "run")
 
 
 @pytest.fixture

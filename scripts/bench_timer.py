@@ -1,0 +1,39 @@
+"""Callbacks bench.py adds to a real `mmexp.train` run (via +callbacks.*); never imported by mmexp."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class ThroughputTimer(Callback):
+    """Training samples/s over the steps after ``warmup`` (first-step latency is measured separately)."""
+
+    def __init__(self, out: str, warmup: int = 5, process_start: float | None = None) -> None:
+        self.out, self.warmup, self.process_start = Path(out), warmup, process_start
+        self.samples, self.t0, self.first_step_s = 0, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == 0 and self.first_step_s is None and self.process_start:
+            self.first_step_s = time.time() - self.process_start
+        if trainer.global_step == self.warmup:
+            _sync(pl_module.device)
+            self.t0 = time.perf_counter()
+        if trainer.global_step >= self.warmup:
+            self.samples += len(batch["label"])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
+        seconds = time.perf_counter() - self.t0 if self.t0 else float("nan")
+        self.out.write_text(json.dumps({"samples": self.samples, "seconds": seconds,
+                                        "samples_per_s": self.samples / seconds if self.t0 else None,
+                                        "first_step_s": self.first_step_s}))

@@ -1,0 +1,23 @@
+"""scripts/bench.py --quick runs end to end and writes valid JSON (numbers are reported, not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--out", str(out)],
+                            cwd=tmp_path, text=True, capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bench = json.loads(out.read_text())
+    assert {"training", "startup", "data", "sweep", "feature_cache", "precision"} <= set(bench)
+    training = bench["training"]
+    assert training["ratio_vs_plain_loop"] > 0 and training["plain_loop_samples_per_s"] > 0
+    assert bench["startup"]["help_s"] > 0 and bench["data"]["cache_samples_per_s"] > 0
+    assert "ratio_vs_plain_loop" in result.stdout
