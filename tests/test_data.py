@@ -258,3 +258,52 @@ def test_inspect_summarizes_without_training(tmp_path: Path) -> None:
     assert "line 18: image file not found" in out
     assert "classes (4)" in out and "image sizes:  24x24: 16" in out
     assert not (tmp_path / "outputs").exists()  # inspect writes no run dir
+
+
+def _batches(loader) -> list[dict]:
+    return [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in b.items()} for b in loader]
+
+
+def test_batched_and_per_sample_paths_yield_identical_batches(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    write_manifest(tmp_path, clean_rows(tmp_path, n=24))
+    dm = make_dm(tmp_path, batch_size=5, eval_batch_size=5)
+    dm.setup()
+    batched = _batches(dm.test_dataloader())
+    per_sample = _batches(DataLoader(_PerSample(dm._datasets["test"]), batch_size=5))
+    assert batched == per_sample and len(batched) == 2
+
+
+class _PerSample:
+    """Hides ``__getitems__`` so the DataLoader falls back to one ``__getitem__`` per sample + collate."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.dataset[i]
+
+
+def test_device_resident_batches_equal_the_plain_ones(tmp_path: Path) -> None:
+    import torch
+
+    from mmexp.data.datamodule import resident_on
+
+    write_manifest(tmp_path, clean_rows(tmp_path, n=24))
+    plain, resident = (make_dm(tmp_path, batch_size=4, device_resident=mode) for mode in (False, True))
+    plain.setup()
+    resident.setup()
+    assert _batches(resident.val_dataloader()) == _batches(plain.val_dataloader())
+    assert resident._device_copy is not None and plain._device_copy is None
+    assert resident.test_dataloader().dataset.images is resident.val_dataloader().dataset.images  # one copy
+    dataset = plain._datasets["train"]
+    cuda = torch.device("cuda")
+    assert not resident_on(torch.device("cpu"), dataset, "auto", 4.0)  # CPU tensors are resident already
+    assert resident_on(cuda, dataset, "auto", 4.0) and not resident_on(cuda, dataset, "auto", 1e-9)
+    assert not resident_on(cuda, dataset, False, 4.0)
+    with pytest.raises(ConfigError, match="device_resident"):
+        make_dm(tmp_path, device_resident="sometimes")

@@ -43,6 +43,14 @@ def sorted_labels(labels: list[str]) -> list[str]:
         return sorted(unique)
 
 
+def resident_on(device: torch.device, dataset: TensorBatchDataset, mode: str | bool, budget_gb: float) -> bool:
+    """Keep the dataset's tensors on ``device``: always when ``mode`` is True, never when False;
+    ``auto``: on a GPU when the tensors fit in ``budget_gb``. On the CPU they are resident already."""
+    if mode is False or (mode == "auto" and device.type == "cpu"):
+        return False
+    return mode is True or dataset.nbytes() <= budget_gb * 2**30
+
+
 class MultimodalDataModule(L.LightningDataModule):
     """Reads and validates the manifest once, splits it, fits the tokenizer on train only.
 
@@ -56,7 +64,7 @@ class MultimodalDataModule(L.LightningDataModule):
                  group_col: str | None = "group", split_col: str | None = "split", text: TextSpec | None = None,
                  image_size: int = 32, image_cache: bool = True, batch_size: int = 64,
                  eval_batch_size: int | None = None, num_workers: int = 0, on_bad_record: str = "error",
-                 on_leak: str = "warn") -> None:
+                 on_leak: str = "warn", device_resident: str | bool = "auto", resident_budget_gb: float = 4.0) -> None:
         super().__init__()
         if on_bad_record not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
@@ -70,6 +78,9 @@ class MultimodalDataModule(L.LightningDataModule):
         self.image_size, self.batch_size = image_size, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.on_bad_record, self.on_leak = num_workers, on_bad_record, on_leak
+        if device_resident not in ("auto", True, False):
+            raise ConfigError(f"data.device_resident must be auto, true or false (got {device_resident!r})")
+        self.device_resident, self.resident_budget_gb = device_resident, resident_budget_gb
         self.records: list[Record] = []
         self.skipped: list[BadRow] = []
         self.label_names: list[str] = []
@@ -77,6 +88,7 @@ class MultimodalDataModule(L.LightningDataModule):
         self.split: Split | None = None
         self.leaks: LeakReport | None = None
         self._datasets: dict[str, TensorBatchDataset] = {}
+        self._device_copy: tuple | None = None  # (device, images, text_ids, labels) when resident
 
     @property
     def data_root(self) -> Path:
@@ -122,7 +134,11 @@ class MultimodalDataModule(L.LightningDataModule):
         if self._datasets:
             return
         images = self.load_records()
-        self.label_names = sorted_labels([r.label for r in self.records])
+        self.label_names = self.label_names or sorted_labels([r.label for r in self.records])  # a checkpoint's wins
+        unknown = sorted_labels(list({r.label for r in self.records} - set(self.label_names)))
+        if unknown:
+            raise ConfigError(f"data: label(s) {', '.join(unknown)} are not in the checkpoint's label map "
+                              f"({', '.join(self.label_names)}); evaluate on data with the labels it was trained on")
         label_index = {name: i for i, name in enumerate(self.label_names)}
         labels = np.array([label_index[r.label] for r in self.records], dtype=np.int64)
         self.split = self.split_fn(labels, groups=self._column("group"), predefined=self._column("split"))
@@ -130,8 +146,9 @@ class MultimodalDataModule(L.LightningDataModule):
         self.leaks = check_leakage(self.records, self.split, self.on_leak)
         texts = [r.text for r in self.records]
         spec = self.text_spec
-        self.vocab = Vocab.fit([texts[i] for i in self.split.train], min_freq=spec.min_freq,
-                               max_size=spec.max_vocab, lowercase=spec.lowercase)
+        if self.vocab is None:  # a vocabulary loaded from a checkpoint (load_state_dict) is kept as is
+            self.vocab = Vocab.fit([texts[i] for i in self.split.train], min_freq=spec.min_freq,
+                                   max_size=spec.max_vocab, lowercase=spec.lowercase)
         tensors = {"images": torch.from_numpy(images), "text_ids": self.vocab.encode(texts, spec.max_tokens),
                    "labels": torch.from_numpy(labels), "texts": texts}
         self._datasets = {name: TensorBatchDataset(**tensors, rows=torch.from_numpy(getattr(self.split, name)))
@@ -156,9 +173,23 @@ class MultimodalDataModule(L.LightningDataModule):
                               "or add data for them")
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self._datasets[name], batch_size=self.batch_size if shuffle else self.eval_batch_size,
+        dataset = self._datasets[name]
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if resident_on(device, dataset, self.device_resident, self.resident_budget_gb):
+            # batches are cut on the device by one index operation per tensor: no workers, no copies
+            return DataLoader(self._on_device(dataset, device), collate_fn=keep_batch, num_workers=0,
+                              batch_size=self.batch_size if shuffle else self.eval_batch_size, shuffle=shuffle)
+        return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
                           shuffle=shuffle, collate_fn=keep_batch, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, pin_memory=device.type == "cuda")
+
+    def _on_device(self, dataset: TensorBatchDataset, device: torch.device) -> TensorBatchDataset:
+        """``dataset``'s rows over one copy of the full tensors on ``device``, shared by train/val/test."""
+        if self._device_copy is None or self._device_copy[0] != device:
+            self._device_copy = (device, *(t.to(device) for t in (dataset.images, dataset.text_ids, dataset.labels)))
+        _, images, text_ids, labels = self._device_copy
+        return TensorBatchDataset(images=images, text_ids=text_ids, labels=labels, texts=dataset.texts,
+                                  rows=dataset.rows)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

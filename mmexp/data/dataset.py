@@ -21,9 +21,14 @@ class TensorBatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.images, self.text_ids, self.labels))
+
     def _take(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        ids = self.text_ids[index]
+        """``index`` is on the CPU (raw texts are looked up there without a device sync)."""
         raw = [self.texts[i] for i in index.tolist()] if index.dim() else self.texts[int(index)]
+        index = index.to(self.images.device)
+        ids = self.text_ids[index]
         return {"image": self.images[index], "text_ids": ids, "text_mask": ids != 0, "text_raw": raw,
                 "label": self.labels[index], "index": index}
 
