@@ -126,3 +126,16 @@ def test_presets_reproduce_the_origin_sizes(make_cfg) -> None:
     assert isinstance(seed003.head, torch.nn.Linear) and seed003.head.in_features == 128
     seed004 = build_model(make_cfg("experiment=seed004_cnn"), vocab_size=50, num_classes=6)
     assert set(seed004.encoders) == {"image"}
+
+
+IMAGE_ENCODERS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "image_encoder").glob("*.yaml"))
+TEXT_ENCODERS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "text_encoder").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("image_encoder", IMAGE_ENCODERS)
+@pytest.mark.parametrize("text_encoder", TEXT_ENCODERS)
+def test_every_encoder_pair_trains(image_encoder: str, text_encoder: str, make_cfg) -> None:
+    metrics = train(make_cfg(f"image_encoder={image_encoder}", f"text_encoder={text_encoder}", "debug=fast_dev_run",
+                             "logger=none", "fusion=cross_attention", "data.image_size=16", "data.batch_size=16",
+                             "data.eval_batch_size=16"))
+    assert 0.0 <= metrics["test"]["test/acc"] <= 1.0
