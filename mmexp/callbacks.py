@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -20,3 +21,33 @@ class EpochSummary(Callback):
         metrics = trainer.callback_metrics  # validation of this epoch has already run
         shown = ", ".join(f"{k}={float(metrics[k]):.4f}" for k in SHOWN if k in metrics)
         log.info("epoch %d/%d: %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
+
+
+class EpochTimer(Callback):
+    """Wall seconds of each training epoch with its validation left out: the training cost in metrics.json.
+
+    Only epochs run by this process are timed (a resumed run times the epochs after the resume).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start: float | None = None
+        self._val_start: float | None = None
+        self._val_seconds = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start, self._val_seconds = time.perf_counter(), 0.0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._start is not None:  # validation inside a training epoch
+            self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._val_start is not None:
+            self._val_seconds += time.perf_counter() - self._val_start
+            self._val_start = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start - self._val_seconds)
+            self._start = None

@@ -71,11 +71,14 @@ class RunRecorder:
         self._write_json("run_info.json", self.info)
 
     def write_metrics(self, *, val: dict, test: dict, details: dict, best_checkpoint: str, labels: list[str],
-                      epochs: int) -> dict[str, Any]:
+                      epochs: int, complexity: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``complexity``: cost figures from ``mmexp.complexity.model_complexity`` (params, FLOPs, times)."""
         per_class = {name: dict(zip(labels, values)) for name, values in details.items()
                      if name != "confusion_matrix"}
         metrics = {"val": {k: _plain(v) for k, v in val.items()}, "test": {k: _plain(v) for k, v in test.items()},
                    "test_per_class": per_class, "confusion_matrix": details.get("confusion_matrix"),
                    "labels": labels, "best_checkpoint": best_checkpoint or None, "epochs": epochs}
+        if complexity is not None:
+            metrics["complexity"] = complexity
         self._write_json("metrics.json", metrics)
         return metrics

@@ -49,6 +49,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from lightning.pytorch.utilities import rank_zero_only
 
     from mmexp.builders import build_callbacks, build_model, instantiate
+    from mmexp.callbacks import EpochTimer
+    from mmexp.complexity import model_complexity
     from mmexp.loggers import build_loggers, close_loggers, log_confusion_matrix
     from mmexp.outputs import RunRecorder
     from mmexp.utils.logging import quiet_known_warnings, route_lightning_logs
@@ -69,7 +71,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     recorder.write_data_artifacts(datamodule)
     model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
     loggers = build_loggers(cfg)
-    callbacks = build_callbacks(cfg, has_logger=bool(loggers))
+    timer = EpochTimer()  # training seconds per epoch, for the complexity figures
+    callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), timer]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(recorder.flat_config())
@@ -83,9 +86,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except BaseException:
         close_loggers(loggers, "failed")
         raise
+    complexity = model_complexity(model, next(iter(datamodule.test_dataloader())), latency_runs=3,
+                                  device=trainer.strategy.root_device, epoch_seconds=timer.seconds)
     metrics = recorder.write_metrics(val=val[0], test=test[0], details=model.test_details,
                                      best_checkpoint=best, labels=datamodule.label_names,
-                                     epochs=epochs)
+                                     epochs=epochs, complexity=complexity)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
     close_loggers(loggers, "success")
     recorder.finish(status="completed")

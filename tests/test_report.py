@@ -231,3 +231,53 @@ def test_runs_without_overrides_form_the_default_group_and_ignore_is_configurabl
     everything = analyse(runs, metric="f1_macro", baseline=None, ignore=("*",))
     assert [(g.name, len(g.runs)) for g in everything.groups] == [("(default)", 4)]
     assert everything.comparisons == [] and len(everything.failed) == 1
+
+
+def write_eval(eval_dir: Path, *, fusion: str, acc: list[float], no_image: float, no_text: float) -> Path:
+    """An eval dir as mmexp.eval writes it, for a run of ``fusion``, with one corruption curve."""
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "run_info.json").write_text(json.dumps({"status": "completed", "overrides": ["ckpt_path=x.ckpt"]}))
+    missing = {"both": {"acc": acc[0], "f1_macro": acc[0]}, "no_image": {"acc": no_image, "f1_macro": no_image},
+               "no_text": {"acc": no_text, "f1_macro": no_text}}
+    reliance = {"image": (acc[0] - no_image) / acc[0], "text": (acc[0] - no_text) / acc[0]}
+    reliability = {"bins": 2, "edges": [0.0, 0.5, 1.0], "count": [0, 10], "confidence": [None, 0.9],
+                   "accuracy": [None, 0.8], "ece": 0.1}
+    evaluation = {"train_run": {"overrides": [f"fusion={fusion}", "split=kfold", "seed=0"]},
+                  "test": {"test/acc": acc[0]}, "missing_modality": missing, "modality_reliance": reliance,
+                  "reliability": reliability}
+    (eval_dir / "eval.json").write_text(json.dumps(evaluation))
+    curve = {"modality": "image", "acc": acc, "relative_robustness": 0.5, "effective_robustness": None}
+    (eval_dir / "robustness.json").write_text(json.dumps({"corruptions": {"gaussian_noise": curve}}))
+    return eval_dir
+
+
+def test_report_shows_robustness_missing_modalities_and_reliability_of_eval_dirs(sweep: Path, tmp_path: Path) -> None:
+    evals = tmp_path / "evals"
+    write_eval(evals / "a", fusion="concat", acc=[1.0, 0.8, 0.6, 0.4, 0.2, 0.0], no_image=0.5, no_text=0.25)
+    write_eval(evals / "b", fusion="concat", acc=[0.8, 0.6, 0.4, 0.2, 0.0, 0.0], no_image=0.3, no_text=0.35)
+    assert main([str(sweep), str(evals), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Runs: 4 completed in 2 group(s), 1 failed" in md  # eval dirs are not training runs
+    # means over the two evals; reliance is the mean of each eval's own (0.5, 0.625) and (0.75, 0.5625)
+    assert ("| fusion=concat,split=kfold | 2 | 0.900 | 0.400 | 0.300 | 0.900 | 0.400 | 0.300 | 0.562 | 0.656 |"
+            in md.split("## Missing modalities")[1])
+    assert ("| fusion=concat,split=kfold | gaussian_noise | image | 0.900 | 0.700 | 0.500 | 0.300 | 0.100 | 0.000 "
+            "| 0.500 | – |" in md.split("## Robustness")[1])
+    assert "| fusion=concat,split=kfold | (0.50, 1.00] | 20 | 0.900 | 0.800 | 0.100 |" in md
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 5  # + robustness curves and reliability diagram
+    assert "<h2>Robustness</h2>" in html and "<h2>Missing modalities</h2>" in html and "Calibration" in html
+
+
+def test_complexity_columns_appear_when_metrics_json_has_them(tmp_path: Path) -> None:
+    for i, (flops, seconds) in enumerate(((2.0e6, 1.0), (4.0e6, 3.0))):
+        run = write_run(tmp_path / f"{i}", fusion="concat", fold=i)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["complexity"] = {"params_total": 1234, "flops_per_sample": flops, "train_s_per_epoch": seconds,
+                                 "latency_s_per_batch": 0.01, "peak_memory_bytes": 2**30}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    assert main([str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "| group | n | params | FLOPs/sample | s/epoch (train) |" in md
+    assert "| fusion=concat,split=kfold | 2 | 1,234 | 3 M | 2.0000 | 0.0100 | 1,024 |" in md
+    assert "<h2>Complexity</h2>" in (tmp_path / "report.html").read_text()

@@ -12,9 +12,11 @@ import fnmatch
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mmexp.reporting.evals import EvalGroup, eval_groups
 from mmexp.reporting.runs import Run
 from mmexp.reporting.stats import PairedTest, Summary, paired_t_test, summarize
 
@@ -65,6 +67,16 @@ def group_overrides(overrides: tuple[str, ...], ignore: tuple[str, ...]) -> tupl
     """The overrides that define a group: sorted, without those whose key matches an ignore pattern."""
     return tuple(sorted(o for o in overrides
                         if not any(fnmatch.fnmatchcase(override_key(o), pat) for pat in ignore)))
+
+
+def eval_group_name(train: tuple[str, ...], own: tuple[str, ...], *, ignore: tuple[str, ...]) -> str:
+    """The evaluated run's group name, plus the eval's own overrides (e.g. other data) in brackets.
+
+    Baseline paths (``robustness.baselines.*``) are references, not conditions, so they never split a group.
+    """
+    name = ",".join(group_overrides(train, ignore)) or NO_OVERRIDES
+    extra = group_overrides(own, (*ignore, "robustness.baselines.*"))
+    return f"{name} [eval: {','.join(extra)}]" if extra else name
 
 
 def build_groups(runs: list[Run], *, metric: str, ignore: tuple[str, ...]) -> list[Group]:
@@ -191,6 +203,7 @@ class Report:
     ignore: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     base_dir: Path | None = None
+    evals: list[EvalGroup] = field(default_factory=list)
 
     def shown_path(self, run: Run) -> str:
         """A run's path relative to ``base_dir`` (the output dir) when below it, else absolute."""
@@ -220,13 +233,14 @@ class Report:
 
 def analyse(runs: list[Run], *, metric: str, baseline: str | None, ignore: tuple[str, ...],
             inputs: tuple[str, ...] = (), base_dir: Path | None = None) -> Report:
-    """Group, rank and compare; ``metric`` may omit its ``test/`` prefix."""
+    """Group, rank and compare training runs; group eval dirs; ``metric`` may omit its ``test/`` prefix."""
     metric = metric if "/" in metric else f"test/{metric}"
-    available = sorted({k for run in runs if run.ok for k in run.metrics.get("test", {})})
+    trained = [run for run in runs if run.kind == "train"]
+    available = sorted({k for run in trained if run.ok for k in run.metrics.get("test", {})})
     if available and metric not in available:
         raise ReportError(f"--metric {metric} is not in any metrics.json; available: {', '.join(available)}")
-    groups = build_groups(runs, metric=metric, ignore=ignore)
+    groups = build_groups(trained, metric=metric, ignore=ignore)
     base = choose_baseline(groups, baseline)
     return Report(metric=metric, groups=groups, baseline=base, comparisons=compare(groups, base, metric),
                   failed=[run for run in runs if not run.ok], ignore=ignore, inputs=inputs,
-                  base_dir=base_dir)
+                  base_dir=base_dir, evals=eval_groups(runs, key=partial(eval_group_name, ignore=ignore)))

@@ -9,13 +9,19 @@ from mmexp.reporting import plots
 from mmexp.reporting.groups import Report, per_class_mean
 from mmexp.reporting.tables import (
     COMPARISON_NOTE,
+    MISSING_NOTE,
+    ROBUSTNESS_NOTE,
     comparison_rows,
+    complexity_rows,
     explanation,
     failed_rows,
     fmt,
     fmt_summary,
     header,
+    missing_rows,
     ranking_rows,
+    reliability_rows,
+    robustness_rows,
 )
 
 CSS = """
@@ -53,7 +59,7 @@ def to_html(report: Report) -> str:
              '<p class="note">Summed over each group\'s runs, normalized per row (rows = true class).</p>',
              _figure(plots.confusion_matrices, report, "confusion matrices"),
              "<h2>Per-class F1 (mean over runs)</h2>", _per_class(report),
-             "<h2>All test metrics</h2>", _all_metrics(report),
+             "<h2>All test metrics</h2>", _all_metrics(report), *_evaluations(report),
              "<h2>Failed / incomplete runs</h2>",
              _table(*failed_rows(report), numeric_from=99) if report.failed else "<p>None.</p>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -110,3 +116,27 @@ def _all_metrics(report: Report) -> str:
         return "<p>No test metrics.</p>"
     rows = [[g.name, str(len(g.runs)), *(fmt_summary(g.stats.get(m)) for m in metrics)] for g in report.groups]
     return _table(["group", "n", *(header(m) for m in metrics)], rows, row_classes=_baseline_classes(report))
+
+
+def _evaluations(report: Report) -> list[str]:
+    """Complexity per group, and the eval dirs' sections; nothing when neither is there."""
+    body: list[str] = []
+    head, rows = complexity_rows(report)
+    if rows:
+        body += ["<h2>Complexity</h2>", '<p class="note">Mean over each group\'s runs (metrics.json).</p>',
+                 _table(head, rows)]
+    if not report.evals:
+        return body
+    body += ["<h2>Missing modalities</h2>", f'<p class="note">{escape(MISSING_NOTE)}</p>',
+             _table(*missing_rows(report))]
+    head, rows = robustness_rows(report)
+    if rows:
+        body += ["<h2>Robustness</h2>", f'<p class="note">{escape(ROBUSTNESS_NOTE)}</p>',
+                 _figure(plots.robustness_curves, report, "accuracy vs corruption severity"),
+                 _table(head, rows, numeric_from=3)]
+    head, rows = reliability_rows(report)
+    if rows:
+        body += ["<h2>Calibration (reliability diagram)</h2>",
+                 '<p class="note">Pooled over each group\'s evals; bars: accuracy per confidence bin.</p>',
+                 _figure(plots.reliability_diagrams, report, "reliability diagrams"), _table(head, rows)]
+    return body

@@ -11,6 +11,7 @@ import io
 import textwrap
 from typing import Any
 
+from mmexp.reporting import evals
 from mmexp.reporting.groups import Report, confusion, mean_curve
 from mmexp.reporting.runs import CURVE_KEYS
 
@@ -30,10 +31,14 @@ def _to_base64(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _colors(report: Report) -> dict[str, Any]:
+def _cmap() -> Any:
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10"]
+    return colormaps["tab10"]
+
+
+def _colors(report: Report) -> dict[str, Any]:
+    cmap = _cmap()
     return {g.name: cmap(i % 10) for i, g in enumerate(report.groups)}
 
 
@@ -121,4 +126,64 @@ def confusion_matrices(report: Report) -> str | None:
     for ax in axes[len(mats):]:
         ax.set_visible(False)
     fig.colorbar(image, ax=list(axes[:len(mats)]), shrink=0.8, label="fraction of the true class")
+    return _to_base64(fig)
+
+
+def robustness_curves(report: Report) -> str | None:
+    """Accuracy vs corruption severity, one panel per corruption, one line per eval group."""
+    curves = {g.name: evals.robustness(g) for g in report.evals}
+    names = list(dict.fromkeys(name for by_name in curves.values() for name in by_name))
+    if not names:
+        return None
+    cmap = _cmap()
+    ncols = min(3, len(names))
+    nrows = -(-len(names) // ncols)
+    fig = _figure(3.6 * ncols, 2.8 * nrows + 0.4 + 0.2 * len(curves))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        modality = ""
+        for i, (group, by_name) in enumerate(curves.items()):
+            if name in by_name:
+                acc = by_name[name]["acc"]
+                modality = by_name[name]["modality"]
+                ax.plot(range(len(acc)), [a if a is not None else float("nan") for a in acc], marker="o", ms=3,
+                        color=cmap(i % 10), label=_wrap(group, 60))
+        ax.set_title(f"{name} ({modality})", fontsize=9)
+        ax.set_xlabel("severity", fontsize=8)
+        ax.set_ylabel("accuracy", fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[0]))
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(2, len(labels)) or 1, fontsize=8)
+    return _to_base64(fig)
+
+
+def reliability_diagrams(report: Report) -> str | None:
+    """Per eval group: accuracy per confidence bin (bars) against the diagonal of perfect calibration."""
+    diagrams = [(g.name, r) for g in report.evals if (r := evals.reliability(g)) is not None]
+    if not diagrams:
+        return None
+    ncols = min(3, len(diagrams))
+    nrows = -(-len(diagrams) // ncols)
+    fig = _figure(3.4 * ncols, 3.4 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (name, r) in zip(axes, diagrams, strict=False):
+        edges = r["edges"]
+        lefts, widths = edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        ax.bar(lefts, [a or 0.0 for a in r["accuracy"]], width=widths, align="edge", color="#4c72b0",
+               edgecolor="white", label="accuracy")
+        ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
+        filled = [(c, n) for c, n in zip(r["confidence"], r["count"], strict=True) if n]
+        ax.scatter([c for c, _ in filled], [0.02] * len(filled), marker="|", color="black", s=30,
+                   label="mean confidence")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top-1)", fontsize=8)
+        ax.set_ylabel("accuracy", fontsize=8)
+        ax.set_title(f"{_wrap(name, 40)}\nECE {r['ece']:.3f}, n={sum(r['count'])}", fontsize=8)
+    for ax in axes[len(diagrams):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, loc="upper left")
     return _to_base64(fig)

@@ -29,6 +29,9 @@ class Run:
     metrics: dict[str, Any] | None = None
     curves: dict[str, dict[int, float]] = field(default_factory=dict)
     problem: str | None = None
+    kind: str = "train"  # "eval": a `python -m mmexp.eval` dir (eval.json, optional robustness.json)
+    evaluation: dict[str, Any] | None = None
+    robustness: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,6 +80,8 @@ def load_run(path: Path) -> Run:
                   fold=split.get("fold"), split_seed=split.get("seed"))
     if status != "completed":
         return Run(**common, problem=status)
+    if (path / "eval.json").is_file():
+        return load_eval(path, common)
     try:
         metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -87,6 +92,22 @@ def load_run(path: Path) -> Run:
         return Run(**common, problem="metrics.json has no test metrics")
     curves = read_curves(path / "csv" / "metrics.csv", epochs=metrics.get("epochs"))
     return Run(**common, metrics=metrics, curves=curves)
+
+
+def load_eval(path: Path, common: dict[str, Any]) -> Run:
+    """An evaluation dir: eval.json (required) and robustness.json (when corruptions were run)."""
+    try:
+        evaluation = json.loads((path / "eval.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return Run(**common, kind="eval", problem=f"eval.json unreadable: {e}")
+    if not isinstance(evaluation, dict):
+        return Run(**common, kind="eval", problem="eval.json is not a JSON object")
+    try:
+        robustness = json.loads((path / "robustness.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        robustness = None
+    return Run(**common, kind="eval", evaluation=evaluation,
+               robustness=robustness if isinstance(robustness, dict) else None)
 
 
 def _hydra_overrides(path: Path) -> tuple[str, ...]:

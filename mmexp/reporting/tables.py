@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from mmexp.reporting import evals
 from mmexp.reporting.groups import Comparison, Report, lower_is_better
 from mmexp.reporting.stats import CONFIDENCE, Summary
 
@@ -79,6 +80,96 @@ def markdown_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(head), "|" + "|".join("---" for _ in head) + "|", *map(line, rows)])
 
 
+def fmt_cost(key: str, value: float | None) -> str:
+    """Parameters as integers, FLOPs with a unit, seconds with 4 digits, memory in MiB."""
+    if value is None:
+        return DASH
+    if key == "params_total":
+        return f"{value:,.0f}"
+    if key == "flops_per_sample":
+        unit = next((u for u in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")) if value >= u[0]), (1, ""))
+        return f"{value / unit[0]:.3g} {unit[1]}".rstrip()
+    if key == "peak_memory_bytes":
+        return f"{value / 2**20:,.0f}"
+    return f"{value:.4f}"
+
+
+def complexity_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Mean cost per group, from metrics.json "complexity" (groups without one are left out)."""
+    head = ["group", "n", *(label for _, label in evals.COMPLEXITY)]
+    rows = []
+    for g in report.groups:
+        cost = evals.complexity(g.runs)
+        if cost:
+            rows.append([g.name, str(len(g.runs)), *(fmt_cost(key, cost.get(key)) for key, _ in evals.COMPLEXITY)])
+    return head, rows
+
+
+def missing_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    head = ["group", "evals", "acc both", "acc no image", "acc no text", "F1 both", "F1 no image", "F1 no text",
+            "reliance image", "reliance text"]
+    rows = []
+    for g in report.evals:
+        m = evals.missing_modality(g)
+        rows.append([g.name, str(len(g.evals)), *(fmt(m[c]["acc"]) for c in evals.MISSING),
+                     *(fmt(m[c]["f1_macro"]) for c in evals.MISSING), fmt(m["reliance"]["image"]),
+                     fmt(m["reliance"]["text"])])
+    return head, rows
+
+
+def robustness_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    curves = {g.name: evals.robustness(g) for g in report.evals}
+    steps = max((len(c["acc"]) for by_name in curves.values() for c in by_name.values()), default=0)
+    head = ["group", "corruption", "modality", *(f"acc s{s}" for s in range(steps)), "relative robustness",
+            "effective robustness"]
+    rows = [[group, name, c["modality"], *(fmt(a) for a in c["acc"]), *([DASH] * (steps - len(c["acc"]))),
+             fmt(c["relative_robustness"]), fmt(c["effective_robustness"])]
+            for group, by_name in curves.items() for name, c in by_name.items()]
+    return head, rows
+
+
+def reliability_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Non-empty reliability bins per group, pooled over its evals."""
+    rows = []
+    for g in report.evals:
+        r = evals.reliability(g)
+        if r is None:
+            continue
+        for i, count in enumerate(r["count"]):
+            if count:
+                rows.append([g.name, f"({r['edges'][i]:.2f}, {r['edges'][i + 1]:.2f}]", str(count),
+                             fmt(r["confidence"][i]), fmt(r["accuracy"][i]), fmt(r["ece"])])
+    return ["group", "confidence bin", "predictions", "mean confidence", "accuracy", "ECE (group)"], rows
+
+
+ROBUSTNESS_NOTE = ("Accuracy at corruption severities 0 (clean) to 5, mean over each group's evals. Relative "
+                   "robustness: area under accuracy vs severity, severities mapped to [0, 1]. Effective "
+                   "robustness: mean accuracy kept beyond the unimodal baseline of the corrupted modality "
+                   "(both curves shifted to the same clean accuracy); – without a baseline.")
+MISSING_NOTE = ("Accuracy and macro-F1 with both inputs, with the image removed and with the text removed "
+                "(mean over each group's evals). Reliance: share of accuracy lost without the modality, "
+                "(acc both - acc without) / acc both.")
+
+
+def eval_markdown(report: Report) -> list[str]:
+    """The markdown sections for complexity and eval dirs; empty when there is nothing to show."""
+    parts: list[str] = []
+    head, rows = complexity_rows(report)
+    if rows:
+        parts += ["", "## Complexity", "", "Mean over each group's runs (metrics.json).", "",
+                  markdown_table(head, rows)]
+    if not report.evals:
+        return parts
+    parts += ["", "## Missing modalities", "", MISSING_NOTE, "", markdown_table(*missing_rows(report))]
+    head, rows = robustness_rows(report)
+    if rows:
+        parts += ["", "## Robustness", "", ROBUSTNESS_NOTE, "", markdown_table(head, rows)]
+    head, rows = reliability_rows(report)
+    if rows:
+        parts += ["", "## Calibration (reliability diagram)", "", markdown_table(head, rows)]
+    return parts
+
+
 COMPARISON_NOTE = ("Runs pair up when seed, split.fold and split.seed agree; two-sided paired t-test, "
                    "not corrected for multiple comparisons; n/a with fewer than 2 pairs.")
 
@@ -92,6 +183,7 @@ def to_markdown(report: Report) -> str:
                  else "No completed runs, so no baseline.")
     if report.comparisons:
         parts += ["", markdown_table(*comparison_rows(report))]
+    parts += eval_markdown(report)
     parts += ["", "## Failed / incomplete runs", ""]
     parts.append(markdown_table(*failed_rows(report)) if report.failed else "None.")
     return "\n".join(parts) + "\n"

@@ -1,0 +1,80 @@
+"""Cost figures: exact FLOPs on known layers, parameter counts, timers, and metrics.json's complexity block."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mmexp import callbacks
+from mmexp.callbacks import EpochTimer
+from mmexp.complexity import count_parameters, flops_per_sample, latency_seconds, model_complexity, peak_memory
+from mmexp.train import train
+
+
+def test_flops_of_a_linear_layer_are_exactly_two_in_out_per_sample() -> None:
+    layer, batch = nn.Linear(37, 11), torch.randn(8, 37)
+    assert flops_per_sample(lambda: layer(batch), 8) == 2 * 37 * 11
+
+
+@pytest.mark.parametrize(("layers", "bidirectional"), [(1, False), (2, True)])
+def test_fused_lstm_kernels_are_counted(layers: int, bidirectional: bool) -> None:
+    lstm, batch = nn.LSTM(8, 16, num_layers=layers, bidirectional=bidirectional, batch_first=True), torch.randn(2, 5, 8)
+    directions = 2 if bidirectional else 1
+    per_token = sum(4 * 16 * ((8 if layer == 0 else 16 * directions) + 16) * directions for layer in range(layers))
+    assert flops_per_sample(lambda: lstm(batch), 2) == 2 * 5 * per_token
+
+
+def test_parameter_counts_separate_frozen_weights() -> None:
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    model[0].requires_grad_(False)
+    assert count_parameters(model) == {"params_total": 15 + 8, "params_trainable": 8}
+
+
+def test_latency_is_a_median_and_cpu_memory_is_the_process_peak() -> None:
+    calls = []
+    seconds = latency_seconds(lambda: calls.append(1), torch.device("cpu"), runs=3, warmup=2)
+    assert len(calls) == 5 and seconds >= 0
+    memory = peak_memory(torch.device("cpu"))
+    assert memory["peak_memory_kind"] == "process_max_rss" and memory["peak_memory_bytes"] > 10 * 2**20
+
+
+def test_epoch_timer_leaves_validation_out(monkeypatch) -> None:
+    clock = iter([0.0, 1.0, 3.0, 10.0])  # epoch start, validation start/end, epoch end
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    timer = EpochTimer()
+    timer.on_train_epoch_start(None, None)
+    timer.on_validation_epoch_start(None, None)
+    timer.on_validation_epoch_end(None, None)
+    timer.on_train_epoch_end(None, None)
+    timer.on_validation_epoch_start(None, None)  # validation after fit (trainer.validate) is not an epoch
+    assert timer.seconds == [8.0]
+
+
+def test_model_complexity_restores_the_training_mode() -> None:
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(6, 3)
+
+        def forward(self, batch: dict) -> torch.Tensor:
+            return self.linear(batch["x"])
+
+    model = Model().train()
+    cost = model_complexity(model, {"x": torch.randn(4, 6), "label": torch.zeros(4)}, device="cpu", latency_runs=2,
+                            epoch_seconds=[2.0, 4.0])
+    assert model.training and cost["flops_per_sample"] == 2 * 6 * 3 and cost["latency_batch_size"] == 4
+    assert cost["train_s_per_epoch"] == 3.0 and cost["train_epochs_timed"] == 2 and cost["device"] == "cpu"
+
+
+def test_training_writes_complexity_into_metrics_json(make_cfg, tmp_path: Path) -> None:
+    metrics = train(make_cfg("debug=fast", "logger=none"))
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    cost = saved["complexity"]
+    assert cost == metrics["complexity"]
+    assert cost["params_total"] == cost["params_trainable"] > 0 and cost["flops_per_sample"] > 0
+    assert cost["train_epochs_timed"] == 1 and cost["train_s_per_epoch"] > 0
+    assert cost["latency_s_per_batch"] > 0 and cost["device"] == "cpu" and cost["peak_memory_bytes"] > 0
