@@ -12,6 +12,7 @@ from torch import nn
 
 from mmexp.errors import ConfigError
 from mmexp.metrics import per_class_metrics, scalar_metrics
+from mmexp.models.feature_cache import FeatureCache, FeatureCacheCallback
 from mmexp.models.missing import modality_dropout
 from mmexp.models.outputs import EncoderOutput
 
@@ -32,7 +33,8 @@ class MultimodalClassifier(L.LightningModule):
     def __init__(self, *, image_encoder: nn.Module, text_encoder: nn.Module, fusion: Callable[..., nn.Module],
                  num_classes: int, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, head_hidden: int = 256, dropout: float = 0.1,
-                 label_smoothing: float = 0.0, modality_dropout: dict[str, float] | None = None) -> None:
+                 label_smoothing: float = 0.0, modality_dropout: dict[str, float] | None = None,
+                 feature_cache: bool = True, feature_cache_budget_gb: float = 2.0) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"])
         self.fusion = fusion(dims={"image": image_encoder.out_dim, "text": text_encoder.out_dim},
@@ -51,23 +53,48 @@ class MultimodalClassifier(L.LightningModule):
         self.test_metrics = scalar_metrics(num_classes, "test", ranking=True)
         self.test_per_class = per_class_metrics(num_classes)
         self.test_details: dict[str, list] = {}
+        self.use_feature_cache, self.feature_cache_budget_gb = feature_cache, feature_cache_budget_gb
+        self.feature_caches: dict[str, FeatureCache] = {}  # filled by FeatureCacheCallback during a stage
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The frozen-encoder feature cache comes with the model, so every Trainer stage can use it.
+
+        A trainer that has one already (from an earlier stage, or the user's own) keeps it.
+        """
+        if not self.use_feature_cache or any(isinstance(c, FeatureCacheCallback) for c in self.trainer.callbacks):
+            return []
+        return [FeatureCacheCallback(budget_gb=self.feature_cache_budget_gb)]
 
     def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, EncoderOutput]:
+        """Each encoder's output; a frozen encoder's cached output when one is attached and still valid.
+
+        The cache holds outputs for the dataset's unmodified inputs, looked up by ``batch["index"]``. Any
+        code that changes inputs must use ``remove_modality`` or add the modality to
+        ``batch["inputs_modified"]``, so its encoder runs; a batch with ``image_present`` always re-encodes.
+        """
+        modified = set(batch.get("inputs_modified", ())) | ({"image"} if "image_present" in batch else set())
         features = {}
-        if "image" in self.encoders:
+        for modality in self.encoders:
+            cache = self.feature_caches.get(modality)
+            if cache is not None and modality not in modified and "index" in batch:
+                features[modality] = cache.lookup(batch["index"])
+            else:
+                features[modality] = self.encode_modality(modality, batch)
+        return features
+
+    def encode_modality(self, modality: str, batch: dict[str, torch.Tensor]) -> EncoderOutput:
+        """Run one encoder on its inputs in ``batch``; the feature cache computes through here too."""
+        if modality == "image":
             image = batch["image"]
             if image.dtype == torch.uint8:  # normalize on the batch, on the device
                 image = image.float().div_(127.5).sub_(1.0)
             if "image_present" in batch:  # a missing image is all zeros after normalization
                 image = image * batch["image_present"].view(-1, 1, 1, 1).to(image.dtype)
-            features["image"] = self.encoders["image"](image)
-        if "text" in self.encoders:
-            encoder = self.encoders["text"]
-            if getattr(encoder, "wants_raw_text", False):  # brings its own tokenizer
-                features["text"] = encoder(batch["text_raw"])
-            else:
-                features["text"] = encoder(batch["text_ids"], batch["text_mask"])
-        return features
+            return self.encoders["image"](image)
+        encoder = self.encoders["text"]
+        if getattr(encoder, "wants_raw_text", False):  # brings its own tokenizer
+            return encoder(batch["text_raw"])
+        return encoder(batch["text_ids"], batch["text_mask"])
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.fusion(self.encode(batch)))

@@ -9,9 +9,11 @@ def remove_modality(batch: dict, modality: str, rows: torch.Tensor) -> dict:
     """A copy of ``batch`` with ``modality`` removed for the rows where ``rows`` (B,) is True.
 
     Images cannot be blanked in uint8 (0 is not 0 after normalization), so the batch carries
-    ``image_present`` and the model zeroes absent images after normalizing.
+    ``image_present`` and the model zeroes absent images after normalizing. ``modality`` is added to
+    ``inputs_modified``, so the model re-encodes it instead of using cached frozen-encoder features.
     """
     batch = dict(batch)
+    batch["inputs_modified"] = {*batch.get("inputs_modified", ()), modality}
     if modality == "image":
         present = batch.get("image_present", torch.ones_like(rows))
         batch["image_present"] = present & ~rows
