@@ -13,14 +13,32 @@ SHOWN = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/f1_macro")
 
 
 class EpochSummary(Callback):
-    """One plain log line per epoch, readable in CI logs, Slurm files and train.log (no progress bar)."""
+    """One plain log line per epoch, readable in CI logs, Slurm files and train.log (no progress bar).
+
+    Printed once the epoch's metrics are final: Lightning computes epoch-level values after the
+    ``on_train_epoch_end`` hooks (the model logs its train metrics in its own), so the line for an epoch
+    comes at the next epoch's start, or when training ends.
+    """
+
+    def __init__(self) -> None:
+        self._finished: int | None = None  # 1-based number of an epoch whose line is due
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        self._finished = trainer.current_epoch + 1
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._print(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._print(trainer)
+
+    def _print(self, trainer: L.Trainer) -> None:
+        if self._finished is None or not trainer.is_global_zero:
             return
-        metrics = trainer.callback_metrics  # validation of this epoch has already run
+        metrics = trainer.callback_metrics
         shown = ", ".join(f"{k}={float(metrics[k]):.4f}" for k in SHOWN if k in metrics)
-        log.info("epoch %d/%d: %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
+        log.info("epoch %d/%d: %s", self._finished, trainer.max_epochs, shown)
+        self._finished = None
 
 
 class EpochTimer(Callback):

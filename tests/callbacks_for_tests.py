@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import traceback
 
 from lightning.pytorch.callbacks import Callback
 
@@ -31,3 +32,45 @@ class KillAtStep(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
+
+
+# Ops whose result size or value the host must wait for on a GPU: each one is a device->host sync.
+HOST_SYNC_OPS = ("_local_scalar_dense", "is_nonzero", "equal", "nonzero", "masked_select", "unique", "_unique",
+                 "_unique2", "unique_dim", "unique_consecutive", "bincount", "histc")
+
+
+def in_optimizer_step() -> bool:
+    """torch.optim reads its step counter, which lives on the CPU even for CUDA parameters: no device sync.
+
+    Only the innermost frames count: Lightning runs the whole training step inside ``optimizer.step``.
+    """
+    return any(f"torch{os.sep}optim{os.sep}" in frame.filename for frame in traceback.extract_stack()[-6:])
+
+
+class HostSyncRecorder(Callback):
+    """Records every host-syncing op run between a training batch's start and end, by global step.
+
+    On the CPU nothing actually waits, but the same ops on a GPU would stall the host every step; a
+    ``TorchDispatchMode`` sees them on any device, so CI can catch a per-step sync without a GPU.
+    Put it last in the callback list, so the window holds the other callbacks' batch hooks too.
+    """
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        recorder = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func.overloadpacket.__name__ in HOST_SYNC_OPS and not in_optimizer_step():
+                    recorder.syncs.setdefault(recorder.step, []).append(func.overloadpacket.__name__)
+                return func(*args, **(kwargs or {}))
+
+        self.mode, self.syncs, self.step = Mode(), {}, -1
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.step = trainer.global_step
+        self.mode.__enter__()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.mode.__exit__(None, None, None)

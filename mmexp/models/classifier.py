@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmexp.errors import ConfigError
-from mmexp.metrics import per_class_metrics, scalar_metrics
+from mmexp.metrics import EpochPredictions, per_class_metrics, scalar_metrics
 from mmexp.models.feature_cache import FeatureCache, FeatureCacheCallback
 from mmexp.models.missing import modality_dropout
 from mmexp.models.outputs import EncoderOutput
@@ -34,7 +34,7 @@ class MultimodalClassifier(L.LightningModule):
                  num_classes: int, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, head_hidden: int = 256, dropout: float = 0.1,
                  label_smoothing: float = 0.0, modality_dropout: dict[str, float] | None = None,
-                 feature_cache: bool = True, feature_cache_budget_gb: float = 2.0) -> None:
+                 feature_cache: bool = True, feature_cache_budget_gb: float = 2.0, compile: bool | str = False) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"])
         self.fusion = fusion(dims={"image": image_encoder.out_dim, "text": text_encoder.out_dim},
@@ -52,9 +52,26 @@ class MultimodalClassifier(L.LightningModule):
         self.val_metrics = scalar_metrics(num_classes, "val")
         self.test_metrics = scalar_metrics(num_classes, "test", ranking=True)
         self.test_per_class = per_class_metrics(num_classes)
+        self.epoch_predictions = {"train": EpochPredictions(), "val": EpochPredictions()}
         self.test_details: dict[str, list] = {}
         self.use_feature_cache, self.feature_cache_budget_gb = feature_cache, feature_cache_budget_gb
         self.feature_caches: dict[str, FeatureCache] = {}  # filled by FeatureCacheCallback during a stage
+        if compile:
+            self.compile_parts("inductor" if compile is True else compile)
+
+    def compile_parts(self, backend: str) -> None:
+        """``torch.compile`` each encoder, the fusion and the head, in place, with ``backend``.
+
+        In place (``nn.Module.compile``) keeps parameter names, so compiled and eager runs share checkpoints.
+        Parts, not the whole module: the batch dict carries raw strings and the training step has Python
+        control flow (modality dropout, the feature cache) that would break one big graph anyway; each
+        part's tensor code compiles, and LSTM/GRU or a tokenizer fall back to eager on their own.
+        """
+        if backend not in torch._dynamo.list_backends(exclude_tags=()):
+            raise ConfigError(f"model.compile={backend!r} is not a torch.compile backend: use true (inductor), "
+                              f"false, or one of {sorted(torch._dynamo.list_backends(exclude_tags=()))}")
+        for part in (*self.encoders.values(), self.fusion, self.head):
+            part.compile(backend=backend)
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The frozen-encoder feature cache comes with the model, so every Trainer stage can use it.
@@ -110,14 +127,20 @@ class MultimodalClassifier(L.LightningModule):
         if self.modality_dropout:  # teaches the model to survive a missing input at serving time
             batch = modality_dropout(batch, self.modality_dropout)
         loss, logits = self._step(batch, "train")
-        self.train_metrics.update(logits, batch["label"])
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        self.epoch_predictions["train"].add(logits, batch["label"])
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         _, logits = self._step(batch, "val")
-        self.val_metrics.update(logits, batch["label"])
-        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=False)
+        self.epoch_predictions["val"].add(logits, batch["label"])
+
+    def on_train_epoch_end(self) -> None:
+        if self.epoch_predictions["train"].flush_into(self.train_metrics):  # no per-step metric work
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.epoch_predictions["val"].flush_into(self.val_metrics):
+            self.log_dict(self.val_metrics, on_step=False, on_epoch=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         _, logits = self._step(batch, "test")
