@@ -71,6 +71,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     recorder.write_data_artifacts(datamodule)
     model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
     loggers = build_loggers(cfg)
+    if resume_from and rank_zero:
+        forget_logged_after_checkpoint(loggers, resume_from)
     timer = EpochTimer()  # training seconds per epoch, for the complexity figures
     callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), timer]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -95,6 +97,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     close_loggers(loggers, "success")
     recorder.finish(status="completed")
     return metrics
+
+
+def forget_logged_after_checkpoint(loggers: list[Any], checkpoint: Path) -> None:
+    """A killed run logged steps past its last checkpoint; the resumed run logs them again."""
+    import torch
+
+    from mmexp.csv_logger import ContinuingCSVLogger
+
+    step = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    for logger in loggers:
+        if isinstance(logger, ContinuingCSVLogger):
+            logger.drop_rows_from_step(step)
 
 
 def task_overrides() -> list[str]:

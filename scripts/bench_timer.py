@@ -16,11 +16,26 @@ def _sync(device: torch.device) -> None:
 
 
 class ThroughputTimer(Callback):
-    """Training samples/s over the steps after ``warmup`` (first-step latency is measured separately)."""
+    """Training samples/s over the steps after ``warmup`` (first-step latency is measured separately).
+
+    Validation inside the timed window is left out: the plain loop it is compared with does none.
+    """
 
     def __init__(self, out: str, warmup: int = 5, process_start: float | None = None) -> None:
         self.out, self.warmup, self.process_start = Path(out), warmup, process_start
         self.samples, self.t0, self.first_step_s = 0, None, None
+        self.val_seconds, self._val_start = 0.0, None
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if self.t0 is not None:
+            _sync(pl_module.device)
+            self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._val_start is not None:
+            _sync(pl_module.device)
+            self.val_seconds += time.perf_counter() - self._val_start
+            self._val_start = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == 0 and self.first_step_s is None and self.process_start:
@@ -33,7 +48,7 @@ class ThroughputTimer(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         _sync(pl_module.device)
-        seconds = time.perf_counter() - self.t0 if self.t0 else float("nan")
+        seconds = time.perf_counter() - self.t0 - self.val_seconds if self.t0 else float("nan")
         self.out.write_text(json.dumps({"samples": self.samples, "seconds": seconds,
                                         "samples_per_s": self.samples / seconds if self.t0 else None,
                                         "first_step_s": self.first_step_s}))

@@ -59,3 +59,24 @@ def test_combination_trains_every_used_encoder(image_name: str, text_name: str, 
         if trainable:  # frozen encoders (MiniLM by default) get none, by design
             assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable), modality
     assert set(model.encoders) == set(model.fusion.modalities)
+
+
+BF16_CASES = sorted({("cnn", "lstm", f) for f in FUSIONS} | {(i, "lstm", "concat") for i in IMAGE}
+                    | {("cnn", t, "concat") for t in TEXT})
+
+
+@pytest.mark.parametrize(("image_name", "text_name", "fusion"), BF16_CASES)
+def test_bf16_autocast_forward_backward(image_name: str, text_name: str, fusion: str) -> None:
+    """Every encoder and fusion under the CPU autocast that ``trainer.precision=bf16-mixed`` uses."""
+    fusion_cfg = compose_train_config([f"fusion={fusion}"], run_dir=Path("unused")).fusion
+    model = MultimodalClassifier(image_encoder=encoder("image_encoder", image_name),
+                                 text_encoder=encoder("text_encoder", text_name),
+                                 fusion=hydra.utils.instantiate(fusion_cfg), num_classes=CLASSES,
+                                 optimizer=torch.optim.AdamW, feature_cache=False)
+    model.train()
+    batch = batch_of(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(batch)
+        loss = F.cross_entropy(logits, batch["label"])
+    assert torch.isfinite(logits.float()).all()
+    loss.backward()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -40,6 +41,14 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     for key in ("test/acc", "test/f1_macro", "test/loss"):
         assert b["test"][key] == pytest.approx(a["test"][key], abs=1e-6), key
     assert json.loads((run / "run_info.json").read_text())["resumed"] == 1
+    assert _epoch_rows(run) == pytest.approx(_epoch_rows(tmp_path / "straight"), abs=1e-6)  # nothing lost or doubled
+
+
+def _epoch_rows(run: Path) -> list[float]:
+    """epoch, step, train/acc and val/acc of every epoch-level row in the run's metrics.csv, flattened."""
+    with (run / "csv" / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/acc") or r.get("val/acc")]
+    return [float(r[k] or -1) for r in rows for k in ("epoch", "step", "train/acc", "val/acc")]
 
 
 def test_sigterm_writes_a_loadable_last_checkpoint(tmp_path: Path) -> None:

@@ -37,6 +37,13 @@ class BagOfWordsEncoder(nn.Module):
         return EncoderOutput(masked_mean(tokens, mask), tokens, mask)
 
 
+def cpu_autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast disabled on the CPU (``trainer.precision=bf16-mixed`` there), a no-op elsewhere."""
+    if device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
+
+
 class LSTMEncoder(nn.Module):
     """Embedding + (optionally bidirectional) LSTM over packed sequences; pooled = final states."""
 
@@ -58,7 +65,8 @@ class LSTMEncoder(nn.Module):
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         lengths = mask.sum(1).clamp_min(1).cpu()  # an empty text still yields a (zero-input) state
         packed = pack_padded_sequence(self.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(packed)
+        with cpu_autocast_off(ids.device):  # oneDNN has no bf16 LSTM/GRU on most CPUs: run it in fp32
+            out, state = self.rnn(packed)
         tokens, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         h = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c), GRU returns h
         directions = 2 if self.rnn.bidirectional else 1

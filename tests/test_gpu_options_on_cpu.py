@@ -1,4 +1,6 @@
-"""model.compile: every part runs compiled, results match eager, checkpoints stay interchangeable.
+"""The trainer=gpu options on the CPU (CI has no GPU): model.compile and bf16-mixed precision.
+
+model.compile: every part runs compiled, results match eager, checkpoints stay interchangeable.
 
 The fast tests compile with the ``aot_eager`` backend: real Dynamo graph capture and AOTAutograd
 backward graphs, without inductor's C++ code generation (~40 s cold on 2 cores). The slow test runs inductor.
@@ -46,3 +48,9 @@ def test_inductor_run_matches_eager(make_cfg, tmp_path: Path) -> None:
     eager = train(make_cfg(*FAST, run_dir=tmp_path / "eager"))
     compiled = _compiled_run(make_cfg, tmp_path / "compiled", "true")
     assert compiled["test"]["test/acc"] == pytest.approx(eager["test"]["test/acc"], abs=0.02)
+
+
+def test_bf16_mixed_trains_with_a_recurrent_text_encoder(make_cfg) -> None:
+    """oneDNN has no bf16 LSTM on most CPUs; the encoder runs its RNN in fp32 under CPU autocast."""
+    metrics = train(make_cfg("debug=fast", "text_encoder=lstm", "logger=none", "trainer.precision=bf16-mixed"))
+    assert 0.0 <= metrics["test"]["test/acc"] <= 1.0 and metrics["test"]["test/loss"] > 0
