@@ -41,6 +41,8 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     for key in ("test/acc", "test/f1_macro", "test/loss"):
         assert b["test"][key] == pytest.approx(a["test"][key], abs=1e-6), key
     assert json.loads((run / "run_info.json").read_text())["resumed"] == 1
+    assert "model.dropout=0.3" in (run / ".hydra" / "first_run" / "overrides.yaml").read_text()
+    assert "resume=auto" in (run / ".hydra" / "overrides.yaml").read_text()
     assert _epoch_rows(run) == pytest.approx(_epoch_rows(tmp_path / "straight"), abs=1e-6)  # nothing lost or doubled
 
 

@@ -79,6 +79,18 @@ def test_refuses_to_reuse_a_run_dir(make_cfg) -> None:
         train(make_cfg("debug=fast"))
 
 
+def test_cli_refuses_a_used_run_dir_before_writing_anything(tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "run_info.json").write_text('{"status": "completed"}')
+    (run / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    result = run_cli("mmexp.train", "seed=2", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"run dir {run} already holds a run; refusing to overwrite it" in result.stderr
+    assert sorted(p.name for p in run.rglob("*")) == [".hydra", "overrides.yaml", "run_info.json"]
+    assert (run / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"
+
+
 @pytest.mark.parametrize(("fusion", "low", "high"), [
     ("concat", 0.90, 1.0), ("attention", 0.90, 1.0),
     ("image_only", 0.0, 0.70), ("text_only", 0.0, 0.70),
