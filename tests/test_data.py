@@ -212,6 +212,24 @@ def test_leakage_is_found_and_can_stop_the_run(tmp_path: Path) -> None:
         make_dm(tmp_path, on_leak="error").setup()
 
 
+def test_image_leak_is_found_by_pixels_not_file_bytes(tmp_path: Path) -> None:
+    rows = clean_rows(tmp_path)
+    rng = np.random.default_rng(0)
+    for r in rows:  # every image distinct
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / r["image"])
+    write_manifest(tmp_path, rows)
+    dm = make_dm(tmp_path)
+    dm.setup()
+    assert dm.leaks.counts["image train-test"] == 0
+    source, copy = tmp_path / rows[dm.split.train[0]]["image"], tmp_path / rows[dm.split.test[0]]["image"]
+    Image.open(source).save(copy, compress_level=0)  # the same picture, other bytes
+    assert copy.read_bytes() != source.read_bytes()
+    dm = make_dm(tmp_path)
+    dm.setup()
+    assert dm.leaks.counts["image train-test"] == 1
+    assert dm.leaks.examples["image train-test"] == [rows[dm.split.test[0]]["id"]]
+
+
 def test_image_cache_is_reused_and_rebuilt_when_data_changes(tmp_path: Path) -> None:
     rows = clean_rows(tmp_path, n=6)
     manifest = write_manifest(tmp_path, rows)

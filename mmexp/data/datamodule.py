@@ -143,7 +143,7 @@ class MultimodalDataModule(L.LightningDataModule):
         labels = np.array([label_index[r.label] for r in self.records], dtype=np.int64)
         self.split = self.split_fn(labels, groups=self._column("group"), predefined=self._column("split"))
         self._check_split(labels)
-        self.leaks = check_leakage(self.records, self.split, self.on_leak)
+        self.leaks = check_leakage(self.records, self.split, images, self.on_leak)
         texts = [r.text for r in self.records]
         spec = self.text_spec
         if self.vocab is None:  # a vocabulary loaded from a checkpoint (load_state_dict) is kept as is

@@ -7,6 +7,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from mmexp.data.records import Record
 from mmexp.data.splits import Split
 from mmexp.errors import ConfigError
@@ -34,8 +36,13 @@ class LeakReport:
         return "; ".join(parts) or "none"
 
 
-def find_leaks(records: list[Record], split: Split) -> LeakReport:
-    keys = {"image": [hashlib.sha1(r.image.read_bytes()).hexdigest() for r in records],
+def find_leaks(records: list[Record], split: Split, images: np.ndarray) -> LeakReport:
+    """``images``: the decoded (N, C, H, W) pixels the model sees, already in memory from the image cache.
+
+    Pixels, not file bytes: no file is read again, and the same picture saved twice (other metadata or
+    compression) is still caught.
+    """
+    keys = {"image": [hashlib.sha1(np.ascontiguousarray(image).data).hexdigest() for image in images],
             "text": [normalize_text(r.text) for r in records]}
     report = LeakReport()
     for modality, values in keys.items():
@@ -47,13 +54,13 @@ def find_leaks(records: list[Record], split: Split) -> LeakReport:
     return report
 
 
-def check_leakage(records: list[Record], split: Split, on_leak: str) -> LeakReport | None:
+def check_leakage(records: list[Record], split: Split, images: np.ndarray, on_leak: str) -> LeakReport | None:
     """``on_leak``: warn (log), error (stop before training) or ignore (do not even look)."""
     if on_leak not in ("warn", "error", "ignore"):
         raise ConfigError(f"split.on_leak must be warn, error or ignore (got {on_leak!r})")
     if on_leak == "ignore":
         return None
-    report = find_leaks(records, split)
+    report = find_leaks(records, split, images)
     if report.total and on_leak == "error":
         raise ConfigError(f"split: identical items shared across sets: {report.describe()}. "
                           "Deduplicate the data, use split=group_kfold with a group column, or set split.on_leak=warn")
