@@ -25,16 +25,18 @@ class ThroughputTimer(Callback):
         self.out, self.warmup, self.process_start = Path(out), warmup, process_start
         self.samples, self.t0, self.first_step_s = 0, None, None
         self.val_seconds, self._val_start = 0.0, None
+        self.cpu0, self.val_cpu, self._val_cpu_start = None, 0.0, None  # process CPU time, all threads
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if self.t0 is not None:
             _sync(pl_module.device)
-            self._val_start = time.perf_counter()
+            self._val_start, self._val_cpu_start = time.perf_counter(), time.process_time()
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if self._val_start is not None:
             _sync(pl_module.device)
             self.val_seconds += time.perf_counter() - self._val_start
+            self.val_cpu += time.process_time() - self._val_cpu_start
             self._val_start = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -42,13 +44,14 @@ class ThroughputTimer(Callback):
             self.first_step_s = time.time() - self.process_start
         if trainer.global_step == self.warmup:
             _sync(pl_module.device)
-            self.t0 = time.perf_counter()
+            self.t0, self.cpu0 = time.perf_counter(), time.process_time()
         if trainer.global_step >= self.warmup:
             self.samples += len(batch["label"])
 
     def on_train_end(self, trainer, pl_module) -> None:
         _sync(pl_module.device)
         seconds = time.perf_counter() - self.t0 - self.val_seconds if self.t0 else float("nan")
-        self.out.write_text(json.dumps({"samples": self.samples, "seconds": seconds,
+        cpu_seconds = time.process_time() - self.cpu0 - self.val_cpu if self.t0 else float("nan")
+        self.out.write_text(json.dumps({"samples": self.samples, "seconds": seconds, "cpu_seconds": cpu_seconds,
                                         "samples_per_s": self.samples / seconds if self.t0 else None,
                                         "first_step_s": self.first_step_s}))

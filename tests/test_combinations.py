@@ -39,16 +39,21 @@ def batch_of(size: int) -> dict:
             "label": torch.arange(size) % CLASSES, "index": torch.arange(size)}
 
 
-@pytest.mark.parametrize("fusion", FUSIONS)
-@pytest.mark.parametrize("text_name", TEXT)
-@pytest.mark.parametrize("image_name", IMAGE)
-def test_combination_trains_every_used_encoder(image_name: str, text_name: str, fusion: str) -> None:
+def build(image_name: str, text_name: str, fusion: str) -> MultimodalClassifier:
+    """A classifier over the shared encoder instances, in train mode, without the feature cache."""
     fusion_cfg = compose_train_config([f"fusion={fusion}"], run_dir=Path("unused")).fusion
     model = MultimodalClassifier(image_encoder=encoder("image_encoder", image_name),
                                  text_encoder=encoder("text_encoder", text_name),
                                  fusion=hydra.utils.instantiate(fusion_cfg), num_classes=CLASSES,
                                  optimizer=torch.optim.AdamW, feature_cache=False)
-    model.train()
+    return model.train()
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("text_name", TEXT)
+@pytest.mark.parametrize("image_name", IMAGE)
+def test_combination_trains_every_used_encoder(image_name: str, text_name: str, fusion: str) -> None:
+    model = build(image_name, text_name, fusion)
     model.zero_grad(set_to_none=True)
     batch = batch_of(2)
     logits = model(batch)
@@ -68,12 +73,7 @@ BF16_CASES = sorted({("cnn", "lstm", f) for f in FUSIONS} | {(i, "lstm", "concat
 @pytest.mark.parametrize(("image_name", "text_name", "fusion"), BF16_CASES)
 def test_bf16_autocast_forward_backward(image_name: str, text_name: str, fusion: str) -> None:
     """Every encoder and fusion under the CPU autocast that ``trainer.precision=bf16-mixed`` uses."""
-    fusion_cfg = compose_train_config([f"fusion={fusion}"], run_dir=Path("unused")).fusion
-    model = MultimodalClassifier(image_encoder=encoder("image_encoder", image_name),
-                                 text_encoder=encoder("text_encoder", text_name),
-                                 fusion=hydra.utils.instantiate(fusion_cfg), num_classes=CLASSES,
-                                 optimizer=torch.optim.AdamW, feature_cache=False)
-    model.train()
+    model = build(image_name, text_name, fusion)
     batch = batch_of(4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(batch)

@@ -13,6 +13,7 @@ from torch import nn
 
 import mmexp.complexity
 import mmexp.models.feature_cache as fc
+import mmexp.models.feature_cache_keys as keys
 from mmexp.models.classifier import MultimodalClassifier
 from mmexp.models.fusion import ConcatFusion
 from mmexp.models.image_encoders import CNNEncoder, ResNetEncoder, ViTEncoder
@@ -110,13 +111,13 @@ def test_raw_text_rows_are_padded_to_the_longest_row_of_each_batch(tmp_path: Pat
 def test_only_encoders_whose_outputs_cannot_change_in_training_are_cached(make, cached: bool) -> None:
     encoder = make()
     encoder.eval()
-    assert fc.is_cacheable(encoder) is cached
+    assert keys.is_cacheable(encoder) is cached
     assert not any(m.training for m in encoder.modules())  # the check leaves the modes as they were
 
 
 def test_cache_key_follows_weights_and_data(tmp_path: Path) -> None:
     data = inputs(tmp_path)
-    key = partial(fc.cache_key, modality="text", context="ctx")
+    key = partial(keys.cache_key, modality="text", context="ctx")
     same = key(bow(), inputs=inputs(tmp_path))
     assert key(bow(), inputs=data) == same
     other_vocab = inputs(tmp_path, seed=1)  # other word ids: another vocabulary or other texts
@@ -126,8 +127,8 @@ def test_cache_key_follows_weights_and_data(tmp_path: Path) -> None:
         changed.embedding.weight[3, 0] += 1.0
     assert key(changed, inputs=data) != same
     assert key(BagOfWordsEncoder(vocab_size=VOCAB, embed_dim=8, freeze=True), inputs=data) != same  # other init
-    assert fc.cache_key(bow(), "text", data, context="bf16") != same
-    images = partial(fc.cache_key, resnet(), "image", context="ctx")
+    assert keys.cache_key(bow(), "text", data, context="bf16") != same
+    images = partial(keys.cache_key, resnet(), "image", context="ctx")
     assert images(data) != images(fc.DatasetInputs(**{**vars(data), "image_key": "other manifest"}))
 
 

@@ -5,12 +5,12 @@ computes them once per dataset into ``<paths.cache_dir>/features/`` and attaches
 Trainer stage runs; ``MultimodalClassifier.encode`` looks them up by ``batch["index"]``. Outside a stage
 (``mmexp.eval``, robustness, complexity) nothing is attached and the encoders run as usual.
 
-Cached (``is_cacheable``): encoders whose output for a row cannot change during training: no parameter
-requires grad and no layer behaves differently once Lightning calls ``.train()``. Frozen ResNet/ViT/
-Transformer/MiniLM keep themselves in eval mode; frozen BoW/LSTM (no inter-layer dropout) have no
-mode-dependent layer; a frozen CNN is not cached (its BatchNorm uses batch statistics in train mode).
-mmexp's encoders never read ``self.training`` in their own code; one that does must stay in eval mode
-when frozen, as ResNet/ViT do.
+Cached (``feature_cache_keys.is_cacheable``; that module also keys the files): encoders whose output for a
+row cannot change during training: no parameter requires grad and no layer behaves differently once
+Lightning calls ``.train()``. Frozen ResNet/ViT/Transformer/MiniLM keep themselves in eval mode; frozen
+BoW/LSTM (no inter-layer dropout) have no mode-dependent layer; a frozen CNN is not cached (its BatchNorm
+uses batch statistics in train mode). mmexp's encoders never read ``self.training`` in their own code; one
+that does must stay in eval mode when frozen, as ResNet/ViT do.
 
 Tokens keep the encoder's dtype (float32), not float16, so a cached run reproduces an uncached one; an
 encoder whose tokens exceed ``budget_gb`` is simply not cached. Raw-text encoders pad each batch to its
@@ -20,8 +20,6 @@ it encodes a batch or two, less than one pass over every row.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import logging
 import os
 import tempfile
@@ -35,39 +33,12 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from torch import nn
 
 from mmexp.data.image_cache import cache_key as image_cache_key
+from mmexp.models.feature_cache_keys import FORMAT, cache_key, is_cacheable, stage_context
 from mmexp.models.outputs import EncoderOutput
 
 log = logging.getLogger(__name__)
-FORMAT = 1  # bump when the file layout changes
-
-
-def mode_dependent(module: nn.Module) -> bool:
-    """True for a layer whose output in its current mode can differ from eval mode or depend on the batch."""
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):  # batch statistics in train mode, or always
-        return module.training or not module.track_running_stats
-    if not module.training:
-        return False
-    if isinstance(module, nn.modules.dropout._DropoutNd):
-        return module.p > 0
-    if isinstance(module, (nn.RNNBase, nn.MultiheadAttention)):
-        return module.dropout > 0
-    return False
-
-
-def is_cacheable(encoder: nn.Module) -> bool:
-    """No trainable parameter, and no mode-dependent layer once ``.train()`` is called (modes restored)."""
-    if any(p.requires_grad for p in encoder.parameters()):
-        return False
-    modes = [(m, m.training) for m in encoder.modules()]
-    encoder.train()  # what Lightning does every epoch; frozen ResNet/ViT/MiniLM stay in eval mode
-    try:
-        return not any(mode_dependent(m) for m in encoder.modules())
-    finally:
-        for module, mode in modes:
-            module.training = mode
 
 
 @dataclass(frozen=True)
@@ -96,55 +67,6 @@ def dataset_inputs(datamodule: Any) -> DatasetInputs | None:
     key = image_cache_key([r.image for r in datamodule.records], datamodule.image_size, datamodule.manifest)
     return DatasetInputs(images=full.images, text_ids=full.text_ids, texts=full.texts, image_key=key,
                          cache_dir=Path(datamodule.cache_dir) / "features", batch_size=datamodule.eval_batch_size)
-
-
-def _scalars(module: nn.Module) -> str:
-    """The module's plain-valued attributes (num_heads, pool, max_length...): its realized constructor config."""
-    plain = (bool, int, float, str, type(None))
-    items = {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"
-             and (isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(x, plain) for x in v)))}
-    return repr(sorted(items.items()))
-
-
-def _source(obj: Any) -> bytes:
-    try:
-        return Path(inspect.getsourcefile(obj)).read_bytes()
-    except (TypeError, OSError):
-        return b""
-
-
-def encoder_fingerprint(encoder: nn.Module) -> hashlib._Hash:
-    """Digest of the encoder's class and its source file, its module tree's config, and its weights."""
-    digest = hashlib.sha256(f"{type(encoder).__module__}.{type(encoder).__qualname__}\n".encode())
-    digest.update(_source(type(encoder)))
-    for name, module in encoder.named_modules():
-        digest.update(f"{name}:{type(module).__qualname__}:{_scalars(module)}\n".encode())
-    for name, tensor in encoder.state_dict().items():
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return digest
-
-
-def input_fingerprint(modality: str, encoder: nn.Module, inputs: DatasetInputs) -> str:
-    """What the encoder reads: the images' source, the raw texts, or the word ids (text spec + vocabulary)."""
-    if modality == "image":
-        return f"images:{inputs.image_key}:{tuple(inputs.images.shape)}"
-    if getattr(encoder, "wants_raw_text", False):
-        digest = hashlib.sha256()
-        for text in inputs.texts:
-            data = text.encode()
-            digest.update(f"{len(data)}:".encode() + data)
-        return f"texts:{digest.hexdigest()}"
-    ids = inputs.text_ids.contiguous()
-    return f"ids:{tuple(ids.shape)}:{hashlib.sha256(ids.numpy()).hexdigest()}"
-
-
-def cache_key(encoder: nn.Module, modality: str, inputs: DatasetInputs, *, context: str) -> str:
-    """Changes with the encoder (class, code, config, weights), its input data, or ``context``
-    (preprocessing code, device type, precision, torch version)."""
-    digest = encoder_fingerprint(encoder)
-    digest.update(f"|{modality}|{input_fingerprint(modality, encoder, inputs)}|{context}|{FORMAT}".encode())
-    return digest.hexdigest()[:24]
 
 
 @dataclass
@@ -268,12 +190,6 @@ def load_or_compute(module: L.LightningModule, modality: str, inputs: DatasetInp
     log.info("feature cache: %s: computed %d rows in %.1fs (%.1f MiB) -> %s", name, len(cache.pooled),
              time.perf_counter() - start, cache.nbytes / 2**20, path)
     return cache
-
-
-def stage_context(trainer: L.Trainer, module: L.LightningModule) -> str:
-    """What else shapes the outputs: the model's input preprocessing code, device type, precision, torch."""
-    preprocessing = hashlib.sha256(inspect.getsource(type(module).encode_modality).encode()).hexdigest()
-    return f"{preprocessing}|{module.device.type}|{trainer.precision}|torch {torch.__version__}"
 
 
 class FeatureCacheCallback(L.Callback):
