@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,17 @@ from omegaconf import DictConfig, OmegaConf
 FIRST_RUN = "first_run"  # .hydra/first_run/: the files of the run's original command, kept across resumes
 
 
+def process_rank() -> int:
+    """This process's global rank from the launcher's environment, as Lightning reads it (0 when not set).
+
+    Read here without importing Lightning, so config errors stay fast.
+    """
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
 class ProtectRunDir(Callback):
     """Refuse ``hydra.run.dir=<a finished or killed run>`` before Hydra rewrites its ``.hydra/`` files.
 
@@ -22,8 +34,8 @@ class ProtectRunDir(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
-        if not (run_dir / "run_info.json").exists():
-            return
+        if process_rank() != 0 or not (run_dir / "run_info.json").exists():
+            return  # DDP ranks > 0 re-run the command in rank zero's run dir, by design
         hydra_dir = run_dir / str(OmegaConf.select(config, "hydra.output_subdir") or ".hydra")
         if config.get("resume") == "auto":
             keep = hydra_dir / FIRST_RUN
