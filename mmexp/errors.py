@@ -7,3 +7,9 @@ class ConfigError(ValueError):
 
 class RunDirInUse(ConfigError):
     """The run directory already holds another run, which must be left untouched."""
+
+
+def run_dir_in_use(run_dir: object) -> RunDirInUse:
+    """The refusal for a run dir that already holds a run (``run_info.json``), raised before touching it."""
+    return RunDirInUse(f"run dir {run_dir} already holds a run; refusing to overwrite it "
+                       "(use a new hydra.run.dir, or resume=auto to continue it)")

@@ -11,6 +11,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mmexp.errors import run_dir_in_use
+
 FIRST_RUN = "first_run"  # .hydra/first_run/: the files of the run's original command, kept across resumes
 
 
@@ -44,5 +46,4 @@ class ProtectRunDir(Callback):
                 for f in hydra_dir.glob("*.yaml"):
                     shutil.copy2(f, keep / f.name)
             return
-        sys.exit(f"mmexp: error: run dir {run_dir} already holds a run; refusing to overwrite it "
-                 "(use a new hydra.run.dir, or resume=auto to continue it)")
+        sys.exit(f"mmexp: error: {run_dir_in_use(run_dir)}")

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmexp import resolvers  # noqa: F401  (registers the config resolvers)
 from mmexp.config_checks import check_config
-from mmexp.errors import ConfigError, RunDirInUse
+from mmexp.errors import ConfigError, RunDirInUse, run_dir_in_use
 from mmexp.utils.run_status import mark_failed
 
 log = logging.getLogger("mmexp.train")
@@ -57,8 +57,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     rank_zero = rank_zero_only.rank == 0  # DDP children re-run this entry point in the same run dir
     if rank_zero and not resume_from and (run_dir / "run_info.json").exists():
-        raise RunDirInUse(f"run dir {run_dir} already holds a run; refusing to overwrite it "
-                          "(use a new hydra.run.dir, or resume=auto to continue it)")
+        raise run_dir_in_use(run_dir)
     route_lightning_logs()
     quiet_known_warnings()
     if cfg.get("num_threads"):

@@ -45,12 +45,8 @@ def plain_throughput(work: Path, common: list[str], steps: int, warmup: int, *fl
     """samples/s and CPU s/sample of scripts/bench_plain.py (a hand-written loop) in a fresh process."""
     work.mkdir(parents=True, exist_ok=True)
     out = work / "plain.json"
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_plain.py"), "--out", str(out), "--steps", str(steps),
-                             "--warmup", str(warmup), *flags, "--", *common, f"paths.output_dir={work}"],
-                            cwd=work, env=env, text=True, capture_output=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"bench_plain.py {' '.join(flags)} failed:\n{result.stderr[-3000:]}")
+    run_cli(["bench_plain", "--out", str(out), "--steps", str(steps), "--warmup", str(warmup), *flags, "--",
+             *common, f"paths.output_dir={work}"], cwd=work)
     return json.loads(out.read_text())
 
 

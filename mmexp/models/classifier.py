@@ -67,9 +67,10 @@ class MultimodalClassifier(L.LightningModule):
         control flow (modality dropout, the feature cache) that would break one big graph anyway; each
         part's tensor code compiles, and LSTM/GRU or a tokenizer fall back to eager on their own.
         """
-        if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        backends = torch._dynamo.list_backends(exclude_tags=())
+        if backend not in backends:
             raise ConfigError(f"model.compile={backend!r} is not a torch.compile backend: use true (inductor), "
-                              f"false, or one of {sorted(torch._dynamo.list_backends(exclude_tags=()))}")
+                              f"false, or one of {sorted(backends)}")
         for part in (*self.encoders.values(), self.fusion, self.head):
             part.compile(backend=backend)
 
