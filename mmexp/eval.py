@@ -3,232 +3,27 @@
     python -m mmexp.eval ckpt_path=outputs/runs/<run>/checkpoints/best.ckpt
     python -m mmexp.eval ckpt_path=... data=folder data.root=/other/data [split=stratified]
 
-The model is rebuilt from the training run's config.yaml (the checkpoint's run dir is its parent's
-parent) and evaluated with the checkpoint's vocabulary and label map. The training run dir is only
-read. Heavy imports (torch, lightning) happen inside functions so ``--help`` and config errors are fast.
+The work happens in ``mmexp.evaluation.evaluate``; a failed evaluation is recorded in its own
+run_info.json, never in the training run dir.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
-from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mmexp import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.config_checks import check_config
-from mmexp.errors import ConfigError, RunDirInUse
-from mmexp.train import in_multirun, task_overrides
-from mmexp.utils.run_status import mark_failed
+from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
+from mmexp.core.cli import run_job
+from mmexp.evaluation.evaluate import evaluate, load_checkpoint
 
-log = logging.getLogger("mmexp.eval")
-ALL_ROWS = "mmexp.eval.all_rows_split"  # conf/eval.yaml: the split used with data=... alone
-DEFINITIONS = {
-    "relative_robustness": "area under accuracy vs severity (0..S mapped to 0..1, trapezoid rule); "
-                           "MultiBench's, without its min-max normalization across methods",
-    "effective_robustness": "mean over s=1..S of (acc(s) - acc(0)) - (base(s) - base(0)), base = the unimodal "
-                            "model of the corrupted modality under the same corruption; null without a baseline",
-}
-
-
-def all_rows_split(labels: Any, **_: object) -> Any:
-    """Every row is a test row (``data=...`` without ``split=``).
-
-    train and val hold the same rows only because the datamodule wants non-empty sets; nothing is
-    fitted on them, since the vocabulary and label map come from the checkpoint.
-    """
-    import numpy as np
-
-    from mmexp.data.splits import Split
-
-    rows = np.arange(len(labels), dtype=np.int64)
-    return Split(train=rows, val=rows, test=rows)
-
-
-def locate_run(ckpt_path: str) -> tuple[Path, Path]:
-    """The checkpoint file and its training run dir (``<run>/checkpoints/<name>.ckpt``)."""
-    ckpt = Path(ckpt_path).expanduser().resolve()
-    if not ckpt.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a checkpoint such as "
-                          "outputs/runs/<run>/checkpoints/best.ckpt")
-    run_dir = ckpt.parent.parent
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: {run_dir / 'config.yaml'} not found; the checkpoint must stay "
-                          "in its training run dir (<run>/checkpoints/<name>.ckpt) so the model can be rebuilt")
-    return ckpt, run_dir
-
-
-def load_checkpoint(path: Path, *, trust: bool) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True`` unless the user trusts the file; errors name the fix."""
-    import pickle
-
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as e:
-        reason = str(e).strip().splitlines()[0][:200]
-        raise ConfigError(f"ckpt_path={path}: holds objects other than tensors and plain values ({reason}); if you "
-                          "trust the file, add trust_checkpoint=true to load it with full unpickling") from None
-    except (OSError, RuntimeError, EOFError) as e:
-        raise ConfigError(f"ckpt_path={path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "MultimodalDataModule" not in ckpt:
-        raise ConfigError(f"ckpt_path={path}: not an mmexp training checkpoint (no state_dict or no saved "
-                          "vocabulary and label map); use checkpoints/best.ckpt or last.ckpt of a run")
-    return ckpt
-
-
-def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
-    """The data config to evaluate on: the user's ``data=...``, else the training run's own.
-
-    Tokenization and image size always come from training (the model was fitted to them); caches go
-    to this run's ``paths.cache_dir``; the training data's leakage check already ran at training time.
-    """
-    user_data = cfg.get("data") is not None
-    if not user_data and cfg.split.get("_target_") != ALL_ROWS:
-        raise ConfigError("split=... selects rows of a dataset given with data=... (e.g. data=folder "
-                          "data.root=/path); without data=, the checkpoint's own test split is evaluated")
-    node = OmegaConf.create(OmegaConf.to_container(cfg.data if user_data else train_cfg.data, resolve=True))
-    node.text, node.image_size = train_cfg.data.text, train_cfg.data.image_size
-    node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
-    node.cache_dir = cfg.paths.cache_dir
-    if not user_data:
-        node.on_leak = "ignore"
-    return node
-
-
-def pick_device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device={name!r} is invalid: expected auto, cpu, cuda or cuda:<n>") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name}: no CUDA device is available; use device=cpu or device=auto")
-    return device
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def run_evaluations(cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any], datamodule: Any, *,
-                    device: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Clean test metrics, missing modalities, reliability, complexity; robustness curves when configured."""
-    from mmexp import robustness as rb
-    from mmexp.builders import build_model, instantiate
-    from mmexp.calibration import reliability
-    from mmexp.complexity import model_complexity
-    from mmexp.corruptions import SEVERITIES
-
-    labels = datamodule.label_names
-    model = build_model(train_cfg, vocab_size=len(datamodule.vocab), num_classes=len(labels))
-    model.load_state_dict(ckpt["state_dict"])
-    loader = datamodule.test_dataloader()
-    clean = rb.predict(model.to(device), loader, device=device)
-    missing = rb.missing_modality(model, loader, device=device, num_classes=len(labels), clean=clean)
-    results = {"rows": len(clean.labels), "test": rb.scores(clean, len(labels), prefix="test/", ranking=True),
-               **rb.per_class(clean, labels), "missing_modality": missing,
-               "modality_reliance": rb.modality_reliance(missing),
-               "reliability": reliability(clean.probs, clean.labels, bins=cfg.calibration_bins),
-               "complexity": model_complexity(model, next(iter(loader)), device=device, latency_runs=cfg.latency_runs)}
-    log.info("test/acc %.4f; without image %.4f, without text %.4f", results["test"]["test/acc"],
-             missing["no_image"]["acc"], missing["no_text"]["acc"])
-    corruptions = {name: instantiate(node) for name, node in (cfg.robustness.get("corruptions") or {}).items()
-                   if node}
-    if not corruptions:
-        return results, None
-    given = OmegaConf.to_container(cfg.robustness.get("baselines") or {}, resolve=True)
-    baselines = {m: rb.load_baseline(given.get(m), m) for m in rb.MODALITIES}
-    curves = rb.robustness_curves(model, loader, corruptions, device=device, num_classes=len(labels),
-                                  vocab=datamodule.vocab, seed=cfg.seed, baselines=baselines)
-    results["robustness"] = {name: {k: c[k] for k in ("modality", "relative_robustness", "effective_robustness")}
-                             for name, c in curves.items()}
-    shown = {m: given.get(m) if isinstance(given.get(m), str) else baselines[m] for m in baselines}
-    robustness = {"seed": cfg.seed, "severities": list(range(SEVERITIES + 1)),
-                  "clean_acc": results["test"]["test/acc"], "baselines": shown, "definitions": DEFINITIONS,
-                  "corruptions": curves}
-    return results, robustness
-
-
-def provenance(cfg: DictConfig, ckpt_path: Path, ckpt: dict[str, Any], datamodule: Any, *,
-               rows: int) -> dict[str, Any]:
-    """Which checkpoint and which rows the numbers in eval.json come from."""
-    user_data = cfg.get("data") is not None
-    return {"checkpoint": str(ckpt_path), "checkpoint_epoch": ckpt.get("epoch"),
-            "data": {"source": "data=... on the command line" if user_data else "the training run's data",
-                     "split": "all rows" if user_data and cfg.split.get("_target_") == ALL_ROWS else "test",
-                     "rows": rows, "labels": datamodule.label_names}}
-
-
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.ckpt_path`` into ``cfg.paths.run_dir``; return what eval.json holds."""
-    check_config(cfg)
-    run_dir = Path(cfg.paths.run_dir)
-    ckpt_path, train_dir = locate_run(cfg.ckpt_path)
-    if run_dir.resolve() == train_dir or (run_dir / "run_info.json").exists():
-        raise RunDirInUse(f"run dir {run_dir} already holds a run; mmexp.eval writes to a new dir only "
-                          "(leave hydra.run.dir unset, or give a fresh one)")
-    train_cfg = OmegaConf.load(train_dir / "config.yaml")
-
-    import torch
-
-    from mmexp.builders import instantiate
-    from mmexp.outputs import RunRecorder
-    from mmexp.utils.io import write_json_atomic
-    from mmexp.utils.logging import quiet_known_warnings
-
-    quiet_known_warnings()
-    recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
-    ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
-    datamodule = instantiate(data_node(cfg, train_cfg))
-    datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # setup keeps this vocabulary and label map
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    device = pick_device(str(cfg.device))
-    recorder.start(device=str(device))
-    torch.manual_seed(cfg.seed)
-    results, robustness = run_evaluations(cfg, train_cfg, ckpt, datamodule, device=device)
-    train_metrics = read_json(train_dir / "metrics.json")
-    train_run = {"dir": str(train_dir), "overrides": read_json(train_dir / "run_info.json").get("overrides", []),
-                 "test": train_metrics.get("test")}  # the report groups evals by these overrides
-    results = {**provenance(cfg, ckpt_path, ckpt, datamodule, rows=results.pop("rows")), "train_run": train_run,
-               "device": str(device), **results}
-    train_cost = train_metrics.get("complexity") or {}
-    for key in ("train_s_per_epoch", "train_epochs_timed"):  # from the training run, when it timed its epochs
-        results["complexity"][key] = train_cost.get(key)
-    if robustness is not None:
-        write_json_atomic(run_dir / "robustness.json", robustness)
-    write_json_atomic(run_dir / "eval.json", results)
-    recorder.finish(status="completed")
-    log.info("wrote %s", run_dir / "eval.json")
-    return results
+__all__ = ["evaluate", "load_checkpoint", "main"]
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    """CLI: a failed evaluation is recorded in its own run_info.json, never in the training run dir."""
-    try:
-        evaluate(cfg)
-    except Exception as e:
-        if not isinstance(e, RunDirInUse):
-            mark_failed(Path(cfg.paths.run_dir), e, overrides=task_overrides())
-        if in_multirun():
-            log.exception("evaluation failed (recorded in run_info.json); the sweep goes on")
-            return
-        if isinstance(e, ConfigError):
-            raise SystemExit(f"mmexp: error: {e}") from None
-        raise
+    run_job(lambda: evaluate(cfg), run_dir=Path(cfg.paths.run_dir))
 
 
 if __name__ == "__main__":

@@ -6,29 +6,19 @@ Heavy imports (torch, lightning) happen inside ``train`` so ``--help`` and confi
 from __future__ import annotations
 
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mmexp import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.config_checks import check_config
-from mmexp.errors import ConfigError, RunDirInUse, run_dir_in_use
-from mmexp.utils.run_status import mark_failed
+from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
+from mmexp.core.cli import run_job, task_overrides
+from mmexp.core.config_checks import check_config
+from mmexp.core.errors import run_dir_in_use
+from mmexp.run.resume import forget_logged_after_checkpoint, resume_checkpoint
 
 log = logging.getLogger("mmexp.train")
-
-
-def resume_checkpoint(cfg: DictConfig) -> Path | None:
-    """``resume=auto``: the run dir's last.ckpt when there is one (a killed run), else None."""
-    if cfg.get("resume") not in (None, "auto"):
-        raise ConfigError(f"resume={cfg.resume!r} is invalid: expected auto (continue the run in hydra.run.dir)")
-    last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
-    return last if cfg.get("resume") == "auto" and last.exists() else None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -48,12 +38,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
     from lightning.pytorch.utilities import rank_zero_only
 
-    from mmexp.builders import build_callbacks, build_model, instantiate
-    from mmexp.callbacks import EpochTimer
-    from mmexp.complexity import model_complexity
-    from mmexp.loggers import build_loggers, close_loggers, log_confusion_matrix
-    from mmexp.outputs import RunRecorder
-    from mmexp.utils.logging import quiet_known_warnings, route_lightning_logs
+    from mmexp.core.build import build_callbacks, build_datamodule, build_model, instantiate
+    from mmexp.core.log_setup import quiet_known_warnings, route_lightning_logs
+    from mmexp.evaluation.complexity import model_complexity
+    from mmexp.run.recorder import RunRecorder
+    from mmexp.training.callbacks import EpochTimer
+    from mmexp.training.loggers import build_loggers, close_loggers, log_confusion_matrix
 
     rank_zero = rank_zero_only.rank == 0  # DDP children re-run this entry point in the same run dir
     if rank_zero and not resume_from and (run_dir / "run_info.json").exists():
@@ -64,11 +54,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.num_threads)
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides(), write=rank_zero, resumed=bool(resume_from))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg.data, cfg.text_encoder)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    recorder.write_data_artifacts(datamodule)
-    model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
+    recorder.write_data_artifacts(datamodule.info, datamodule.tokenizer)
+    model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     loggers = build_loggers(cfg)
     if resume_from and rank_zero:
         forget_logged_after_checkpoint(loggers, resume_from)
@@ -98,26 +88,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def forget_logged_after_checkpoint(loggers: list[Any], checkpoint: Path) -> None:
-    """A killed run logged steps past its last checkpoint; the resumed run logs them again."""
-    import torch
-
-    from mmexp.csv_logger import ContinuingCSVLogger
-
-    step = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"]
-    for logger in loggers:
-        if isinstance(logger, ContinuingCSVLogger):
-            logger.drop_rows_from_step(step)
-
-
-def task_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """CLI: returns the optimized metric so Hydra sweepers (e.g. Optuna) can use it.
@@ -125,22 +95,11 @@ def main(cfg: DictConfig) -> float | None:
     A failing job is recorded as failed in its run_info.json; in a sweep the other jobs go on
     (the job returns NaN, which Optuna records as a failed trial).
     """
-    try:
-        metrics = train(cfg)
-    except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (Lightning's SIGTERMException)
-        mark_failed(Path(cfg.paths.run_dir), e, overrides=task_overrides(), status="interrupted")
-        log.error("interrupted: checkpoints/last.ckpt was written; continue with "
-                  "`python -m mmexp.train hydra.run.dir=%s resume=auto`", cfg.paths.run_dir)
-        raise SystemExit(128 + signal.SIGTERM if type(e).__name__ == "SIGTERMException" else 130) from None
-    except Exception as e:
-        if not isinstance(e, RunDirInUse):  # never touch another run's files
-            mark_failed(Path(cfg.paths.run_dir), e, overrides=task_overrides())
-        if in_multirun():
-            log.exception("job failed (recorded in run_info.json); the sweep goes on")
-            return float("nan")
-        if isinstance(e, ConfigError):
-            raise SystemExit(f"mmexp: error: {e}") from None
-        raise
+    run_dir = Path(cfg.paths.run_dir)
+    resume = f"checkpoints/last.ckpt was written; continue with `python -m mmexp.train hydra.run.dir={run_dir} resume=auto`"
+    metrics = run_job(lambda: train(cfg), run_dir=run_dir, on_sweep_failure={}, on_interrupt=resume)
+    if not metrics:
+        return float("nan")
     value = OmegaConf.select(cfg, "optimized_metric")
     return metrics["val"].get(value) if value else None
 

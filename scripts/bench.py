@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmexp.builders import instantiate
+from mmexp.core.build import instantiate
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import decode_images
 from mmexp.data.records import parse_records, read_rows
-from mmexp.utils.compose import compose_train_config
+from mmexp.core.compose import compose_train_config
 
 SCRIPTS = Path(__file__).resolve().parent
 MODEL = ["image_encoder=cnn", "text_encoder=lstm", "fusion=concat", "data.image_size=64"]
@@ -99,7 +99,7 @@ def bench_precision(work: Path, steps: int, batch_size: int) -> dict[str, Any]:
     cfg = compose_train_config([*common, f"paths.output_dir={work}"], run_dir=work / "ceiling")
     datamodule = instantiate(cfg.data)
     datamodule.setup()
-    warmup = -(-len(datamodule._datasets["train"]) // batch_size) + 5  # an epoch: compile's partial-batch recompile
+    warmup = -(-len(datamodule.info.split.train) // batch_size) + 5  # an epoch: compile's partial-batch recompile
     variants = {"fp32": [], "bf16-mixed": ["trainer.precision=bf16-mixed"], "compile": ["model.compile=true"]}
     runs = {name: mmexp_throughput(work / f"precision-{name}", common, steps, warmup, *extra)
             for name, extra in variants.items()}

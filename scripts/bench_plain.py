@@ -18,8 +18,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mmexp.builders import build_model, instantiate
-from mmexp.utils.compose import compose_train_config
+from mmexp.core.build import build_datamodule, build_model
+from mmexp.data.dataset import collate
+from mmexp.models.contracts import Batch
+from mmexp.core.compose import compose_train_config
 
 
 class PerSample(torch.utils.data.Dataset):
@@ -31,7 +33,7 @@ class PerSample(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> Batch:
         return self.dataset[i]
 
 
@@ -40,7 +42,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain_loop(model: torch.nn.Module, batches: Iterator[dict], steps: int, warmup: int,
+def plain_loop(model: torch.nn.Module, batches: Iterator[Batch], steps: int, warmup: int,
                device: torch.device) -> dict[str, float]:
     """Samples/s of forward + backward + AdamW step over ``batches`` after ``warmup`` steps, and the
     process CPU seconds (all threads) per sample: steadier than wall time on a shared machine."""
@@ -51,13 +53,13 @@ def plain_loop(model: torch.nn.Module, batches: Iterator[dict], steps: int, warm
         if step == warmup:
             sync(device)
             t0, cpu0 = time.perf_counter(), time.process_time()
-        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        loss = F.cross_entropy(model(batch), batch["label"])
+        batch = batch.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(batch), batch.label)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step >= warmup:
-            samples += len(batch["label"])
+            samples += len(batch)
         if step + 1 >= steps + warmup:
             break
     sync(device)
@@ -65,19 +67,20 @@ def plain_loop(model: torch.nn.Module, batches: Iterator[dict], steps: int, warm
             "cpu_s_per_sample": (time.process_time() - cpu0) / samples}
 
 
-def loader_batches(dataset: Any, batch_size: int) -> Iterator[dict]:
+def loader_batches(dataset: Any, batch_size: int) -> Iterator[Batch]:
     """A standard DataLoader over per-sample items, epoch after epoch."""
-    loader = torch.utils.data.DataLoader(PerSample(dataset), batch_size=batch_size, shuffle=True)
+    loader = torch.utils.data.DataLoader(PerSample(dataset), batch_size=batch_size, shuffle=True, collate_fn=collate)
     while True:
         yield from loader
 
 
-def resident_batches(dataset: Any, batch_size: int, device: torch.device) -> Iterator[dict]:
+def resident_batches(dataset: Any, batch_size: int, device: torch.device) -> Iterator[Batch]:
     """The ceiling: whole dataset on the device, each batch one index operation per tensor."""
-    images, ids, labels = (t[dataset.rows].to(device) for t in (dataset.images, dataset.text_ids, dataset.labels))
+    full = (dataset.images, dataset.text_ids, dataset.text_mask, dataset.labels)
+    images, ids, mask, labels = (t[dataset.rows].to(device) for t in full)
     while True:
         for idx in torch.randperm(len(labels), device=device).split(batch_size):
-            yield {"image": images[idx], "text_ids": ids[idx], "text_mask": ids[idx] != 0, "label": labels[idx]}
+            yield Batch(image=images[idx], text_ids=ids[idx], text_mask=mask[idx], label=labels[idx])
 
 
 def main() -> None:
@@ -91,14 +94,14 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = compose_train_config(args.overrides, run_dir=Path(args.out).parent / "plain-run")
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg.data, cfg.text_encoder)
     datamodule.prepare_data()
     datamodule.setup()
     torch.manual_seed(0)
-    model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
+    model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     if args.compile:
         model.compile_parts("inductor")
-    train_set, batch_size = datamodule._datasets["train"], cfg.data.batch_size
+    train_set, batch_size = datamodule.train_dataloader().dataset, cfg.data.batch_size
     batches = resident_batches(train_set, batch_size, device) if args.resident else loader_batches(train_set, batch_size)
     Path(args.out).write_text(json.dumps(plain_loop(model, batches, args.steps, args.warmup, device)))
 

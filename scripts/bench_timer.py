@@ -46,7 +46,7 @@ class ThroughputTimer(Callback):
             _sync(pl_module.device)
             self.t0, self.cpu0 = time.perf_counter(), time.process_time()
         if trainer.global_step >= self.warmup:
-            self.samples += len(batch["label"])
+            self.samples += len(batch)
 
     def on_train_end(self, trainer, pl_module) -> None:
         _sync(pl_module.device)

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmexp.models.classifier import MultimodalClassifier
-from mmexp.utils.compose import compose_train_config
+from mmexp.core.build import build_text_encoder
+from mmexp.core.compose import compose_train_config
+from mmexp.models.contracts import Batch
+from mmexp.training.classifier import MultimodalClassifier
 from tests.conftest import REPO
 
 CONF = REPO / "mmexp" / "conf"
@@ -26,17 +28,19 @@ VOCAB, CLASSES = 30, 3
 def encoder(group: str, name: str) -> nn.Module:
     """One instance per encoder option (MiniLM loads once); reused by every combination."""
     cfg = compose_train_config([f"{group}={name}", "data.image_size=16"], run_dir=Path("unused"))
-    built = hydra.utils.instantiate(cfg[group])
-    return built(vocab_size=VOCAB) if group == "text_encoder" else built
+    if group == "image_encoder":
+        return hydra.utils.instantiate(cfg[group])
+    own_tokenizer = cfg.text_encoder.get("tokenizer") is not None  # pretrained: no vocab_size
+    return build_text_encoder(cfg.text_encoder, **({} if own_tokenizer else {"vocab_size": VOCAB}))
 
 
-def batch_of(size: int) -> dict:
+def batch_of(size: int) -> Batch:
     torch.manual_seed(0)
     ids = torch.randint(2, VOCAB, (size, 7))
     ids[:, 5:] = 0  # padding
-    return {"image": torch.randint(0, 256, (size, 3, 16, 16), dtype=torch.uint8), "text_ids": ids,
-            "text_mask": ids != 0, "text_raw": ["a red round thing"] * size,
-            "label": torch.arange(size) % CLASSES, "index": torch.arange(size)}
+    return Batch(image=torch.randint(0, 256, (size, 3, 16, 16), dtype=torch.uint8), text_ids=ids,
+                 text_mask=ids != 0, texts=["a red round thing"] * size,
+                 label=torch.arange(size) % CLASSES, index=torch.arange(size))
 
 
 def build(image_name: str, text_name: str, fusion: str) -> MultimodalClassifier:
@@ -58,7 +62,7 @@ def test_combination_trains_every_used_encoder(image_name: str, text_name: str, 
     batch = batch_of(2)
     logits = model(batch)
     assert logits.shape == (2, CLASSES) and torch.isfinite(logits).all()
-    F.cross_entropy(logits, batch["label"]).backward()
+    F.cross_entropy(logits, batch.label).backward()
     for modality, module in model.encoders.items():
         trainable = [p for p in module.parameters() if p.requires_grad]
         if trainable:  # frozen encoders (MiniLM by default) get none, by design
@@ -77,6 +81,6 @@ def test_bf16_autocast_forward_backward(image_name: str, text_name: str, fusion:
     batch = batch_of(4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(batch)
-        loss = F.cross_entropy(logits, batch["label"])
+        loss = F.cross_entropy(logits, batch.label)
     assert torch.isfinite(logits.float()).all()
     loss.backward()

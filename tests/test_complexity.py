@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from mmexp import callbacks
-from mmexp.callbacks import EpochTimer
-from mmexp.complexity import count_parameters, flops_per_sample, latency_seconds, model_complexity, peak_memory
+from mmexp.training import callbacks
+from mmexp.training.callbacks import EpochTimer
+from mmexp.models.contracts import Batch
+from mmexp.evaluation.complexity import count_parameters, flops_per_sample, latency_seconds, model_complexity, peak_memory
 from mmexp.train import train
 
 
@@ -60,12 +61,13 @@ def test_model_complexity_restores_the_training_mode() -> None:
             super().__init__()
             self.linear = nn.Linear(6, 3)
 
-        def forward(self, batch: dict) -> torch.Tensor:
-            return self.linear(batch["x"])
+        def forward(self, batch: Batch) -> torch.Tensor:
+            return self.linear(batch.image.flatten(1).float())
 
     model = Model().train()
-    cost = model_complexity(model, {"x": torch.randn(4, 6), "label": torch.zeros(4)}, device="cpu", latency_runs=2,
-                            epoch_seconds=[2.0, 4.0])
+    batch = Batch(image=torch.randn(4, 6, 1, 1), text_ids=torch.zeros(4, 1, dtype=torch.long),
+                  text_mask=torch.zeros(4, 1, dtype=torch.bool), label=torch.zeros(4, dtype=torch.long))
+    cost = model_complexity(model, batch, device="cpu", latency_runs=2, epoch_seconds=[2.0, 4.0])
     assert model.training and cost["flops_per_sample"] == 2 * 6 * 3 and cost["latency_batch_size"] == 4
     assert cost["train_s_per_epoch"] == 3.0 and cost["train_epochs_timed"] == 2 and cost["device"] == "cpu"
 

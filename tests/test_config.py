@@ -9,10 +9,10 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
-from mmexp.builders import build_callbacks, build_model
-from mmexp.loggers import build_loggers
-from mmexp.config_checks import check_config
-from mmexp.errors import ConfigError
+from mmexp.core.build import build_callbacks, build_datamodule, build_model
+from mmexp.training.loggers import build_loggers
+from mmexp.core.config_checks import check_config
+from mmexp.core.errors import ConfigError
 from mmexp.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "mmexp" / "conf"
@@ -30,9 +30,10 @@ def test_every_group_has_options() -> None:
 def test_option_composes_and_instantiates(group: str, option: str, make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(f"{group}={option}", *REQUIRED.get((group, option), []))
     check_config(cfg)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = build_datamodule(cfg.data, cfg.text_encoder)
     assert datamodule.batch_size == cfg.data.batch_size
-    model = build_model(cfg, vocab_size=40, num_classes=3)
+    text_inputs = {} if cfg.text_encoder.get("tokenizer") else {"vocab_size": 40}  # pretrained: own tokenizer
+    model = build_model(cfg, num_classes=3, **text_inputs)
     assert sum(p.numel() for p in model.parameters()) > 0
     loggers = build_loggers(cfg)
     build_callbacks(cfg, has_logger=bool(loggers))

@@ -12,11 +12,13 @@ import pytest
 from PIL import Image
 
 from mmexp.data.datamodule import MultimodalDataModule
+from mmexp.data.dataset import collate
+from mmexp.models.contracts import Batch
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import load_rgb
 from mmexp.data.splits import group_kfold_split, kfold_split, predefined_split, random_split, stratified_split
 from mmexp.data.text import Vocab, tokenize
-from mmexp.errors import ConfigError
+from mmexp.core.errors import ConfigError
 from tests.data_factory import clean_rows, draw, write_manifest
 
 STRATIFIED = partial(stratified_split, train=0.5, val=0.25, test=0.25, seed=0)
@@ -58,7 +60,7 @@ def test_skip_keeps_good_rows_and_lists_the_bad(tmp_path: Path) -> None:
     write_manifest(tmp_path, rows + [{**rows[1], "id": "bad", "image": "img/missing.png"}])
     dm = make_dm(tmp_path, on_bad_record="skip")
     dm.setup()
-    assert len(dm.records) == len(rows) and [b.row.get("id") for b in dm.skipped] == ["bad"]
+    assert len(dm.info.records) == len(rows) and [b.row.get("id") for b in dm.info.skipped] == ["bad"]
 
 
 def test_non_string_text_is_bad_but_text_zero_is_fine(tmp_path: Path) -> None:
@@ -137,8 +139,8 @@ def test_odd_filenames_work(tmp_path: Path) -> None:
         row["image"] = name
     write_manifest(tmp_path, rows * 1)
     dm = make_dm(tmp_path, split=partial(random_split, train=0.5, val=0.25, test=0.25, seed=0))
-    dm.load_records()
-    assert len(dm.records) == 8
+    records, *_ = dm.load_records()
+    assert len(records) == 8
 
 
 def test_tokenizer_handles_cjk_and_mixed_script() -> None:
@@ -207,7 +209,7 @@ def test_leakage_is_found_and_can_stop_the_run(tmp_path: Path) -> None:
     write_manifest(tmp_path, rows)
     dm = make_dm(tmp_path)
     dm.setup()
-    assert dm.leaks.counts["text train-test"] == len(dm.split.test)
+    assert dm.info.leaks.counts["text train-test"] == len(dm.info.split.test)
     with pytest.raises(ConfigError, match="identical items shared"):
         make_dm(tmp_path, on_leak="error").setup()
 
@@ -220,14 +222,14 @@ def test_image_leak_is_found_by_pixels_not_file_bytes(tmp_path: Path) -> None:
     write_manifest(tmp_path, rows)
     dm = make_dm(tmp_path)
     dm.setup()
-    assert dm.leaks.counts["image train-test"] == 0
-    source, copy = tmp_path / rows[dm.split.train[0]]["image"], tmp_path / rows[dm.split.test[0]]["image"]
+    assert dm.info.leaks.counts["image train-test"] == 0
+    source, copy = tmp_path / rows[dm.info.split.train[0]]["image"], tmp_path / rows[dm.info.split.test[0]]["image"]
     Image.open(source).save(copy, compress_level=0)  # the same picture, other bytes
     assert copy.read_bytes() != source.read_bytes()
     dm = make_dm(tmp_path)
     dm.setup()
-    assert dm.leaks.counts["image train-test"] == 1
-    assert dm.leaks.examples["image train-test"] == [rows[dm.split.test[0]]["id"]]
+    assert dm.info.leaks.counts["image train-test"] == 1
+    assert dm.info.leaks.examples["image train-test"] == [rows[dm.info.split.test[0]]["id"]]
 
 
 def test_image_cache_is_reused_and_rebuilt_when_data_changes(tmp_path: Path) -> None:
@@ -279,7 +281,7 @@ def test_inspect_summarizes_without_training(tmp_path: Path) -> None:
 
 
 def _batches(loader) -> list[dict]:
-    return [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in b.items()} for b in loader]
+    return [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in vars(b).items()} for b in loader]
 
 
 def test_batched_and_per_sample_paths_yield_identical_batches(tmp_path: Path) -> None:
@@ -289,7 +291,7 @@ def test_batched_and_per_sample_paths_yield_identical_batches(tmp_path: Path) ->
     dm = make_dm(tmp_path, batch_size=5, eval_batch_size=5)
     dm.setup()
     batched = _batches(dm.test_dataloader())
-    per_sample = _batches(DataLoader(_PerSample(dm._datasets["test"]), batch_size=5))
+    per_sample = _batches(DataLoader(_PerSample(dm.test_dataloader().dataset), batch_size=5, collate_fn=collate))
     assert batched == per_sample and len(batched) == 2
 
 
@@ -302,7 +304,7 @@ class _PerSample:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> Batch:
         return self.dataset[i]
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mmexp.builders import build_model
+from mmexp.core.build import build_model
 from tests.conftest import run_cli
 
 
@@ -26,8 +26,8 @@ def test_ddp_test_metrics_equal_single_process_evaluation(tmp_path: Path) -> Non
     cfg = OmegaConf.load(run / "config.yaml")
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup()
-    assert len(datamodule.split.test) % 2 == 0  # no DistributedSampler padding: every row counted once
-    model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
+    assert len(datamodule.info.split.test) % 2 == 0  # no DistributedSampler padding: every row counted once
+    model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     state = torch.load(saved["best_checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(state)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
@@ -36,4 +36,4 @@ def test_ddp_test_metrics_equal_single_process_evaluation(tmp_path: Path) -> Non
     for key in ("test/acc", "test/f1_macro", "test/precision_macro", "test/recall_macro", "test/loss",
                 "test/auroc"):
         assert saved["test"][key] == pytest.approx(single[key], abs=1e-5), key
-    assert sum(map(sum, saved["confusion_matrix"])) == len(datamodule.split.test)
+    assert sum(map(sum, saved["confusion_matrix"])) == len(datamodule.info.split.test)

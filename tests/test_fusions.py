@@ -11,9 +11,9 @@ import torch
 from omegaconf import OmegaConf
 
 import mmexp
-from mmexp.models.classifier import build_head
-from mmexp.models.fusion_attention import attend
-from mmexp.models.outputs import EncoderOutput
+from mmexp.training.classifier import build_head
+from mmexp.models.fusion.attention import attend
+from mmexp.models.contracts import EncoderOutput
 
 FUSION_DIR = Path(mmexp.__file__).parent / "conf" / "fusion"
 NAMES = sorted(p.stem for p in FUSION_DIR.glob("*.yaml"))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from mmexp.errors import ConfigError
+from mmexp.core.errors import ConfigError
 from mmexp.train import train
 
 FAST = ("debug=fast", "text_encoder=bow", "logger=none", "seed=3")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmexp.resilience import AtomicCheckpointIO, TrainingDiverged
+from mmexp.training.resilience import AtomicCheckpointIO, TrainingDiverged
 from mmexp.train import train
-from mmexp.utils.io import write_json_atomic
+from mmexp.core.io import write_json_atomic
 from tests.conftest import REPO, run_cli
 
 COMMON = ["debug=fast", "trainer.limit_train_batches=6", "trainer.max_epochs=3", "trainer.deterministic=true",

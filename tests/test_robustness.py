@@ -10,12 +10,14 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from omegaconf import OmegaConf
 
-from mmexp.builders import build_model, instantiate
-from mmexp.calibration import reliability
-from mmexp.corruptions import SEVERITIES, ImageCorruption, UnknownWords
-from mmexp.data.text import UNK, Vocab
+from mmexp.core.build import build_datamodule, build_model, instantiate
+from mmexp.data.text import UNK
+from mmexp.data.tokenizers import WordTokenizer
+from mmexp.evaluation.calibration import reliability
+from mmexp.evaluation.corruptions import SEVERITIES, ImageCorruption, UnknownWords
 from mmexp.eval import load_checkpoint
-from mmexp.robustness import (
+from mmexp.models.contracts import Batch
+from mmexp.evaluation.robustness import (
     corrupt,
     effective_robustness,
     load_baseline,
@@ -36,45 +38,46 @@ def corruptions(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {name: instantiate(node) for name, node in cfg.robustness.corruptions.items()}
 
 
-def sample_batch() -> dict:
+def sample_batch() -> tuple[Batch, WordTokenizer]:
     images = torch.randint(0, 256, (3, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    vocab = Vocab.fit(TEXTS)
-    ids = vocab.encode(TEXTS, 8)
-    return {"image": images, "text_ids": ids, "text_mask": ids != 0, "text_raw": list(TEXTS),
-            "label": torch.tensor([0, 1, 2]), "index": torch.arange(3)}, vocab
+    tokenizer = WordTokenizer(max_tokens=8)
+    tokenizer.fit(TEXTS)
+    ids, mask = tokenizer.encode(TEXTS)
+    return Batch(image=images, text_ids=ids, text_mask=mask, texts=list(TEXTS), label=torch.tensor([0, 1, 2]),
+                 index=torch.arange(3)), tokenizer
 
 
-def apply(corruption, severity: int, seed: int = 0) -> dict:
-    batch, vocab = sample_batch()
-    return corrupt(corruption, severity, generator=torch.Generator().manual_seed(seed), vocab=vocab)(batch)
+def apply(corruption, severity: int, seed: int = 0) -> Batch:
+    batch, tokenizer = sample_batch()
+    return corrupt(corruption, severity, generator=torch.Generator().manual_seed(seed), tokenizer=tokenizer)(batch)
 
 
 def test_severity_zero_is_the_clean_batch_and_higher_ones_change_it_deterministically(corruptions: dict) -> None:
     assert len(corruptions) == 9
     clean, _ = sample_batch()
     for name, corruption in corruptions.items():
-        key = "image" if isinstance(corruption, ImageCorruption) else "text_raw"
+        key = "image" if isinstance(corruption, ImageCorruption) else "texts"
         zero = apply(corruption, 0)
-        assert all(torch.equal(zero[k], clean[k]) for k in ("image", "text_ids", "text_mask")), name
-        assert zero["text_raw"] == clean["text_raw"], name
+        assert all(torch.equal(getattr(zero, k), getattr(clean, k)) for k in ("image", "text_ids", "text_mask")), name
+        assert zero.texts == clean.texts, name
         worst = apply(corruption, SEVERITIES)
-        changed = not torch.equal(worst[key], clean[key]) if key == "image" else worst[key] != clean[key]
+        changed = not torch.equal(worst.image, clean.image) if key == "image" else worst.texts != clean.texts
         assert changed, name
         again = apply(corruption, SEVERITIES)
-        assert (torch.equal(again[key], worst[key]) if key == "image" else again[key] == worst[key]), name
+        assert (torch.equal(again.image, worst.image) if key == "image" else again.texts == worst.texts), name
         if key == "image":
-            assert worst["image"].dtype == torch.uint8 and worst["image"].shape == clean["image"].shape
+            assert worst.image.dtype == torch.uint8 and worst.image.shape == clean.image.shape
 
 
 def test_corrupted_texts_are_re_encoded_with_the_checkpoint_vocabulary(corruptions: dict) -> None:
-    batch, vocab = sample_batch()
-    out = corrupt(UnknownWords(levels=[1.0] * SEVERITIES), 1, generator=torch.Generator(), vocab=vocab)(batch)
-    assert out["text_raw"][0] == " ".join(["<unk>"] * 7)
-    assert out["text_ids"][0, :7].tolist() == [vocab.tokens.index(UNK)] * 7 and out["text_mask"][0, :7].all()
+    batch, tokenizer = sample_batch()
+    out = corrupt(UnknownWords(levels=[1.0] * SEVERITIES), 1, generator=torch.Generator(), tokenizer=tokenizer)(batch)
+    assert out.texts[0] == " ".join(["<unk>"] * 7)
+    assert out.text_ids[0, :7].tolist() == [tokenizer.tokens().index(UNK)] * 7 and out.text_mask[0, :7].all()
     for name in ("word_dropout", "word_swap", "char_typos"):
         out = apply(corruptions[name], 3, seed=1)
-        assert torch.equal(out["text_ids"], vocab.encode(out["text_raw"], 8)), name
-        assert torch.equal(out["text_mask"], out["text_ids"] != 0)
+        assert torch.equal(out.text_ids, tokenizer.encode(out.texts)[0]), name
+        assert torch.equal(out.text_mask, out.text_ids != 0)
 
 
 def test_relative_and_effective_robustness_by_hand() -> None:
@@ -112,10 +115,10 @@ def trained_concat(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) ->
                     "trainer.max_epochs=4", "data.synthetic.n_samples=1200")
     train_cfg = OmegaConf.load(run / "config.yaml")
     ckpt = load_checkpoint(run / "checkpoints" / "best.ckpt", trust=False)
-    datamodule = instantiate(train_cfg.data)
+    datamodule = build_datamodule(train_cfg.data, train_cfg.text_encoder)
     datamodule.load_state_dict(ckpt["MultimodalDataModule"])
     datamodule.setup("test")
-    model = build_model(train_cfg, vocab_size=len(datamodule.vocab), num_classes=datamodule.num_classes)
+    model = build_model(train_cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     model.load_state_dict(ckpt["state_dict"])
     return model, datamodule
 
@@ -127,12 +130,12 @@ def test_accuracy_falls_with_severity_and_severity_zero_is_clean_accuracy(traine
     clean = scores(predict(model, loader, device=cpu), datamodule.num_classes)["acc"]
     assert clean > 0.9
     curves = robustness_curves(model, loader, corruptions, device=cpu, num_classes=datamodule.num_classes,
-                               vocab=datamodule.vocab, seed=0, baselines={"image": None, "text": None})
+                               tokenizer=datamodule.tokenizer, seed=0, baselines={"image": None, "text": None})
     for name, curve in curves.items():
         assert curve["acc"][0] == clean, name
     mean = [sum(c["acc"][s] for c in curves.values()) / len(curves) for s in range(SEVERITIES + 1)]
     assert all(b <= a for a, b in zip(mean, mean[1:])), mean
     assert mean[-1] < clean - 0.1, mean
     repeat = robustness_curves(model, loader, {"gaussian_noise": corruptions["gaussian_noise"]}, device=cpu,
-                               num_classes=datamodule.num_classes, vocab=datamodule.vocab, seed=0, baselines={})
+                               num_classes=datamodule.num_classes, tokenizer=datamodule.tokenizer, seed=0, baselines={})
     assert repeat["gaussian_noise"]["acc"] == curves["gaussian_noise"]["acc"]  # deterministic in the seed

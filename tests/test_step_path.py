@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmexp.builders
-from mmexp.metrics import EpochPredictions, scalar_metrics
+import mmexp.core.build
+from mmexp.training.metrics import EpochPredictions, scalar_metrics
 from mmexp.train import train
 from tests.callbacks_for_tests import HostSyncRecorder
 
@@ -24,8 +24,8 @@ def test_training_steps_never_sync_the_host_and_epoch_metrics_are_logged_once(ma
     BoW text: the LSTM/GRU encoders pack sequences, which needs lengths on the host (documented cost).
     """
     recorder = HostSyncRecorder()
-    build_callbacks = mmexp.builders.build_callbacks
-    monkeypatch.setattr(mmexp.builders, "build_callbacks", lambda *a, **k: [*build_callbacks(*a, **k), recorder])
+    build_callbacks = mmexp.core.build.build_callbacks
+    monkeypatch.setattr(mmexp.core.build, "build_callbacks", lambda *a, **k: [*build_callbacks(*a, **k), recorder])
     with caplog.at_level(logging.INFO, logger="mmexp.train"):
         train(make_cfg("text_encoder=bow", "logger=csv", "trainer.max_epochs=2", "+trainer.limit_train_batches=6",
                        "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2", "trainer.log_every_n_steps=2",

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from hydra import compose, initialize_config_module
 
-from mmexp.resolvers import threads_per_job
+from mmexp.core.resolvers import threads_per_job
 from tests.conftest import run_cli
 
 

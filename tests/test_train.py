@@ -72,7 +72,7 @@ def test_binary_task_trains_and_reports(make_cfg) -> None:
 
 
 def test_refuses_to_reuse_a_run_dir(make_cfg) -> None:
-    from mmexp.errors import ConfigError
+    from mmexp.core.errors import ConfigError
 
     train(make_cfg("debug=fast"))
     with pytest.raises(ConfigError, match="already holds a run"):
@@ -131,7 +131,7 @@ def test_origin_preset_trains(preset: str, make_cfg) -> None:
 
 
 def test_presets_reproduce_the_origin_sizes(make_cfg) -> None:
-    from mmexp.builders import build_model
+    from mmexp.core.build import build_model
 
     seed003 = build_model(make_cfg("experiment=seed003_concat"), vocab_size=10000, num_classes=6)
     assert seed003.encoders["text"].embedding.weight.shape == (10000, 256)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from mmexp.core.io import write_atomic, write_json_atomic
 from mmexp.data.images import decode_images
 
 log = logging.getLogger(__name__)
@@ -29,23 +28,8 @@ def cache_key(paths: list[Path], size: int, manifest: Path) -> str:
     return digest.hexdigest()[:20]
 
 
-def _save_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _write_npy(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a bare name
-        np.save(f, array)
-
-
-def load_or_decode(paths: list[Path], size: int, *, manifest: Path,
-                   cache_dir: Path | None) -> tuple[np.ndarray, dict[int, str]]:
+def load_or_decode(paths: list[Path], size: int, *, manifest: Path, cache_dir: Path | None,
+                   key: str | None = None) -> tuple[np.ndarray, dict[int, str]]:
     """(N, 3, size, size) uint8 images and {row: problem}; read from the cache when it is current.
 
     Two jobs building the same cache at once both decode and the second rename wins: the result is
@@ -53,15 +37,15 @@ def load_or_decode(paths: list[Path], size: int, *, manifest: Path,
     """
     if cache_dir is None:
         return decode_images(paths, size)
-    key = cache_key(paths, size, manifest)
+    key = key or cache_key(paths, size, manifest)
     data_file, meta_file = cache_dir / f"images-{key}.npy", cache_dir / f"images-{key}.json"
     if meta_file.exists() and data_file.exists():
         problems = {int(k): v for k, v in json.loads(meta_file.read_text())["problems"].items()}
         return np.load(data_file), problems
     images, problems = decode_images(paths, size)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _save_atomic(data_file, lambda tmp: _write_npy(tmp, images))
+    write_atomic(data_file, lambda f: np.save(f, images))
     meta = {"n": len(paths), "size": size, "manifest": str(manifest), "problems": problems}
-    _save_atomic(meta_file, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
+    write_json_atomic(meta_file, meta)
     log.info("data: cached %d decoded images in %s", len(paths), data_file)
     return images, problems

@@ -11,7 +11,7 @@ import numpy as np
 
 from mmexp.data.records import Record
 from mmexp.data.splits import Split
-from mmexp.errors import ConfigError
+from mmexp.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

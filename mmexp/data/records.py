@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TextIO
 
-from mmexp.errors import ConfigError
+from mmexp.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,28 @@ class BadRow:
         return f"line {self.line}: {self.reason}"
 
 
+def _read_csv(f: TextIO) -> list[tuple[int, dict]]:
+    return [(i + 2, dict(row)) for i, row in enumerate(csv.DictReader(f))]
+
+
+def _read_jsonl(f: TextIO) -> list[tuple[int, dict]]:
+    return [(i + 1, _parse_json_line(line, i + 1)) for i, line in enumerate(f) if line.strip()]
+
+
+READERS: dict[str, Callable[[TextIO], list[tuple[int, dict]]]] = {
+    ".csv": _read_csv, ".jsonl": _read_jsonl, ".json": _read_jsonl,  # .json: one object per line too
+}
+
+
 def read_rows(manifest: Path) -> list[tuple[int, dict]]:
     """Rows with their 1-based line numbers (CSV: the header is line 1)."""
     if not manifest.is_file():
         raise ConfigError(f"data.manifest: file not found: {manifest} (set data.root / data.manifest)")
-    suffix = manifest.suffix.lower()
+    reader = READERS.get(manifest.suffix.lower())
+    if reader is None:
+        raise ConfigError(f"data.manifest: {manifest} must end in .jsonl or .csv")
     with open(manifest, encoding="utf-8-sig", newline="") as f:
-        if suffix == ".csv":
-            return [(i + 2, dict(row)) for i, row in enumerate(csv.DictReader(f))]
-        if suffix in (".jsonl", ".json"):
-            return [(i + 1, _parse_json_line(line, i + 1)) for i, line in enumerate(f) if line.strip()]
-    raise ConfigError(f"data.manifest: {manifest} must end in .jsonl or .csv")
+        return reader(f)
 
 
 def _parse_json_line(line: str, number: int) -> dict:

@@ -1,7 +1,9 @@
 """Split strategies: pure, deterministic functions from labels (and groups) to index sets.
 
-Each strategy is selected by Hydra (``conf/split/*.yaml`` points ``_target_`` at one of the
-functions below with ``_partial_: true``); the datamodule calls it with the data.
+Each strategy is also a small frozen dataclass that declares its options and checks them when the
+config is built (``conf/split/*.yaml`` points ``_target_`` at it); the datamodule calls it with the
+data as ``split(labels, groups=..., predefined=...)`` and it delegates to its pure function.
+``on_leak`` is declared by each class so it is checked; the datamodule reads it (``data.on_leak``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmexp.errors import ConfigError
+from mmexp.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,18 @@ def check_fractions(train: float, val: float, test: float) -> None:
         )
 
 
+def _check_val(val: float) -> None:
+    if not 0 <= val < 1:
+        raise ConfigError(f"split.val must be in [0, 1) (got {val}); e.g. split.val=0.15")
+
+
+def _check_folds(k: int, fold: int) -> None:
+    if k < 2:
+        raise ConfigError(f"split.k must be >= 2 (got {k}); e.g. split.k=5")
+    if not 0 <= fold < k:
+        raise ConfigError(f"split.fold must be in 0..{k - 1} for split.k={k} (got {fold})")
+
+
 def _cut(idx: np.ndarray, val: float, test: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(idx)
     n_test, n_val = int(round(n * test)), int(round(n * val))
@@ -46,30 +60,30 @@ def _finish(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Split:
     return Split(*(np.sort(np.concatenate([p[k] for p in parts])).astype(np.int64) for k in range(3)))
 
 
-def random_split(labels: np.ndarray, *, train: float, val: float, test: float, seed: int, **_: object) -> Split:
-    """Shuffle all rows once and cut them by the fractions."""
+def random_split(labels: np.ndarray, *, train: float, val: float, test: float, seed: int,
+                 groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
+    """Shuffle all rows once and cut them by the fractions (``groups``/``predefined`` are unused)."""
     check_fractions(train, val, test)
     idx = np.random.default_rng(seed).permutation(len(labels))
     return _finish([_cut(idx, val, test)])
 
 
 def stratified_split(labels: np.ndarray, *, train: float, val: float, test: float, seed: int,
-                     **_: object) -> Split:
-    """Cut every class by the fractions, so each set keeps the class proportions."""
+                     groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
+    """Cut every class by the fractions, so each set keeps the class proportions; ``groups``/``predefined`` unused.."""
     check_fractions(train, val, test)
     rng = np.random.default_rng(seed)
     return _finish([_cut(rng.permutation(np.flatnonzero(labels == c)), val, test) for c in np.unique(labels)])
 
 
 def kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed: int, stratified: bool = True,
-                **_: object) -> Split:
-    """Fold ``fold`` of ``k`` is the test set; validation is carved (stratified) from the rest."""
-    if k < 2:
-        raise ConfigError(f"split.k must be >= 2 (got {k})")
-    if not 0 <= fold < k:
-        raise ConfigError(f"split.fold must be in 0..{k - 1} for split.k={k} (got {fold})")
-    if not 0 <= val < 1:
-        raise ConfigError(f"split.val must be in [0, 1) (got {val})")
+                groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
+    """Fold ``fold`` of ``k`` is the test set; validation is carved (stratified) from the rest.
+
+    ``groups``/``predefined`` are unused (split=group_kfold keeps groups apart).
+    """
+    _check_folds(k, fold)
+    _check_val(val)
     rng = np.random.default_rng(seed)
     strata = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratified else [np.arange(len(labels))]
     folds = np.empty(len(labels), dtype=np.int64)
@@ -99,13 +113,13 @@ def _fold_of_groups(groups: np.ndarray, k: int, rng: np.random.Generator) -> dic
 
 
 def group_kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed: int,
-                      groups: np.ndarray | None = None, **_: object) -> Split:
+                      groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
     """Like kfold, but no group (patient, product, author…) is ever in two sets."""
     if groups is None or any(g is None for g in groups):
         raise ConfigError("split=group_kfold needs a group for every row: set data.group_col to the manifest "
                           "column that holds it")
-    if k < 2 or not 0 <= fold < k:
-        raise ConfigError(f"split.k must be >= 2 and split.fold in 0..k-1 (got k={k}, fold={fold})")
+    _check_folds(k, fold)
+    _check_val(val)
     groups = np.asarray(groups, dtype=object)
     if len(set(groups.tolist())) < k:
         raise ConfigError(f"split=group_kfold: only {len(set(groups.tolist()))} groups for split.k={k}")
@@ -121,9 +135,10 @@ def group_kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed
     return Split(np.sort(rest[~in_val]), np.sort(rest[in_val]), np.sort(test_idx))
 
 
-def predefined_split(labels: np.ndarray, *, val: float, seed: int, predefined: np.ndarray | None = None,
-                     **_: object) -> Split:
-    """Use the manifest's split column (train/val/test); val is carved from train if absent."""
+def predefined_split(labels: np.ndarray, *, val: float, seed: int, groups: np.ndarray | None = None,
+                     predefined: np.ndarray | None = None) -> Split:
+    """Use the manifest's split column (train/val/test); val is carved from train if absent (``groups`` unused)."""
+    _check_val(val)
     allowed = {"train", "val", "test"}
     if predefined is None or any(v not in allowed for v in predefined):
         bad = sorted({str(v) for v in (predefined if predefined is not None else [None])} - allowed)
@@ -138,3 +153,140 @@ def predefined_split(labels: np.ndarray, *, val: float, seed: int, predefined: n
         carved = _finish(parts)
         train_idx, val_idx = carved.train, carved.val
     return Split(np.sort(train_idx), np.sort(val_idx), np.sort(test_idx))
+
+
+# --- The strategies as configured: conf/split/<name>.yaml -> one frozen dataclass, options checked once ---
+
+LEAK_POLICIES = ("warn", "error", "ignore")
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"split.seed must be an integer (got {seed!r}); e.g. split.seed=0")
+
+
+def _check_on_leak(on_leak: str) -> None:
+    if on_leak not in LEAK_POLICIES:
+        raise ConfigError(f"split.on_leak must be warn, error or ignore (got {on_leak!r})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomSplit:
+    """``split=random``: one shuffle of all rows, cut by the fractions."""
+
+    train: float
+    val: float
+    test: float
+    seed: int
+    on_leak: str = "warn"
+
+    def __post_init__(self) -> None:
+        check_fractions(self.train, self.val, self.test)
+        _check_seed(self.seed)
+        _check_on_leak(self.on_leak)
+
+    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
+                 predefined: np.ndarray | None = None) -> Split:
+        return random_split(labels, train=self.train, val=self.val, test=self.test, seed=self.seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StratifiedSplit:
+    """``split=stratified``: every class cut by the same fractions."""
+
+    train: float
+    val: float
+    test: float
+    seed: int
+    on_leak: str = "warn"
+
+    def __post_init__(self) -> None:
+        check_fractions(self.train, self.val, self.test)
+        _check_seed(self.seed)
+        _check_on_leak(self.on_leak)
+
+    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
+                 predefined: np.ndarray | None = None) -> Split:
+        return stratified_split(labels, train=self.train, val=self.val, test=self.test, seed=self.seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KFoldSplit:
+    """``split=kfold``: fold ``fold`` of ``k`` is the test set; val is carved from the rest."""
+
+    k: int
+    fold: int
+    val: float
+    seed: int
+    stratified: bool = True
+    on_leak: str = "warn"
+
+    def __post_init__(self) -> None:
+        _check_folds(self.k, self.fold)
+        _check_val(self.val)
+        _check_seed(self.seed)
+        _check_on_leak(self.on_leak)
+
+    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
+                 predefined: np.ndarray | None = None) -> Split:
+        return kfold_split(labels, k=self.k, fold=self.fold, val=self.val, seed=self.seed,
+                           stratified=self.stratified)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupKFoldSplit:
+    """``split=group_kfold``: k folds over whole groups (``data.group_col``); val is a fraction of the rest's groups."""
+
+    k: int
+    fold: int
+    val: float
+    seed: int
+    on_leak: str = "warn"
+
+    def __post_init__(self) -> None:
+        _check_folds(self.k, self.fold)
+        _check_val(self.val)
+        _check_seed(self.seed)
+        _check_on_leak(self.on_leak)
+
+    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
+                 predefined: np.ndarray | None = None) -> Split:
+        return group_kfold_split(labels, k=self.k, fold=self.fold, val=self.val, seed=self.seed, groups=groups)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredefinedSplit:
+    """``split=predefined``: the manifest's split column (``data.split_col``); val carved from train if absent."""
+
+    val: float
+    seed: int
+    on_leak: str = "warn"
+
+    def __post_init__(self) -> None:
+        _check_val(self.val)
+        _check_seed(self.seed)
+        _check_on_leak(self.on_leak)
+
+    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
+                 predefined: np.ndarray | None = None) -> Split:
+        return predefined_split(labels, val=self.val, seed=self.seed, predefined=predefined)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllRowsSplit:
+    """Every row is a test row (evaluation with ``data=...`` and no ``split=``).
+
+    train and val hold the same rows only because the datamodule wants non-empty sets; nothing is
+    fitted on them, since the vocabulary and label map come from the checkpoint. Hence ``on_leak``
+    defaults to ignore: every row is "shared" across the sets by design.
+    """
+
+    on_leak: str = "ignore"
+
+    def __post_init__(self) -> None:
+        _check_on_leak(self.on_leak)
+
+    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
+                 predefined: np.ndarray | None = None) -> Split:
+        rows = np.arange(len(labels), dtype=np.int64)
+        return Split(train=rows, val=rows, test=rows)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mmexp.errors import ConfigError
+from mmexp.core.errors import ConfigError
 
 SHAPES = ("circle", "square", "triangle", "cross", "diamond", "bar")
 WORDS = ("calm", "stormy", "sunny", "foggy", "windy", "snowy")

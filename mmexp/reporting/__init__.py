@@ -1,5 +1,6 @@
-"""Pieces of ``python -m mmexp.report``: find and load run dirs, group them, do the statistics, render.
+"""Pieces of ``python -m mmexp.report`` (cli.py): find and load run dirs, group them, do the statistics, render.
 
-runs.py (read run dirs) -> groups.py (group, rank, pair against a baseline; numbers from stats.py)
--> tables.py (report.md, report.csv), plots.py + html.py (report.html). Only run-dir files are read.
+runs.py (read run dirs) -> groups.py + evals.py (group, rank, pair against a baseline; numbers from stats.py)
+-> sections.py + eval_sections.py (one report model, document.py; cells from formatting.py)
+-> markdown.py (report.md), csv_file.py (report.csv), html.py + plots.py (report.html). Only run-dir files are read.
 """

@@ -74,18 +74,22 @@ def robustness(group: EvalGroup) -> dict[str, dict[str, Any]]:
 
 
 def reliability(group: EvalGroup) -> dict[str, Any] | None:
-    """Reliability bins pooled over the group's evals (count-weighted), with the pooled ECE."""
+    """Reliability bins pooled over the group's evals (count-weighted), with the pooled ECE.
+
+    ``closed`` says which end of a bin holds its edge; eval.json files without it are right-closed.
+    """
     pooled: dict[str, Any] | None = None
     for run in group.evals:
         r = run.evaluation.get("reliability")
         if not isinstance(r, dict) or not r.get("count"):
             continue
+        closed = r.get("closed", "right")
         if pooled is None:
             n = len(r["count"])
-            pooled = {"edges": r.get("edges") or [i / n for i in range(n + 1)], "count": [0] * n,
-                      "conf_sum": [0.0] * n, "acc_sum": [0.0] * n}
-        if len(r["count"]) != len(pooled["count"]):
-            continue  # different bin counts cannot be pooled
+            pooled = {"edges": r.get("edges") or [i / n for i in range(n + 1)], "closed": closed,
+                      "count": [0] * n, "conf_sum": [0.0] * n, "acc_sum": [0.0] * n}
+        if len(r["count"]) != len(pooled["count"]) or closed != pooled["closed"]:
+            continue  # different bins cannot be pooled
         for i, c in enumerate(r["count"]):
             pooled["count"][i] += c
             pooled["conf_sum"][i] += c * (r["confidence"][i] or 0.0)
@@ -97,7 +101,8 @@ def reliability(group: EvalGroup) -> dict[str, Any] | None:
     acc = [s / c if c else None for s, c in zip(pooled["acc_sum"], counts)]
     total = sum(counts) or 1
     ece = math.fsum(c / total * abs(a - f) for c, a, f in zip(counts, acc, conf) if c)
-    return {"edges": pooled["edges"], "count": counts, "confidence": conf, "accuracy": acc, "ece": ece}
+    return {"edges": pooled["edges"], "closed": pooled["closed"], "count": counts, "confidence": conf,
+            "accuracy": acc, "ece": ece}
 
 
 def complexity(runs: list[Run]) -> dict[str, float | None]:

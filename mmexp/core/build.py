@@ -1,0 +1,116 @@
+"""Turn config groups into objects, completing the ``_partial_`` ones with run-time sizes."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from typing import TYPE_CHECKING, Any
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from mmexp.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lightning.pytorch.callbacks import Callback
+
+    from mmexp.data.datamodule import MultimodalDataModule
+    from mmexp.training.classifier import MultimodalClassifier
+
+TOKENIZER = "tokenizer"  # text_encoder.tokenizer: a text encoder's own tokenizer, run by the data side
+
+
+def instantiate(node: Any, *, config_key: str | None = None, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, but errors a user caused reach them as one ConfigError.
+
+    A ConfigError raised by the target is unwrapped; an option the target does not take (``+split.fodl=3``)
+    becomes a ConfigError naming it (``config_key``: the node's place in the config, when it was copied out).
+    """
+    try:
+        built = hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, ConfigError):
+            raise e.__cause__ from None
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e.__cause__))
+        if isinstance(e.__cause__, TypeError) and unknown:
+            where = re.search(r"full_key: (\S+)", str(e))
+            raise not_an_option(where.group(1) if where else config_key, unknown.group(1)) from None
+        raise
+    if isinstance(built, functools.partial):  # completed later: check its options now, not mid-run
+        key = config_key if config_key is not None else node._get_full_key("") if isinstance(node, DictConfig) else ""
+        check_options(built, key=key)
+    return built
+
+
+def not_an_option(key: str | None, name: str) -> ConfigError:
+    return ConfigError(f"{key + '.' if key else ''}{name} is not an option here: remove it, or check its spelling "
+                       "against the YAML of its config group (python -m mmexp.train --cfg job shows them all)")
+
+
+def check_options(factory: functools.partial, *, key: str) -> None:
+    """Every option given to a ``_partial_`` target is a parameter its constructor declares."""
+    params = inspect.signature(factory.func).parameters
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(factory.keywords) - set(params))
+    if unknown:
+        raise not_an_option(key, unknown[0])
+
+
+def without(node: DictConfig, key: str) -> DictConfig:
+    """A copy of ``node`` without ``key`` (a key the node's target does not take)."""
+    copy = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+    copy.pop(key, None)
+    return copy
+
+
+def build_datamodule(data: DictConfig, text_encoder: DictConfig, **overrides: Any) -> MultimodalDataModule:
+    """The datamodule of ``data``, tokenizing texts the way ``text_encoder`` reads them.
+
+    A text encoder with a tokenizer of its own (``text_encoder.tokenizer``) gets its texts tokenized by
+    that one; the others read word ids from the word tokenizer of ``data.text``.
+    """
+    if text_encoder.get(TOKENIZER) is not None:
+        overrides.setdefault("text", instantiate(text_encoder[TOKENIZER]))
+    return instantiate(data, **overrides)
+
+
+def build_model(cfg: DictConfig, *, num_classes: int, **text_inputs: int) -> MultimodalClassifier:
+    """Encoders and fusion need sizes known only after the data is read.
+
+    ``text_inputs`` are what the text encoder's tokenizer says it needs (``tokenizer.encoder_kwargs()``:
+    ``vocab_size`` for word-level encoders, nothing for pretrained ones).
+    """
+    text_encoder = build_text_encoder(cfg.text_encoder, **text_inputs)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model = instantiate(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
+    return model(image_encoder=instantiate(cfg.image_encoder), text_encoder=text_encoder,
+                 fusion=instantiate(cfg.fusion), num_classes=num_classes,
+                 optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+
+
+def build_text_encoder(node: DictConfig, **text_inputs: int) -> Any:
+    """The text encoder of ``node`` (its ``tokenizer`` key goes to the data side, not to the encoder)."""
+    if TOKENIZER not in node:
+        return instantiate(node)(**text_inputs)
+    return instantiate(without(node, TOKENIZER), config_key=node._get_full_key(""))(**text_inputs)
+
+
+def instantiate_each(group: DictConfig | None) -> list[Any]:
+    return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
+
+
+def build_callbacks(cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
+    """The configured callbacks, plus a Rich progress bar when the trainer shows one (a terminal).
+
+    LearningRateMonitor raises without a logger, so it is dropped when logging is off.
+    """
+    from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
+
+    callbacks = [c for c in instantiate_each(cfg.get("callbacks"))
+                 if has_logger or not isinstance(c, LearningRateMonitor)]
+    if cfg.trainer.get("enable_progress_bar") and not cfg.trainer.get("fast_dev_run"):
+        callbacks.append(RichProgressBar())
+    return callbacks

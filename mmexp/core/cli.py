@@ -1,0 +1,58 @@
+"""The one way every ``python -m mmexp.<command>`` ends: results, or one line that says what went wrong.
+
+Errors a user can cause (``ConfigError``) print ``mmexp: error: <message>`` and exit 1, without a
+traceback; any failure of a job with a run dir is recorded in its run_info.json (never in another run's
+dir); in a Hydra sweep a failed job is logged and the sweep goes on; Ctrl-C and SIGTERM exit 130 / 143.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from mmexp.core.errors import ConfigError, RunDirInUse
+from mmexp.run.status import mark_failed
+
+log = logging.getLogger("mmexp")
+T = TypeVar("T")
+
+
+def task_overrides() -> list[str]:
+    """The command line's overrides of this job (empty outside Hydra)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_job(job: Callable[[], T], *, run_dir: Path | None, on_sweep_failure: T | None = None,
+            on_interrupt: str = "") -> T | None:
+    """Run ``job()``; ``run_dir`` (None: the command writes none) records failures.
+
+    ``on_sweep_failure`` is returned for a failed sweep job (e.g. NaN, which Optuna records as a failed
+    trial); ``on_interrupt`` is logged after Ctrl-C or SIGTERM (e.g. how to resume).
+    """
+    try:
+        return job()
+    except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (Lightning's SIGTERMException)
+        if run_dir is not None:
+            mark_failed(run_dir, e, overrides=task_overrides(), status="interrupted")
+        if on_interrupt:
+            log.error("interrupted: %s", on_interrupt)
+        raise SystemExit(128 + signal.SIGTERM if type(e).__name__ == "SIGTERMException" else 130) from None
+    except Exception as e:
+        if run_dir is not None and not isinstance(e, RunDirInUse):  # never touch another run's files
+            mark_failed(run_dir, e, overrides=task_overrides())
+        if in_multirun():
+            log.exception("job failed (recorded in run_info.json); the sweep goes on")
+            return on_sweep_failure
+        if isinstance(e, ConfigError):
+            raise SystemExit(f"mmexp: error: {e}") from None
+        raise

@@ -1,0 +1,38 @@
+"""Cheap checks of a composed config, run before torch is imported or any data is read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from mmexp.core.errors import ConfigError
+
+# key -> (is the value valid?, what a valid value looks like)
+RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "data.batch_size": (lambda v: isinstance(v, int) and v > 0, "a positive integer, e.g. data.batch_size=64"),
+    "data.eval_batch_size": (lambda v: v is None or (isinstance(v, int) and v > 0), "null or a positive integer"),
+    "data.image_size": (lambda v: isinstance(v, int) and v >= 8, "an integer >= 8, e.g. data.image_size=32"),
+    "data.num_workers": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0 = load in the main process)"),
+    "data.text.max_tokens": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    "trainer.max_epochs": (lambda v: v is None or (isinstance(v, int) and (v >= 1 or v == -1)),
+                           "an integer >= 1 (or -1 for no limit)"),
+    "optimizer.lr": (lambda v: isinstance(v, (int, float)) and v > 0, "a positive number, e.g. optimizer.lr=1e-3"),
+    "model.dropout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise one ConfigError naming the first bad field and what a good value looks like."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required: add {missing[0]}=<value> to the command line")
+    for key, (ok, hint) in RULES.items():
+        value = OmegaConf.select(cfg, key, default="__absent__")
+        if value != "__absent__" and not ok(value):
+            raise ConfigError(f"{key}={value!r} is invalid: expected {hint}")
+    split = cfg.get("split") or {}
+    if all(k in split for k in ("train", "val", "test")):
+        from mmexp.data.splits import check_fractions
+
+        check_fractions(split.train, split.val, split.test)

@@ -1,0 +1,122 @@
+"""Tokenizers: the data side turns texts into the ids a text encoder reads, once, before training.
+
+A text encoder that brings its own tokenizer names it in its config (``text_encoder.tokenizer``);
+otherwise it reads word ids from the word tokenizer configured by ``data.text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from mmexp.data.text import Vocab
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Fitted on the train texts (a no-op for pretrained ones); saved inside every checkpoint."""
+
+    def fit(self, texts: Sequence[str]) -> None: ...
+
+    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids (N, T) int64, right-padded with 0, and mask (N, T) bool (True = real token)."""
+        ...
+
+    def encoder_kwargs(self) -> dict[str, int]:
+        """What the text encoder needs from it (``vocab_size`` for word-level encoders)."""
+        ...
+
+    def known_tokens(self) -> Container[str]: ...
+
+    def tokens(self) -> list[str]:
+        """The vocabulary in id order (written to the run dir as vocab.json)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class WordTokenizer:
+    """Words (one token per CJK character), vocabulary fitted on the train split only.
+
+    A vocabulary loaded from a checkpoint (``load_state_dict``) is kept: ``fit`` does not refit it.
+    """
+
+    def __init__(self, *, max_tokens: int = 32, min_freq: int = 1, max_vocab: int | None = 20000,
+                 lowercase: bool = True) -> None:
+        self.max_tokens, self.min_freq, self.max_vocab, self.lowercase = max_tokens, min_freq, max_vocab, lowercase
+        self.vocab: Vocab | None = None
+
+    def _fitted(self) -> Vocab:
+        if self.vocab is None:
+            raise RuntimeError("WordTokenizer used before fit() or load_state_dict()")
+        return self.vocab
+
+    def fit(self, texts: Sequence[str]) -> None:
+        if self.vocab is None:
+            self.vocab = Vocab.fit(list(texts), min_freq=self.min_freq, max_size=self.max_vocab,
+                                   lowercase=self.lowercase)
+
+    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self._fitted().encode(list(texts), self.max_tokens)
+        return ids, ids != 0
+
+    def encoder_kwargs(self) -> dict[str, int]:
+        return {"vocab_size": len(self._fitted())}
+
+    def known_tokens(self) -> Container[str]:
+        return set(self._fitted().tokens)
+
+    def tokens(self) -> list[str]:
+        return self._fitted().tokens
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"vocab": self.vocab.tokens if self.vocab else None, "lowercase": self.lowercase}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("vocab"):
+            self.lowercase = state.get("lowercase", True)
+            self.vocab = Vocab(state["vocab"], self.lowercase)
+
+
+class PretrainedTokenizer:
+    """A Hugging Face tokenizer from a local directory: word pieces, truncated to ``max_length``.
+
+    Texts are padded to the longest one encoded together. An empty or whitespace-only text is a missing
+    text: its mask is all False, so encoders treat it exactly like a removed one.
+    """
+
+    def __init__(self, *, path: str, max_length: int = 256) -> None:
+        import transformers
+
+        self.path, self.max_length = path, max_length
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+    def fit(self, texts: Sequence[str]) -> None:
+        """Pretrained: nothing to fit."""
+
+    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        present = torch.tensor([bool(t.strip()) for t in texts], dtype=torch.bool)
+        mask = out["attention_mask"].bool() & present.unsqueeze(1)
+        return out["input_ids"].long() * mask, mask
+
+    def encoder_kwargs(self) -> dict[str, int]:
+        return {}
+
+    def known_tokens(self) -> Container[str]:
+        return self.tokenizer.get_vocab()
+
+    def tokens(self) -> list[str]:
+        vocab = self.tokenizer.get_vocab()
+        return sorted(vocab, key=vocab.__getitem__)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pretrained": self.path, "max_length": self.max_length}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The tokenizer is the model's own: nothing learned to restore."""

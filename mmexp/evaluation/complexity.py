@@ -1,0 +1,122 @@
+"""What a model costs: parameters, FLOPs per sample, inference latency, peak memory, training time.
+
+Every number says how it was measured (device, batch size, kind of memory), because a latency from a
+laptop CPU and one from a GPU are different quantities.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmexp.models.contracts import MODALITIES, Batch
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total and trainable (requires_grad) parameter counts; frozen encoders count only in the total."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"params_total": total, "params_trainable": trainable}
+
+
+def _tokens(input_shape: Sequence[int]) -> int:
+    tokens = 1
+    for n in input_shape[:-1]:
+        tokens *= n
+    return tokens
+
+
+def _matrices(shapes: Sequence[Any]) -> int:
+    return sum(s[0] * s[1] for s in shapes if isinstance(s, torch.Size) and len(s) == 2)
+
+
+def _onednn_lstm_flops(input_shape: Sequence[int], w_ih: Any, w_hh: Any, *_: Any, **__: Any) -> int:
+    """One layer and direction: 2 x tokens x (input + recurrent weight elements)."""
+    return 2 * _tokens(input_shape) * _matrices([w_ih, w_hh])
+
+
+def _cudnn_rnn_flops(input_shape: Sequence[int], weights: Sequence[Any], *_: Any, **__: Any) -> int:
+    """All layers and directions: every 2-D weight meets every token once."""
+    return 2 * _tokens(input_shape) * _matrices(weights)
+
+
+def _rnn_formulas() -> dict[Any, Callable[..., int]]:
+    """FlopCounterMode has no formula for the fused RNN kernels (oneDNN on CPU, cuDNN/MIOpen on GPU)."""
+    formulas = {"mkldnn_rnn_layer": _onednn_lstm_flops, "_cudnn_rnn": _cudnn_rnn_flops, "miopen_rnn": _cudnn_rnn_flops}
+    return {op: f for name, f in formulas.items() if (op := getattr(torch.ops.aten, name, None)) is not None}
+
+
+def flops_per_sample(forward: Callable[[], Any], batch_size: int) -> float:
+    """FLOPs of one ``forward()`` call counted by torch's FlopCounterMode, divided by ``batch_size``.
+
+    Counted: matmuls, convolutions, attention and fused RNN kernels (2 per multiply-add, so a
+    Linear(i, o) is 2*i*o per sample, bias excluded). Elementwise ops, norms and activations count 0.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False, custom_mapping=_rnn_formulas())
+    with torch.no_grad(), counter:
+        forward()
+    return counter.get_total_flops() / max(batch_size, 1)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def latency_seconds(forward: Callable[[], Any], device: torch.device, *, runs: int = 5, warmup: int = 1) -> float:
+    """Median wall seconds of ``forward()`` over ``runs`` timed calls after ``warmup`` untimed ones.
+
+    CUDA runs asynchronously, so the device is synchronized before reading each clock.
+    """
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + max(runs, 1)):
+            _synchronize(device)
+            start = time.perf_counter()
+            forward()
+            _synchronize(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    """Peak CUDA memory allocated by tensors on a GPU; else the process's peak resident set size."""
+    if device.type == "cuda":
+        return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)),
+                "peak_memory_kind": "cuda_max_memory_allocated"}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_memory_bytes": int(rss if sys.platform == "darwin" else rss * 1024),  # Linux reports KiB
+            "peak_memory_kind": "process_max_rss"}
+
+
+def model_complexity(model: nn.Module, batch: Batch, *, device: torch.device | str,
+                     latency_runs: int = 5, epoch_seconds: Sequence[float] = ()) -> dict[str, Any]:
+    """All cost figures of ``model`` (moved to ``device``, measured in eval mode) on one ``batch``.
+
+    ``epoch_seconds`` are training epoch times (see ``mmexp.training.callbacks.EpochTimer``); their mean is
+    ``train_s_per_epoch`` (None when no epoch was timed, e.g. in an evaluation).
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.to(device).eval()
+    batch = batch.to(device).replace(modified=frozenset(MODALITIES))  # every encoder runs: no cached features
+    size = len(batch)
+    try:
+        out = {**count_parameters(model), "flops_per_sample": flops_per_sample(lambda: model(batch), size),
+               "latency_s_per_batch": latency_seconds(lambda: model(batch), device, runs=latency_runs),
+               "latency_batch_size": size, "device": str(device), **peak_memory(device)}
+    finally:
+        model.train(was_training)
+    out["train_s_per_epoch"] = statistics.fmean(epoch_seconds) if epoch_seconds else None
+    out["train_epochs_timed"] = len(epoch_seconds)
+    return out

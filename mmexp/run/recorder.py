@@ -1,0 +1,88 @@
+"""Everything a run writes into its directory; ``mmexp.report`` reads only these files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mmexp.core.io import write_json_atomic, write_text_atomic
+from mmexp.run.run_info import now_iso, start_info
+
+if TYPE_CHECKING:
+    from mmexp.data.datamodule import DatasetInfo
+    from mmexp.data.tokenizers import Tokenizer
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree if isinstance(tree, (int, float, str, bool)) or tree is None else str(tree)}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+class RunRecorder:
+    """Writes config.yaml, run_info.json, split.json, labels/vocab and metrics.json atomically."""
+
+    def __init__(self, run_dir: Path, cfg: DictConfig, *, overrides: list[str], write: bool = True,
+                 resumed: bool = False) -> None:
+        """``write=False`` on DDP ranks other than zero: they compute, rank zero writes."""
+        self.run_dir, self.write = run_dir, write
+        self.config = OmegaConf.to_container(cfg, resolve=True)
+        self.info = start_info(seed=cfg.seed, overrides=overrides)
+        if resumed:
+            previous = json.loads((run_dir / "run_info.json").read_text())
+            self.info.update(start_time=previous.get("start_time"), overrides=previous.get("overrides", []),
+                             resumed=previous.get("resumed", 0) + 1)
+        self._write_text("config.yaml", OmegaConf.to_yaml(self.config))
+        self._write_json("run_info.json", self.info)
+
+    def _write_json(self, name: str, obj: Any) -> None:
+        if self.write:
+            write_json_atomic(self.run_dir / name, obj)
+
+    def _write_text(self, name: str, text: str) -> None:
+        if self.write:
+            write_text_atomic(self.run_dir / name, text)
+
+    def flat_config(self) -> dict[str, Any]:
+        return _flatten({k: v for k, v in self.config.items() if k != "hydra"})
+
+    def write_data_artifacts(self, info: DatasetInfo, tokenizer: Tokenizer) -> None:
+        """split.json, labels.json, vocab.json (the tokenizer's tokens in id order), skipped.jsonl."""
+        self._write_json("split.json", info.split.to_json(info.ids))
+        self._write_json("labels.json", info.label_names)
+        self._write_json("vocab.json", tokenizer.tokens())
+        if info.skipped:
+            lines = [json.dumps({"line": b.line, "reason": b.reason, "row": b.row}, default=str)
+                     for b in info.skipped]
+            self._write_text("skipped.jsonl", "\n".join(lines) + "\n")
+
+    def start(self, *, device: str) -> None:
+        self.info.update(device=device)
+        self._write_json("run_info.json", self.info)
+
+    def finish(self, *, status: str) -> None:
+        self.info.update(status=status, end_time=now_iso())
+        self._write_json("run_info.json", self.info)
+
+    def write_metrics(self, *, val: dict, test: dict, details: dict, best_checkpoint: str, labels: list[str],
+                      epochs: int, complexity: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``complexity``: cost figures from ``mmexp.evaluation.complexity.model_complexity`` (params, FLOPs, times)."""
+        per_class = {name: dict(zip(labels, values)) for name, values in details.items()
+                     if name != "confusion_matrix"}
+        metrics = {"val": {k: _plain(v) for k, v in val.items()}, "test": {k: _plain(v) for k, v in test.items()},
+                   "test_per_class": per_class, "confusion_matrix": details.get("confusion_matrix"),
+                   "labels": labels, "best_checkpoint": best_checkpoint or None, "epochs": epochs}
+        if complexity is not None:
+            metrics["complexity"] = complexity
+        self._write_json("metrics.json", metrics)
+        return metrics

@@ -1,0 +1,142 @@
+"""The LightningModule: wires encoders, a fusion and a head; holds no fusion logic itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmexp.core.errors import ConfigError
+from mmexp.models.contracts import Batch, Encoder, EncoderOutput, Fusion
+from mmexp.models.head import build_head
+from mmexp.models.missing import modality_dropout
+from mmexp.training.feature_cache import FeatureCache, FeatureCacheCallback
+from mmexp.training.metrics import EpochPredictions, per_class_metrics, scalar_metrics
+
+
+class MultimodalClassifier(L.LightningModule):
+    """Image encoder + text encoder -> fusion -> MLP head, trained with cross-entropy."""
+
+    def __init__(self, *, image_encoder: Encoder, text_encoder: Encoder, fusion: Callable[..., Fusion],
+                 num_classes: int, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., Any] | None = None, head_hidden: int = 256, dropout: float = 0.1,
+                 label_smoothing: float = 0.0, modality_dropout: dict[str, float] | None = None,
+                 feature_cache: bool = True, feature_cache_budget_gb: float = 2.0, compile: bool | str = False) -> None:
+        super().__init__()
+        # in the checkpoint only: loggers get the whole run config once, from train.py
+        self.save_hyperparameters(ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"],
+                                  logger=False)
+        available = {encoder.modality: encoder for encoder in (image_encoder, text_encoder)}
+        self.fusion = fusion(dims={m: e.out_dim for m, e in available.items()}, num_classes=num_classes)
+        self.encoders = nn.ModuleDict({m: available[m] for m in self.fusion.modalities})  # unused ones dropped
+        self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.label_smoothing = label_smoothing
+        self.modality_dropout = {m: float(p) for m, p in (modality_dropout or {}).items() if m in self.encoders}
+        for modality, rate in self.modality_dropout.items():
+            if not 0.0 <= rate < 1.0:
+                raise ConfigError(f"model.modality_dropout.{modality}={rate} must be in [0, 1)")
+        self.train_metrics = scalar_metrics(num_classes, "train")
+        self.val_metrics = scalar_metrics(num_classes, "val")
+        self.test_metrics = scalar_metrics(num_classes, "test", ranking=True)
+        self.test_per_class = per_class_metrics(num_classes)
+        self.epoch_predictions = {"train": EpochPredictions(), "val": EpochPredictions()}
+        self.test_details: dict[str, list] = {}
+        self.use_feature_cache, self.feature_cache_budget_gb = feature_cache, feature_cache_budget_gb
+        self.feature_caches: dict[str, FeatureCache] = {}  # filled by FeatureCacheCallback during a stage
+        if compile:
+            self.compile_parts("inductor" if compile is True else compile)
+
+    def compile_parts(self, backend: str) -> None:
+        """``torch.compile`` each encoder, the fusion and the head, in place, with ``backend``.
+
+        In place (``nn.Module.compile``) keeps parameter names, so compiled and eager runs share checkpoints.
+        Parts, not the whole module: the batch carries raw strings and the training step has Python
+        control flow (modality dropout, the feature cache) that would break one big graph anyway; each
+        part's tensor code compiles, and LSTM/GRU fall back to eager on their own.
+        """
+        backends = torch._dynamo.list_backends(exclude_tags=())
+        if backend not in backends:
+            raise ConfigError(f"model.compile={backend!r} is not a torch.compile backend: use true (inductor), "
+                              f"false, or one of {sorted(backends)}")
+        for part in (*self.encoders.values(), self.fusion, self.head):
+            part.compile(backend=backend)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The frozen-encoder feature cache comes with the model, so every Trainer stage can use it.
+
+        A trainer that has one already (from an earlier stage, or the user's own) keeps it.
+        """
+        if not self.use_feature_cache or any(isinstance(c, FeatureCacheCallback) for c in self.trainer.callbacks):
+            return []
+        return [FeatureCacheCallback(budget_gb=self.feature_cache_budget_gb)]
+
+    def encode(self, batch: Batch) -> dict[str, EncoderOutput]:
+        """Each encoder's output; a frozen encoder's cached output when one is attached and still valid.
+
+        The cache holds outputs for the dataset's unmodified inputs, looked up by ``batch.index``; a modality
+        in ``batch.modified`` (removed or corrupted inputs) is always encoded again.
+        """
+        features = {}
+        for modality in self.encoders:
+            cache = self.feature_caches.get(modality)
+            if cache is not None and modality not in batch.modified and batch.index is not None:
+                features[modality] = cache.lookup(batch.index)
+            else:
+                features[modality] = self.encode_modality(modality, batch)
+        return features
+
+    def encode_modality(self, modality: str, batch: Batch) -> EncoderOutput:
+        """Run one encoder on its inputs in ``batch``; the feature cache computes through here too."""
+        return self.encoders[modality].encode(batch)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.head(self.fusion(self.encode(batch)))
+
+    def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch.label, label_smoothing=self.label_smoothing)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
+                 batch_size=len(logits), sync_dist=stage != "train")  # eval losses: mean over all ranks
+        return loss, logits.detach()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        if self.modality_dropout:  # teaches the model to survive a missing input at serving time
+            batch = modality_dropout(batch, self.modality_dropout)
+        loss, logits = self._step(batch, "train")
+        self.epoch_predictions["train"].add(logits, batch.label)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        _, logits = self._step(batch, "val")
+        self.epoch_predictions["val"].add(logits, batch.label)
+
+    def on_train_epoch_end(self) -> None:
+        if self.epoch_predictions["train"].flush_into(self.train_metrics):  # no per-step metric work
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.epoch_predictions["val"].flush_into(self.val_metrics):
+            self.log_dict(self.val_metrics, on_step=False, on_epoch=True)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        _, logits = self._step(batch, "test")
+        probs = logits.float().softmax(-1)
+        self.test_metrics.update(probs, batch.label)
+        self.test_per_class.update(probs, batch.label)
+        self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_details = {name: value.tolist() for name, value in self.test_per_class.compute().items()}
+        self.test_per_class.reset()
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                         "interval": "epoch"}}
