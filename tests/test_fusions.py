@@ -74,7 +74,7 @@ def test_output_shape_matches_out_dim(name: str, options: dict) -> None:
     out = fusion(features())
     assert out.shape == (4, fusion.out_dim)
     assert set(fusion.modalities) <= {"image", "text"} and fusion.modalities
-    if getattr(fusion, "produces_logits", False):
+    if fusion.produces_logits:
         assert fusion.out_dim == NUM_CLASSES
         assert isinstance(build_head(fusion, num_classes=NUM_CLASSES, hidden=8, dropout=0.0), torch.nn.Identity)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmexp.training.resilience import AtomicCheckpointIO, TrainingDiverged
+from mmexp.run.checkpoint_io import AtomicCheckpointIO
+from mmexp.training.resilience import TrainingDiverged
 from mmexp.train import train
 from mmexp.core.io import write_json_atomic
 from tests.conftest import REPO, run_cli

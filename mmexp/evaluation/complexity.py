@@ -50,7 +50,7 @@ def _cudnn_rnn_flops(input_shape: Sequence[int], weights: Sequence[Any], *_: Any
 def _rnn_formulas() -> dict[Any, Callable[..., int]]:
     """FlopCounterMode has no formula for the fused RNN kernels (oneDNN on CPU, cuDNN/MIOpen on GPU)."""
     formulas = {"mkldnn_rnn_layer": _onednn_lstm_flops, "_cudnn_rnn": _cudnn_rnn_flops, "miopen_rnn": _cudnn_rnn_flops}
-    return {op: f for name, f in formulas.items() if (op := getattr(torch.ops.aten, name, None)) is not None}
+    return {getattr(torch.ops.aten, name): f for name, f in formulas.items() if hasattr(torch.ops.aten, name)}
 
 
 def flops_per_sample(forward: Callable[[], Any], batch_size: int) -> float:

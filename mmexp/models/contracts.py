@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # torch only for annotations: the report and config checks import this without it
+    import torch
 
 MODALITIES: tuple[str, ...] = ("image", "text")
 
@@ -58,6 +59,8 @@ class Batch:
         return self.replace(modified=self.modified | {modality})
 
     def _tensors(self) -> dict[str, torch.Tensor]:
+        import torch
+
         return {f.name: v for f in fields(self) if isinstance(v := getattr(self, f.name), torch.Tensor)}
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:

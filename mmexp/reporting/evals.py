@@ -12,6 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from mmexp.models.contracts import MODALITIES
+
 from mmexp.reporting.runs import Run
 
 MISSING = ("both", "no_image", "no_text")
@@ -52,7 +54,7 @@ def missing_modality(group: EvalGroup) -> dict[str, dict[str, float | None]]:
         scores = [(r.evaluation.get("missing_modality") or {}).get(condition) or {} for r in group.evals]
         out[condition] = {m: mean([s.get(m) for s in scores]) for m in ("acc", "f1_macro")}
     reliance = [r.evaluation.get("modality_reliance") or {} for r in group.evals]
-    out["reliance"] = {m: mean([x.get(m) for x in reliance]) for m in ("image", "text")}
+    out["reliance"] = {m: mean([x.get(m) for x in reliance]) for m in MODALITIES}
     return out
 
 

@@ -1,9 +1,7 @@
-"""Never lose a run: atomic checkpoints, a last checkpoint on SIGTERM/Ctrl-C, exact resumes, NaN stops."""
+"""Callbacks that never lose a run: a last checkpoint on SIGTERM/Ctrl-C, exact resumes, NaN stops."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,6 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mmexp.core.errors import ConfigError
@@ -20,24 +17,6 @@ from mmexp.core.errors import ConfigError
 
 class TrainingDiverged(ConfigError):
     """The loss became NaN or infinite; the message names the step and what to change."""
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temp file in the same folder, fsync, rename: a crash never leaves half a checkpoint."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
-                        storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
 
 
 class RngStateInCheckpoint(Callback):

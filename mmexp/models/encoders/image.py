@@ -127,7 +127,7 @@ class ResNetEncoder(ImageEncoder):
             raise ConfigError(f"{field}: {file} holds a {type(state).__name__}, not a state_dict")
         own = self.state_dict()
         missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-        reshaped = sorted(k for k in own.keys() & state.keys() if getattr(state[k], "shape", None) != own[k].shape)
+        reshaped = sorted(k for k in own.keys() & state.keys() if not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape)
         if missing or unexpected or reshaped:
             raise ConfigError(f"{field}: {file} does not fit this ResNetEncoder (missing keys {missing[:3]}, "
                               f"unexpected keys {unexpected[:3]}, other shapes {reshaped[:3]}); make "

@@ -11,7 +11,8 @@ from torch import nn
 
 from mmexp.core.errors import ConfigError
 from mmexp.models.contracts import MODALITIES, EncoderOutput
-from mmexp.models.fusion.pooled import check_dropout, check_positive, masked_mean
+from mmexp.models.fusion.pooled import check_dropout, check_positive
+from mmexp.models.ops import masked_mean
 
 DIRECTIONS = ("both", "text_to_image", "image_to_text")
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from mmexp.core.errors import ConfigError
 from mmexp.models.contracts import MODALITIES, EncoderOutput
+from mmexp.models.ops import masked_mean
 
 
 def check_positive(**options: int) -> None:
@@ -80,12 +81,6 @@ class UnimodalFusion(nn.Module):
 
     def forward(self, features: dict[str, EncoderOutput]) -> torch.Tensor:
         return features[self.modalities[0]].pooled
-
-
-def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over real tokens (B, N, D) -> (B, D); a row with no real token gives zeros, never NaN."""
-    kept = tokens.masked_fill(~mask.unsqueeze(-1), 0.0)
-    return kept.sum(1) / mask.sum(1, keepdim=True).clamp_min(1).to(tokens.dtype)
 
 
 class SumFusion(nn.Module):
