@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 from mmexp.core.cli import run_job, task_overrides
 from mmexp.core.config_checks import check_config
+from mmexp.core.config_io import load_config
 from mmexp.core.errors import run_dir_in_use
 from mmexp.run.resume import forget_logged_after_checkpoint, resume_checkpoint
 
@@ -31,11 +32,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.run_dir)
     resume_from = resume_checkpoint(cfg)
     if resume_from:
-        cfg = OmegaConf.load(run_dir / "config.yaml")
+        cfg = load_config(run_dir / "config.yaml")
         log.info("resuming %s from %s", run_dir, resume_from)
 
     import lightning as L
     import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.utilities import rank_zero_only
 
     from mmexp.core.build import build_callbacks, build_datamodule, build_model, instantiate
@@ -45,7 +47,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from mmexp.training.callbacks import EpochTimer
     from mmexp.training.loggers import build_loggers, close_loggers, log_confusion_matrix
 
-    rank_zero = rank_zero_only.rank == 0  # DDP children re-run this entry point in the same run dir
+    # DDP children re-run this entry point in the same run dir. (Lightning sets .rank on the function.)
+    rank_zero = rank_zero_only.rank == 0  # type: ignore[attr-defined]
     if rank_zero and not resume_from and (run_dir / "run_info.json").exists():
         raise run_dir_in_use(run_dir)
     route_lightning_logs()
@@ -71,17 +74,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from or cfg.get("ckpt_path"))
         epochs = trainer.current_epoch
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         val = trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
     except BaseException:
         close_loggers(loggers, "failed")
         raise
-    complexity = model_complexity(model, next(iter(datamodule.test_dataloader())), latency_runs=3,
-                                  device=trainer.strategy.root_device, epoch_seconds=timer.seconds)
-    metrics = recorder.write_metrics(val=val[0], test=test[0], details=model.test_details,
-                                     best_checkpoint=best, labels=datamodule.label_names,
-                                     epochs=epochs, complexity=complexity)
+    complexity = model_complexity(
+        model,
+        next(iter(datamodule.test_dataloader())),
+        latency_runs=3,
+        device=trainer.strategy.root_device,
+        epoch_seconds=timer.seconds,
+    )
+    metrics = recorder.write_metrics(
+        val=val[0],
+        test=test[0],
+        details=model.test_details,
+        best_checkpoint=best,
+        labels=datamodule.label_names,
+        epochs=epochs,
+        complexity=complexity,
+    )
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
     close_loggers(loggers, "success")
     recorder.finish(status="completed")
@@ -96,8 +111,11 @@ def main(cfg: DictConfig) -> float | None:
     (the job returns NaN, which Optuna records as a failed trial).
     """
     run_dir = Path(cfg.paths.run_dir)
-    resume = f"checkpoints/last.ckpt was written; continue with `python -m mmexp.train hydra.run.dir={run_dir} resume=auto`"
-    metrics = run_job(lambda: train(cfg), run_dir=run_dir, on_sweep_failure={}, on_interrupt=resume)
+    resume = (
+        f"checkpoints/last.ckpt was written; continue with `python -m mmexp.train hydra.run.dir={run_dir} resume=auto`"
+    )
+    no_metrics: dict[str, Any] = {}  # a failed sweep job: main returns NaN
+    metrics = run_job(lambda: train(cfg), run_dir=run_dir, on_sweep_failure=no_metrics, on_interrupt=resume)
     if not metrics:
         return float("nan")
     value = OmegaConf.select(cfg, "optimized_metric")

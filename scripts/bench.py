@@ -22,18 +22,21 @@ import numpy as np
 import torch
 
 from mmexp.core.build import instantiate
+from mmexp.core.compose import compose_train_config
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import decode_images
 from mmexp.data.records import parse_records, read_rows
-from mmexp.core.compose import compose_train_config
 
 SCRIPTS = Path(__file__).resolve().parent
 MODEL = ["image_encoder=cnn", "text_encoder=lstm", "fusion=concat", "data.image_size=64"]
 
 
 def run_cli(args: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]),
-           "WANDB_MODE": "offline"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]),
+        "WANDB_MODE": "offline",
+    }
     start = time.time()
     result = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True)
     if check and result.returncode != 0:
@@ -45,8 +48,22 @@ def plain_throughput(work: Path, common: list[str], steps: int, warmup: int, *fl
     """samples/s and CPU s/sample of scripts/bench_plain.py (a hand-written loop) in a fresh process."""
     work.mkdir(parents=True, exist_ok=True)
     out = work / "plain.json"
-    run_cli(["bench_plain", "--out", str(out), "--steps", str(steps), "--warmup", str(warmup), *flags, "--",
-             *common, f"paths.output_dir={work}"], cwd=work)
+    run_cli(
+        [
+            "bench_plain",
+            "--out",
+            str(out),
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+            *flags,
+            "--",
+            *common,
+            f"paths.output_dir={work}",
+        ],
+        cwd=work,
+    )
     return json.loads(out.read_text())
 
 
@@ -55,11 +72,25 @@ def mmexp_throughput(work: Path, common: list[str], steps: int, warmup: int, *ex
     work.mkdir(parents=True, exist_ok=True)
     timer_file = work / "timer.json"
     started = time.time()
-    run_cli(["mmexp.train", *common, *extra, f"paths.output_dir={work}", "logger=csv",
-             f"+trainer.max_steps={steps + warmup}", "trainer.max_epochs=-1", "scheduler=none",
-             "++trainer.limit_val_batches=2", "++trainer.limit_test_batches=2",
-             "+callbacks.bench._target_=bench_timer.ThroughputTimer", f"+callbacks.bench.out={timer_file}",
-             f"+callbacks.bench.warmup={warmup}", f"+callbacks.bench.process_start={started}"], cwd=work)
+    run_cli(
+        [
+            "mmexp.train",
+            *common,
+            *extra,
+            f"paths.output_dir={work}",
+            "logger=csv",
+            f"+trainer.max_steps={steps + warmup}",
+            "trainer.max_epochs=-1",
+            "scheduler=none",
+            "++trainer.limit_val_batches=2",
+            "++trainer.limit_test_batches=2",
+            "+callbacks.bench._target_=bench_timer.ThroughputTimer",
+            f"+callbacks.bench.out={timer_file}",
+            f"+callbacks.bench.warmup={warmup}",
+            f"+callbacks.bench.process_start={started}",
+        ],
+        cwd=work,
+    )
     return json.loads(timer_file.read_text())
 
 
@@ -79,14 +110,22 @@ def bench_training(work: Path, steps: int, batch_size: int, repeats: int) -> dic
     resident = plain_throughput(work / "resident", common, steps, warmup, "--resident")["samples_per_s"]
     full = [r["samples_per_s"] for r in full_runs]
     plain = [r["samples_per_s"] for r in plain_runs]
-    cpu_ratios = [p["cpu_s_per_sample"] / (f["cpu_seconds"] / f["samples"]) for f, p in zip(full_runs, plain_runs)]
-    return {"mmexp_samples_per_s": median(full), "plain_loop_samples_per_s": median(plain),
-            "resident_ceiling_samples_per_s": resident,
-            "ratio_vs_plain_loop": median([f / p for f, p in zip(full, plain)]),
-            "cpu_ratio_vs_plain_loop": median(cpu_ratios),
-            "ratio_vs_resident_ceiling": median(full) / resident, "pairs": [list(p) for p in zip(full, plain)],
-            "first_step_s_from_process_start": full_runs[0]["first_step_s"], "steps": steps,
-            "batch_size": batch_size, "repeats": repeats}
+    cpu_ratios = [
+        p["cpu_s_per_sample"] / (f["cpu_seconds"] / f["samples"]) for f, p in zip(full_runs, plain_runs, strict=True)
+    ]
+    return {
+        "mmexp_samples_per_s": median(full),
+        "plain_loop_samples_per_s": median(plain),
+        "resident_ceiling_samples_per_s": resident,
+        "ratio_vs_plain_loop": median([f / p for f, p in zip(full, plain, strict=True)]),
+        "cpu_ratio_vs_plain_loop": median(cpu_ratios),
+        "ratio_vs_resident_ceiling": median(full) / resident,
+        "pairs": [list(p) for p in zip(full, plain, strict=True)],
+        "first_step_s_from_process_start": full_runs[0]["first_step_s"],
+        "steps": steps,
+        "batch_size": batch_size,
+        "repeats": repeats,
+    }
 
 
 def bench_precision(work: Path, steps: int, batch_size: int) -> dict[str, Any]:
@@ -101,14 +140,20 @@ def bench_precision(work: Path, steps: int, batch_size: int) -> dict[str, Any]:
     datamodule.setup()
     warmup = -(-len(datamodule.info.split.train) // batch_size) + 5  # an epoch: compile's partial-batch recompile
     variants = {"fp32": [], "bf16-mixed": ["trainer.precision=bf16-mixed"], "compile": ["model.compile=true"]}
-    runs = {name: mmexp_throughput(work / f"precision-{name}", common, steps, warmup, *extra)
-            for name, extra in variants.items()}
+    runs = {
+        name: mmexp_throughput(work / f"precision-{name}", common, steps, warmup, *extra)
+        for name, extra in variants.items()
+    }
     ceiling = plain_throughput(work / "ceiling", common, steps, warmup, "--resident", "--compile")["samples_per_s"]
     result = {f"{name}_samples_per_s": run["samples_per_s"] for name, run in runs.items()}
-    result.update({"compile_first_step_s": runs["compile"]["first_step_s"],
-                   "fp32_first_step_s": runs["fp32"]["first_step_s"],
-                   "resident_compiled_ceiling_samples_per_s": ceiling,
-                   "best": max(variants, key=lambda name: runs[name]["samples_per_s"])})
+    result.update(
+        {
+            "compile_first_step_s": runs["compile"]["first_step_s"],
+            "fp32_first_step_s": runs["fp32"]["first_step_s"],
+            "resident_compiled_ceiling_samples_per_s": ceiling,
+            "best": max(variants, key=lambda name: runs[name]["samples_per_s"]),
+        }
+    )
     result["best_vs_ceiling"] = result[f"{result['best']}_samples_per_s"] / ceiling
     return result
 
@@ -116,20 +161,20 @@ def bench_precision(work: Path, steps: int, batch_size: int) -> dict[str, Any]:
 def bench_startup(work: Path, repeats: int) -> dict[str, float]:
     """Best of ``repeats``: the machine is noisy, the floor is what a user can expect."""
     help_s = min(run_cli(["mmexp.train", "--help"], cwd=work)[0] for _ in range(repeats))
-    error_s = min(run_cli(["mmexp.train", "data.batch_size=-1"], cwd=work, check=False)[0]
-                  for _ in range(repeats))
+    error_s = min(run_cli(["mmexp.train", "data.batch_size=-1"], cwd=work, check=False)[0] for _ in range(repeats))
     return {"help_s": help_s, "config_error_s": error_s}
 
 
 def bench_data(work: Path, n: int) -> dict[str, float]:
-    cfg = compose_train_config([*MODEL, f"paths.output_dir={work}", f"paths.cache_dir={work / 'cache'}"],
-                               run_dir=work / "data")
+    cfg = compose_train_config(
+        [*MODEL, f"paths.output_dir={work}", f"paths.cache_dir={work / 'cache'}"], run_dir=work / "data"
+    )
     datamodule = instantiate(cfg.data)
     manifest = datamodule.manifest
     records, _ = parse_records(read_rows(manifest), datamodule.data_root, datamodule.columns)
     paths = [r.image for r in records[:n]]
     t0 = time.perf_counter()
-    images, _ = decode_images(paths, cfg.data.image_size)
+    decode_images(paths, cfg.data.image_size)
     decode = len(paths) / (time.perf_counter() - t0)
     load_or_decode(paths, cfg.data.image_size, manifest=manifest, cache_dir=work / "bench-cache")
     t0 = time.perf_counter()
@@ -140,19 +185,42 @@ def bench_data(work: Path, n: int) -> dict[str, float]:
     for idx in torch.randperm(len(tensor)).split(64):
         tensor[idx].float()
     memory = len(tensor) / (time.perf_counter() - t0)
-    return {"decode_samples_per_s": decode, "cache_samples_per_s": cache, "in_memory_samples_per_s": memory,
-            "images": len(paths)}
+    return {
+        "decode_samples_per_s": decode,
+        "cache_samples_per_s": cache,
+        "in_memory_samples_per_s": memory,
+        "images": len(paths),
+    }
 
 
 def bench_sweep(work: Path, quick: bool) -> dict[str, float]:
     """4 fusions x 2 folds (quick: 2 x 1 on the tiny debug config), basic launcher vs joblib."""
     fusions, folds = ("concat,late", "0") if quick else ("concat,attention,gated,late", "0,1")
-    base = ["-m", f"fusion={fusions}", "split=kfold", f"split.fold={folds}", "logger=none",
-            f"paths.cache_dir={work / 'cache'}"] + (["debug=fast"] if quick else ["trainer.max_epochs=2"])
+    base = [
+        "-m",
+        f"fusion={fusions}",
+        "split=kfold",
+        f"split.fold={folds}",
+        "logger=none",
+        f"paths.cache_dir={work / 'cache'}",
+    ] + (["debug=fast"] if quick else ["trainer.max_epochs=2"])
     basic = run_cli(["mmexp.train", *base, f"paths.output_dir={work / 'sweep-basic'}"], cwd=work)[0]
-    joblib = run_cli(["mmexp.train", *base, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                      f"paths.output_dir={work / 'sweep-joblib'}"], cwd=work)[0]
-    return {"jobs": len(fusions.split(",")) * len(folds.split(",")), "basic_s": basic, "joblib_2_jobs_s": joblib, "speedup": basic / joblib}
+    joblib = run_cli(
+        [
+            "mmexp.train",
+            *base,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"paths.output_dir={work / 'sweep-joblib'}",
+        ],
+        cwd=work,
+    )[0]
+    return {
+        "jobs": len(fusions.split(",")) * len(folds.split(",")),
+        "basic_s": basic,
+        "joblib_2_jobs_s": joblib,
+        "speedup": basic / joblib,
+    }
 
 
 def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
@@ -167,9 +235,17 @@ def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
     """
     fusions = "concat,late" if quick else "concat,attention,late"
     data = ["data.image_size=16", "data.synthetic.n_fillers=40", *(["data.synthetic.n_samples=400"] if quick else [])]
-    base = ["-m", f"fusion={fusions}", "text_encoder=minilm", "image_encoder.channels=[16,32]", "logger=none",
-            "data.eval_batch_size=64", f"trainer.max_epochs={2 if quick else 8}", f"paths.cache_dir={work / 'cache'}",
-            *data]
+    base = [
+        "-m",
+        f"fusion={fusions}",
+        "text_encoder=minilm",
+        "image_encoder.channels=[16,32]",
+        "logger=none",
+        "data.eval_batch_size=64",
+        f"trainer.max_epochs={2 if quick else 8}",
+        f"paths.cache_dir={work / 'cache'}",
+        *data,
+    ]
     cfg = compose_train_config([*data, f"paths.cache_dir={work / 'cache'}"], run_dir=work / "fc-data")
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -186,10 +262,22 @@ def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
         return seconds, sum(m["complexity"]["train_s_per_epoch"] for m in metrics) / jobs
 
     (without, epoch_without), (cold, _), (warm, epoch_warm) = (
-        sweep("fc-off", "model.feature_cache=false"), sweep("fc-cold"), sweep("fc-warm"))
-    return {"jobs": jobs, "command": " ".join(["python -m mmexp.train", *base]), "without_cache_s": without,
-            "cold_cache_s": cold, "warm_cache_s": warm, "speedup_cold": without / cold, "speedup_warm": without / warm,
-            "epoch_s_without": epoch_without, "epoch_s_warm": epoch_warm, "epoch_speedup": epoch_without / epoch_warm}
+        sweep("fc-off", "model.feature_cache=false"),
+        sweep("fc-cold"),
+        sweep("fc-warm"),
+    )
+    return {
+        "jobs": jobs,
+        "command": " ".join(["python -m mmexp.train", *base]),
+        "without_cache_s": without,
+        "cold_cache_s": cold,
+        "warm_cache_s": warm,
+        "speedup_cold": without / cold,
+        "speedup_warm": without / warm,
+        "epoch_s_without": epoch_without,
+        "epoch_s_warm": epoch_warm,
+        "epoch_speedup": epoch_without / epoch_warm,
+    }
 
 
 SECTIONS = ("training", "startup", "data", "sweep", "feature_cache", "precision")
@@ -199,9 +287,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny settings for a CI smoke run")
     parser.add_argument("--out", default="bench.json")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help="comma-separated subset of: " + ", ".join(SECTIONS) +
-                             " (feature_cache needs the pretrained extra, sweep the sweeps extra)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated subset of: "
+        + ", ".join(SECTIONS)
+        + " (feature_cache needs the pretrained extra, sweep the sweeps extra)",
+    )
     args = parser.parse_args()
     sections = args.sections.split(",")
     if unknown := set(sections) - set(SECTIONS):
@@ -209,14 +301,20 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     work = Path(tempfile.mkdtemp(prefix="mmexp-bench-"))
     steps, batch = (10, 32) if args.quick else (60, 256 if device.type == "cuda" else 64)
-    run = {"training": lambda: bench_training(work, steps, batch, repeats=1 if args.quick else 3),
-           "startup": lambda: bench_startup(work, 1 if args.quick else 3),
-           "data": lambda: bench_data(work, 200 if args.quick else 2000),
-           "sweep": lambda: bench_sweep(work, args.quick),
-           "feature_cache": lambda: bench_feature_cache(work, args.quick),
-           "precision": lambda: bench_precision(work, steps, batch)}
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                               "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick}
+    run = {
+        "training": lambda: bench_training(work, steps, batch, repeats=1 if args.quick else 3),
+        "startup": lambda: bench_startup(work, 1 if args.quick else 3),
+        "data": lambda: bench_data(work, 200 if args.quick else 2000),
+        "sweep": lambda: bench_sweep(work, args.quick),
+        "feature_cache": lambda: bench_feature_cache(work, args.quick),
+        "precision": lambda: bench_precision(work, steps, batch),
+    }
+    results: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+    }
     for name in SECTIONS:
         if name in sections:
             results[name] = run[name]()
@@ -239,31 +337,48 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             ("process start -> first step, s", f"{t['first_step_s_from_process_start']:.2f}", ""),
         ]
     if s := r.get("startup"):
-        rows += [("--help, s", f"{s['help_s']:.2f}", "<= 1.5"), ("config error, s", f"{s['config_error_s']:.2f}", "<= 1.5")]
+        rows += [
+            ("--help, s", f"{s['help_s']:.2f}", "<= 1.5"),
+            ("config error, s", f"{s['config_error_s']:.2f}", "<= 1.5"),
+        ]
     if d := r.get("data"):
-        rows += [("decode from disk, samples/s", f"{d['decode_samples_per_s']:.0f}", ""),
-                 ("decoded-image cache, samples/s", f"{d['cache_samples_per_s']:.0f}", ""),
-                 ("in-memory batches, samples/s", f"{d['in_memory_samples_per_s']:.0f}", "")]
+        rows += [
+            ("decode from disk, samples/s", f"{d['decode_samples_per_s']:.0f}", ""),
+            ("decoded-image cache, samples/s", f"{d['cache_samples_per_s']:.0f}", ""),
+            ("in-memory batches, samples/s", f"{d['in_memory_samples_per_s']:.0f}", ""),
+        ]
         if t:
-            rows.append(("cache / training speed", f"{d['cache_samples_per_s'] / t['mmexp_samples_per_s']:.1f}x",
-                         ">= 3x (CPU)"))
+            rows.append(
+                ("cache / training speed", f"{d['cache_samples_per_s'] / t['mmexp_samples_per_s']:.1f}x", ">= 3x (CPU)")
+            )
     if w := r.get("sweep"):
-        rows += [(f"sweep of {w['jobs']} jobs, basic launcher, s", f"{w['basic_s']:.1f}", ""),
-                 (f"sweep of {w['jobs']} jobs, joblib 2 jobs, s", f"{w['joblib_2_jobs_s']:.1f}", "")]
+        rows += [
+            (f"sweep of {w['jobs']} jobs, basic launcher, s", f"{w['basic_s']:.1f}", ""),
+            (f"sweep of {w['jobs']} jobs, joblib 2 jobs, s", f"{w['joblib_2_jobs_s']:.1f}", ""),
+        ]
     if f := r.get("feature_cache"):
-        rows += [(f"MiniLM sweep of {f['jobs']} jobs, no cache, s", f"{f['without_cache_s']:.1f}", ""),
-                 (f"MiniLM sweep of {f['jobs']} jobs, cold cache, s", f"{f['cold_cache_s']:.1f}", ""),
-                 (f"MiniLM sweep of {f['jobs']} jobs, warm cache, s", f"{f['warm_cache_s']:.1f}", ""),
-                 ("feature cache speedup (cold)", f"{f['speedup_cold']:.1f}x", ">= 5x"),
-                 ("feature cache speedup (warm)", f"{f['speedup_warm']:.1f}x", ""),
-                 ("training s/epoch, no cache / warm cache", f"{f['epoch_s_without']:.2f}/{f['epoch_s_warm']:.2f}",
-                  f"{f['epoch_speedup']:.1f}x")]
+        rows += [
+            (f"MiniLM sweep of {f['jobs']} jobs, no cache, s", f"{f['without_cache_s']:.1f}", ""),
+            (f"MiniLM sweep of {f['jobs']} jobs, cold cache, s", f"{f['cold_cache_s']:.1f}", ""),
+            (f"MiniLM sweep of {f['jobs']} jobs, warm cache, s", f"{f['warm_cache_s']:.1f}", ""),
+            ("feature cache speedup (cold)", f"{f['speedup_cold']:.1f}x", ">= 5x"),
+            ("feature cache speedup (warm)", f"{f['speedup_warm']:.1f}x", ""),
+            (
+                "training s/epoch, no cache / warm cache",
+                f"{f['epoch_s_without']:.2f}/{f['epoch_s_warm']:.2f}",
+                f"{f['epoch_speedup']:.1f}x",
+            ),
+        ]
     if p := r.get("precision"):
-        rows += [(f"full path {name}, samples/s", f"{p[f'{name}_samples_per_s']:.0f}", "")
-                 for name in ("fp32", "bf16-mixed", "compile")]
-        rows += [("compile: process start -> first step, s", f"{p['compile_first_step_s']:.1f}", ""),
-                 ("resident + compiled ceiling, samples/s", f"{p['resident_compiled_ceiling_samples_per_s']:.0f}", ""),
-                 (f"best ({p['best']}) / ceiling", f"{p['best_vs_ceiling']:.2f}", ">= 0.8 (GPU)")]
+        rows += [
+            (f"full path {name}, samples/s", f"{p[f'{name}_samples_per_s']:.0f}", "")
+            for name in ("fp32", "bf16-mixed", "compile")
+        ]
+        rows += [
+            ("compile: process start -> first step, s", f"{p['compile_first_step_s']:.1f}", ""),
+            ("resident + compiled ceiling, samples/s", f"{p['resident_compiled_ceiling_samples_per_s']:.0f}", ""),
+            (f"best ({p['best']}) / ceiling", f"{p['best_vs_ceiling']:.2f}", ">= 0.8 (GPU)"),
+        ]
     return rows
 
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from mmexp.core.build import build_datamodule, build_model
+from mmexp.core.compose import compose_train_config
 from mmexp.data.dataset import collate
 from mmexp.models.contracts import Batch
-from mmexp.core.compose import compose_train_config
 
 
 class PerSample(torch.utils.data.Dataset):
@@ -42,8 +42,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain_loop(model: torch.nn.Module, batches: Iterator[Batch], steps: int, warmup: int,
-               device: torch.device) -> dict[str, float]:
+def plain_loop(
+    model: torch.nn.Module, batches: Iterator[Batch], steps: int, warmup: int, device: torch.device
+) -> dict[str, float]:
     """Samples/s of forward + backward + AdamW step over ``batches`` after ``warmup`` steps, and the
     process CPU seconds (all threads) per sample: steadier than wall time on a shared machine."""
     model.to(device).train()
@@ -63,8 +64,10 @@ def plain_loop(model: torch.nn.Module, batches: Iterator[Batch], steps: int, war
         if step + 1 >= steps + warmup:
             break
     sync(device)
-    return {"samples_per_s": samples / (time.perf_counter() - t0),
-            "cpu_s_per_sample": (time.process_time() - cpu0) / samples}
+    return {
+        "samples_per_s": samples / (time.perf_counter() - t0),
+        "cpu_s_per_sample": (time.process_time() - cpu0) / samples,
+    }
 
 
 def loader_batches(dataset: Any, batch_size: int) -> Iterator[Batch]:
@@ -102,7 +105,9 @@ def main() -> None:
     if args.compile:
         model.compile_parts("inductor")
     train_set, batch_size = datamodule.train_dataloader().dataset, cfg.data.batch_size
-    batches = resident_batches(train_set, batch_size, device) if args.resident else loader_batches(train_set, batch_size)
+    batches = (
+        resident_batches(train_set, batch_size, device) if args.resident else loader_batches(train_set, batch_size)
+    )
     Path(args.out).write_text(json.dumps(plain_loop(model, batches, args.steps, args.warmup, device)))
 
 

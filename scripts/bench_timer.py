@@ -52,6 +52,14 @@ class ThroughputTimer(Callback):
         _sync(pl_module.device)
         seconds = time.perf_counter() - self.t0 - self.val_seconds if self.t0 else float("nan")
         cpu_seconds = time.process_time() - self.cpu0 - self.val_cpu if self.t0 else float("nan")
-        self.out.write_text(json.dumps({"samples": self.samples, "seconds": seconds, "cpu_seconds": cpu_seconds,
-                                        "samples_per_s": self.samples / seconds if self.t0 else None,
-                                        "first_step_s": self.first_step_s}))
+        self.out.write_text(
+            json.dumps(
+                {
+                    "samples": self.samples,
+                    "seconds": seconds,
+                    "cpu_seconds": cpu_seconds,
+                    "samples_per_s": self.samples / seconds if self.t0 else None,
+                    "first_step_s": self.first_step_s,
+                }
+            )
+        )

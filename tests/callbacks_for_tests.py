@@ -35,8 +35,20 @@ class KillAtStep(Callback):
 
 
 # Ops whose result size or value the host must wait for on a GPU: each one is a device->host sync.
-HOST_SYNC_OPS = ("_local_scalar_dense", "is_nonzero", "equal", "nonzero", "masked_select", "unique", "_unique",
-                 "_unique2", "unique_dim", "unique_consecutive", "bincount", "histc")
+HOST_SYNC_OPS = (
+    "_local_scalar_dense",
+    "is_nonzero",
+    "equal",
+    "nonzero",
+    "masked_select",
+    "unique",
+    "_unique",
+    "_unique2",
+    "unique_dim",
+    "unique_consecutive",
+    "bincount",
+    "histc",
+)
 
 
 def in_optimizer_step() -> bool:

@@ -26,8 +26,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def compose_cfg(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | None = None) -> DictConfig:
     """Compose train.yaml as @hydra.main would, with outputs under ``out`` and the run in out/run."""
-    return compose_train_config([f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
-                                run_dir=run_dir or out / "run")
+    return compose_train_config(
+        [f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides], run_dir=run_dir or out / "run"
+    )
 
 
 @pytest.fixture
@@ -44,5 +45,6 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300, extra_path: Path | None =
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout
+    )

@@ -27,8 +27,16 @@ def clean_rows(root: Path, n: int = 40) -> list[dict]:
         color, shape = ("red", "blue")[i % 2], ("round", "square")[(i // 2) % 2]
         name = f"img/{i:03d}.png"
         draw(color, shape).save(root / name)
-        rows.append({"id": f"r{i}", "image": name, "text": f"a {color} thing number {i}",
-                     "label": f"{color}-{shape}", "group": f"g{i % 8}", "split": ("train", "train", "val", "test")[(i // 4) % 4]})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "image": name,
+                "text": f"a {color} thing number {i}",
+                "label": f"{color}-{shape}",
+                "group": f"g{i % 8}",
+                "split": ("train", "train", "val", "test")[(i // 4) % 4],
+            }
+        )
     return rows
 
 

@@ -15,8 +15,13 @@ from tests.conftest import REPO
 @pytest.mark.slow  # ~3 min on 2 cores (a cold inductor compile): run with `python -m pytest -m slow`
 def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--out", str(out)],
-                            cwd=tmp_path, text=True, capture_output=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--out", str(out)],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     bench = json.loads(out.read_text())
     assert {"training", "startup", "data", "sweep", "feature_cache", "precision"} <= set(bench)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import hydra
@@ -24,7 +24,7 @@ FUSIONS = sorted(p.stem for p in (CONF / "fusion").glob("*.yaml"))
 VOCAB, CLASSES = 30, 3
 
 
-@lru_cache(maxsize=None)
+@cache
 def encoder(group: str, name: str) -> nn.Module:
     """One instance per encoder option (MiniLM loads once); reused by every combination."""
     cfg = compose_train_config([f"{group}={name}", "data.image_size=16"], run_dir=Path("unused"))
@@ -38,18 +38,27 @@ def batch_of(size: int) -> Batch:
     torch.manual_seed(0)
     ids = torch.randint(2, VOCAB, (size, 7))
     ids[:, 5:] = 0  # padding
-    return Batch(image=torch.randint(0, 256, (size, 3, 16, 16), dtype=torch.uint8), text_ids=ids,
-                 text_mask=ids != 0, texts=["a red round thing"] * size,
-                 label=torch.arange(size) % CLASSES, index=torch.arange(size))
+    return Batch(
+        image=torch.randint(0, 256, (size, 3, 16, 16), dtype=torch.uint8),
+        text_ids=ids,
+        text_mask=ids != 0,
+        texts=["a red round thing"] * size,
+        label=torch.arange(size) % CLASSES,
+        index=torch.arange(size),
+    )
 
 
 def build(image_name: str, text_name: str, fusion: str) -> MultimodalClassifier:
     """A classifier over the shared encoder instances, in train mode, without the feature cache."""
     fusion_cfg = compose_train_config([f"fusion={fusion}"], run_dir=Path("unused")).fusion
-    model = MultimodalClassifier(image_encoder=encoder("image_encoder", image_name),
-                                 text_encoder=encoder("text_encoder", text_name),
-                                 fusion=hydra.utils.instantiate(fusion_cfg), num_classes=CLASSES,
-                                 optimizer=torch.optim.AdamW, feature_cache=False)
+    model = MultimodalClassifier(
+        image_encoder=encoder("image_encoder", image_name),
+        text_encoder=encoder("text_encoder", text_name),
+        fusion=hydra.utils.instantiate(fusion_cfg),
+        num_classes=CLASSES,
+        optimizer=torch.optim.AdamW,
+        feature_cache=False,
+    )
     return model.train()
 
 
@@ -70,8 +79,11 @@ def test_combination_trains_every_used_encoder(image_name: str, text_name: str, 
     assert set(model.encoders) == set(model.fusion.modalities)
 
 
-BF16_CASES = sorted({("cnn", "lstm", f) for f in FUSIONS} | {(i, "lstm", "concat") for i in IMAGE}
-                    | {("cnn", t, "concat") for t in TEXT})
+BF16_CASES = sorted(
+    {("cnn", "lstm", f) for f in FUSIONS}
+    | {(i, "lstm", "concat") for i in IMAGE}
+    | {("cnn", t, "concat") for t in TEXT}
+)
 
 
 @pytest.mark.parametrize(("image_name", "text_name", "fusion"), BF16_CASES)

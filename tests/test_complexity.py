@@ -9,11 +9,17 @@ import pytest
 import torch
 from torch import nn
 
+from mmexp.evaluation.complexity import (
+    count_parameters,
+    flops_per_sample,
+    latency_seconds,
+    model_complexity,
+    peak_memory,
+)
+from mmexp.models.contracts import Batch
+from mmexp.train import train
 from mmexp.training import callbacks
 from mmexp.training.callbacks import EpochTimer
-from mmexp.models.contracts import Batch
-from mmexp.evaluation.complexity import count_parameters, flops_per_sample, latency_seconds, model_complexity, peak_memory
-from mmexp.train import train
 
 
 def test_flops_of_a_linear_layer_are_exactly_two_in_out_per_sample() -> None:
@@ -65,8 +71,12 @@ def test_model_complexity_restores_the_training_mode() -> None:
             return self.linear(batch.image.flatten(1).float())
 
     model = Model().train()
-    batch = Batch(image=torch.randn(4, 6, 1, 1), text_ids=torch.zeros(4, 1, dtype=torch.long),
-                  text_mask=torch.zeros(4, 1, dtype=torch.bool), label=torch.zeros(4, dtype=torch.long))
+    batch = Batch(
+        image=torch.randn(4, 6, 1, 1),
+        text_ids=torch.zeros(4, 1, dtype=torch.long),
+        text_mask=torch.zeros(4, 1, dtype=torch.bool),
+        label=torch.zeros(4, dtype=torch.long),
+    )
     cost = model_complexity(model, batch, device="cpu", latency_runs=2, epoch_seconds=[2.0, 4.0])
     assert model.training and cost["flops_per_sample"] == 2 * 6 * 3 and cost["latency_batch_size"] == 4
     assert cost["train_s_per_epoch"] == 3.0 and cost["train_epochs_timed"] == 2 and cost["device"] == "cpu"

@@ -10,10 +10,10 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from mmexp.core.build import build_callbacks, build_datamodule, build_model
-from mmexp.training.loggers import build_loggers
 from mmexp.core.config_checks import check_config
 from mmexp.core.errors import ConfigError
 from mmexp.train import train
+from mmexp.training.loggers import build_loggers
 
 CONF = Path(__file__).resolve().parents[1] / "mmexp" / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
@@ -22,8 +22,21 @@ OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml")
 
 
 def test_every_group_has_options() -> None:
-    assert {"data", "split", "image_encoder", "text_encoder", "fusion", "model", "optimizer", "scheduler",
-            "trainer", "logger", "callbacks", "paths", "debug"} <= set(GROUPS)
+    assert {
+        "data",
+        "split",
+        "image_encoder",
+        "text_encoder",
+        "fusion",
+        "model",
+        "optimizer",
+        "scheduler",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "debug",
+    } <= set(GROUPS)
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -47,13 +60,16 @@ def test_unknown_option_lists_choices(make_cfg) -> None:
         make_cfg("fusion=telepathy")
 
 
-@pytest.mark.parametrize(("override", "field"), [
-    ("data.batch_size=-1", "data.batch_size"),
-    ("data.image_size=4", "data.image_size"),
-    ("split.train=0.8", "must sum to 1"),
-    ("optimizer.lr=0", "optimizer.lr"),
-    ("trainer.max_epochs=0", "trainer.max_epochs"),
-])
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("data.batch_size=-1", "data.batch_size"),
+        ("data.image_size=4", "data.image_size"),
+        ("split.train=0.8", "must sum to 1"),
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+    ],
+)
 def test_bad_values_name_the_field(override: str, field: str, make_cfg) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         train(make_cfg(override))
@@ -65,14 +81,28 @@ def test_missing_required_value_is_named(make_cfg) -> None:
 
 
 def test_empty_split_set_is_a_clear_error(make_cfg) -> None:
-    cfg = make_cfg("debug=fast", "split=random", "data.synthetic.n_samples=20", "split.train=0.8", "split.val=0.2",
-                   "split.test=0.0")
+    cfg = make_cfg(
+        "debug=fast",
+        "split=random",
+        "data.synthetic.n_samples=20",
+        "split.train=0.8",
+        "split.val=0.2",
+        "split.test=0.0",
+    )
     with pytest.raises(ConfigError, match=r"test set is empty.*split\.test"):
         train(cfg)
 
 
 def test_class_missing_from_train_is_a_clear_error(make_cfg) -> None:
-    cfg = make_cfg("debug=fast", "split=random", "data.synthetic.n_samples=12", "data.synthetic.n_shapes=6",
-                   "data.synthetic.n_words=6", "split.train=0.34", "split.val=0.33", "split.test=0.33")
+    cfg = make_cfg(
+        "debug=fast",
+        "split=random",
+        "data.synthetic.n_samples=12",
+        "data.synthetic.n_shapes=6",
+        "data.synthetic.n_words=6",
+        "split.train=0.34",
+        "split.val=0.33",
+        "split.test=0.33",
+    )
     with pytest.raises(ConfigError, match="no training example"):
         train(cfg)

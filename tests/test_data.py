@@ -11,22 +11,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmexp.core.errors import ConfigError
 from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.data.dataset import collate
-from mmexp.models.contracts import Batch
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import load_rgb
 from mmexp.data.splits import group_kfold_split, kfold_split, predefined_split, random_split, stratified_split
 from mmexp.data.text import Vocab, tokenize
-from mmexp.core.errors import ConfigError
+from mmexp.models.contracts import Batch
 from tests.data_factory import clean_rows, draw, write_manifest
 
 STRATIFIED = partial(stratified_split, train=0.5, val=0.25, test=0.25, seed=0)
 
 
 def make_dm(root: Path, fmt: str = "jsonl", split=STRATIFIED, **kw) -> MultimodalDataModule:
-    return MultimodalDataModule(split=split, root=str(root), manifest=f"manifest.{fmt}", image_size=16,
-                                cache_dir=str(root / ".cache"), **kw)
+    return MultimodalDataModule(
+        split=split, root=str(root), manifest=f"manifest.{fmt}", image_size=16, cache_dir=str(root / ".cache"), **kw
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -35,13 +36,13 @@ def test_every_defect_is_reported_at_once_with_its_line(tmp_path: Path, fmt: str
     (tmp_path / "img" / "trunc.png").write_bytes((tmp_path / "img" / "000.png").read_bytes()[:40])
     (tmp_path / "outside.png").write_bytes(b"")
     defects = [
-        {**rows[0], "id": "m1", "image": "img/nope.png"},                 # missing file
-        {**rows[0], "id": "m2", "image": "img/trunc.png"},                # truncated image
-        {**rows[0], "id": "m3", "image": "../outside.png"},               # outside data.root
+        {**rows[0], "id": "m1", "image": "img/nope.png"},  # missing file
+        {**rows[0], "id": "m2", "image": "img/trunc.png"},  # truncated image
+        {**rows[0], "id": "m3", "image": "../outside.png"},  # outside data.root
         {**rows[0], "id": "m4", "image": str(tmp_path / "img/000.png")},  # absolute path
-        {**rows[0], "id": "m5", "text": "   "},                            # whitespace text
-        {**rows[0], "id": "m6", "label": ""},                              # empty label
-        {**rows[0]},                                                       # duplicate id r0
+        {**rows[0], "id": "m5", "text": "   "},  # whitespace text
+        {**rows[0], "id": "m6", "label": ""},  # empty label
+        {**rows[0]},  # duplicate id r0
     ]
     write_manifest(tmp_path, rows + defects, fmt)
     first = len(rows) + (2 if fmt == "csv" else 1)
@@ -49,15 +50,24 @@ def test_every_defect_is_reported_at_once_with_its_line(tmp_path: Path, fmt: str
         make_dm(tmp_path, fmt).setup()
     message = str(err.value)
     assert "7 bad row(s)" in message and "on_bad_record=skip" in message
-    for offset, reason in enumerate(["image file not found", "unreadable or corrupt image", "outside data.root",
-                                     "outside data.root", "non-empty string", "missing 'label'", "duplicate id"]):
+    for offset, reason in enumerate(
+        [
+            "image file not found",
+            "unreadable or corrupt image",
+            "outside data.root",
+            "outside data.root",
+            "non-empty string",
+            "missing 'label'",
+            "duplicate id",
+        ]
+    ):
         assert f"line {first + offset}: " in message
         assert reason in message.split(f"line {first + offset}: ")[1].split("\n")[0]
 
 
 def test_skip_keeps_good_rows_and_lists_the_bad(tmp_path: Path) -> None:
     rows = clean_rows(tmp_path)
-    write_manifest(tmp_path, rows + [{**rows[1], "id": "bad", "image": "img/missing.png"}])
+    write_manifest(tmp_path, [*rows, {**rows[1], "id": "bad", "image": "img/missing.png"}])
     dm = make_dm(tmp_path, on_bad_record="skip")
     dm.setup()
     assert len(dm.info.records) == len(rows) and [b.row.get("id") for b in dm.info.skipped] == ["bad"]
@@ -65,7 +75,7 @@ def test_skip_keeps_good_rows_and_lists_the_bad(tmp_path: Path) -> None:
 
 def test_non_string_text_is_bad_but_text_zero_is_fine(tmp_path: Path) -> None:
     rows = clean_rows(tmp_path)
-    write_manifest(tmp_path, rows[:-2] + [{**rows[-2], "text": "0"}, {**rows[-1], "text": 7}])
+    write_manifest(tmp_path, [*rows[:-2], {**rows[-2], "text": "0"}, {**rows[-1], "text": 7}])
     with pytest.raises(ConfigError, match=r"(?s)1 bad row.*line 40: 'text' must be a non-empty string \(got 7\)"):
         make_dm(tmp_path).setup()
 
@@ -79,8 +89,10 @@ def test_label_only_in_test_is_refused(tmp_path: Path) -> None:
 
 
 def test_mmf_style_manifest_and_numeric_labels(tmp_path: Path) -> None:
-    rows = [{"id": r["id"], "img": r["image"], "text": r["text"], "label": i % 3 * 5}
-            for i, r in enumerate(clean_rows(tmp_path))]
+    rows = [
+        {"id": r["id"], "img": r["image"], "text": r["text"], "label": i % 3 * 5}
+        for i, r in enumerate(clean_rows(tmp_path))
+    ]
     write_manifest(tmp_path, rows)
     dm = make_dm(tmp_path)
     dm.setup()
@@ -92,8 +104,16 @@ def test_csv_folder_dataset_trains_end_to_end(tmp_path: Path, make_cfg) -> None:
 
     data = tmp_path / "my data"
     write_manifest(data, clean_rows(data, n=48), "csv")
-    metrics = train(make_cfg("data=folder", f"data.root={data}", "data.manifest=manifest.csv", "debug=fast",
-                             "text_encoder=bow", "data.image_size=16"))
+    metrics = train(
+        make_cfg(
+            "data=folder",
+            f"data.root={data}",
+            "data.manifest=manifest.csv",
+            "debug=fast",
+            "text_encoder=bow",
+            "data.image_size=16",
+        )
+    )
     assert metrics["labels"] == ["blue-round", "blue-square", "red-round", "red-square"]
 
 
@@ -134,7 +154,9 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
 
 def test_odd_filenames_work(tmp_path: Path) -> None:
     rows = clean_rows(tmp_path, n=8)
-    for row, name in zip(rows, ["img/with space.png", "img/trailing .png", "img/日本語.png", "img/ünï.png"]):
+    for row, name in zip(
+        rows, ["img/with space.png", "img/trailing .png", "img/日本語.png", "img/ünï.png"], strict=False
+    ):
         (tmp_path / row["image"]).rename(tmp_path / name)
         row["image"] = name
     write_manifest(tmp_path, rows * 1)
@@ -145,8 +167,16 @@ def test_odd_filenames_work(tmp_path: Path) -> None:
 
 def test_tokenizer_handles_cjk_and_mixed_script() -> None:
     assert tokenize("我爱北京 Tiananmen!") == ["我", "爱", "北", "京", "tiananmen"]
-    assert tokenize("yeh movie bahut acchi hai, I loved it") == ["yeh", "movie", "bahut", "acchi", "hai", "i",
-                                                                  "loved", "it"]
+    assert tokenize("yeh movie bahut acchi hai, I loved it") == [
+        "yeh",
+        "movie",
+        "bahut",
+        "acchi",
+        "hai",
+        "i",
+        "loved",
+        "it",
+    ]
     assert tokenize("Ünïcödé words") == ["ünïcödé", "words"]
     vocab = Vocab.fit(["a b b", "b c"], min_freq=2)
     assert vocab.tokens == ["<pad>", "<unk>", "b"]
@@ -156,24 +186,27 @@ def test_tokenizer_handles_cjk_and_mixed_script() -> None:
 LABELS = np.array([0] * 30 + [1] * 20 + [2] * 10)
 
 
-@pytest.mark.parametrize("split_fn", [
-    partial(random_split, train=0.6, val=0.2, test=0.2, seed=1),
-    partial(stratified_split, train=0.6, val=0.2, test=0.2, seed=1),
-    partial(kfold_split, k=5, fold=2, val=0.2, seed=1),
-])
+@pytest.mark.parametrize(
+    "split_fn",
+    [
+        partial(random_split, train=0.6, val=0.2, test=0.2, seed=1),
+        partial(stratified_split, train=0.6, val=0.2, test=0.2, seed=1),
+        partial(kfold_split, k=5, fold=2, val=0.2, seed=1),
+    ],
+)
 def test_splits_are_disjoint_complete_and_deterministic(split_fn) -> None:
     a, b = split_fn(LABELS), split_fn(LABELS)
     parts = [set(a.train), set(a.val), set(a.test)]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert set().union(*parts) == set(range(len(LABELS)))
-    assert all((x == y).all() for x, y in zip((a.train, a.val, a.test), (b.train, b.val, b.test)))
+    assert all((x == y).all() for x, y in zip((a.train, a.val, a.test), (b.train, b.val, b.test), strict=True))
 
 
 def test_stratified_keeps_proportions_within_one_per_class() -> None:
     split = stratified_split(LABELS, train=0.6, val=0.2, test=0.2, seed=3)
     for part, frac in ((split.val, 0.2), (split.test, 0.2)):
         counts = np.bincount(LABELS[part], minlength=3)
-        assert all(abs(c - frac * n) <= 1 for c, n in zip(counts, (30, 20, 10)))
+        assert all(abs(c - frac * n) <= 1 for c, n in zip(counts, (30, 20, 10), strict=True))
 
 
 def test_kfold_test_sets_partition_the_data() -> None:
@@ -189,7 +222,7 @@ def test_group_kfold_never_shares_a_group() -> None:
         sets = [set(groups[p]) for p in (s.train, s.val, s.test)]
         assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
         assert len(s.train) + len(s.val) + len(s.test) == len(LABELS)
-    with pytest.raises(ConfigError, match="data.group_col"):
+    with pytest.raises(ConfigError, match=r"data.group_col"):
         group_kfold_split(LABELS, k=4, fold=0, val=0.2, seed=0, groups=None)
 
 
@@ -253,8 +286,12 @@ def test_concurrent_cache_builds_agree(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, rows)
     paths = [tmp_path / r["image"] for r in rows]
     results: list[np.ndarray] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        load_or_decode(paths, 16, manifest=manifest, cache_dir=tmp_path / "c")[0])) for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(load_or_decode(paths, 16, manifest=manifest, cache_dir=tmp_path / "c")[0])
+        )
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -269,9 +306,15 @@ def test_inspect_summarizes_without_training(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 
     rows = clean_rows(tmp_path, n=16)
-    write_manifest(tmp_path, rows + [{**rows[0], "id": "gone", "image": "img/none.png"}], "csv")
-    result = run_cli("mmexp.inspect", "data=folder", f"data.root={tmp_path}", "data.manifest=manifest.csv",
-                     f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+    write_manifest(tmp_path, [*rows, {**rows[0], "id": "gone", "image": "img/none.png"}], "csv")
+    result = run_cli(
+        "mmexp.inspect",
+        "data=folder",
+        f"data.root={tmp_path}",
+        "data.manifest=manifest.csv",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "rows:         16 usable, 1 bad" in out

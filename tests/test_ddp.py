@@ -17,8 +17,15 @@ from tests.conftest import run_cli
 
 def test_ddp_test_metrics_equal_single_process_evaluation(tmp_path: Path) -> None:
     run = tmp_path / "ddp"
-    result = run_cli("mmexp.train", "trainer=ddp_cpu", "debug=fast", "logger=csv", f"hydra.run.dir={run}",
-                     f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+    result = run_cli(
+        "mmexp.train",
+        "trainer=ddp_cpu",
+        "debug=fast",
+        "logger=csv",
+        f"hydra.run.dir={run}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((run / "metrics.json").read_text())
     assert (run / "train_ddp_process_1.log").exists()  # the second rank ran, and wrote no run files of its own
@@ -30,10 +37,15 @@ def test_ddp_test_metrics_equal_single_process_evaluation(tmp_path: Path) -> Non
     model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     state = torch.load(saved["best_checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(state)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_test_batches=cfg.trainer.limit_test_batches)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_test_batches=cfg.trainer.limit_test_batches,
+    )
     single = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    for key in ("test/acc", "test/f1_macro", "test/precision_macro", "test/recall_macro", "test/loss",
-                "test/auroc"):
+    for key in ("test/acc", "test/f1_macro", "test/precision_macro", "test/recall_macro", "test/loss", "test/auroc"):
         assert saved["test"][key] == pytest.approx(single[key], abs=1e-5), key
     assert sum(map(sum, saved["confusion_matrix"])) == len(datamodule.info.split.test)

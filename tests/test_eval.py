@@ -24,8 +24,11 @@ NO_CORRUPTIONS = "~robustness.corruptions"
 def compose_eval(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | None = None) -> DictConfig:
     """Compose eval.yaml as @hydra.main would, with the eval dir at ``run_dir`` (default out/eval)."""
     with initialize_config_module("mmexp.conf", version_base="1.3"):
-        cfg = compose("eval", overrides=[f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
-                      return_hydra_config=True)
+        cfg = compose(
+            "eval",
+            overrides=[f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
+            return_hydra_config=True,
+        )
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir or out / "eval")
         cfg.hydra.job.name = "eval"
@@ -41,8 +44,11 @@ def train_run(out: Path, cache_dir: Path, *overrides: str) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +58,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
 
 
 def test_eval_reproduces_the_training_test_metrics_exactly(trained: Path, tmp_path: Path, cache_dir: Path) -> None:
-    result = evaluate(compose_eval(tmp_path, cache_dir, f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}",
-                                   NO_CORRUPTIONS))
+    result = evaluate(
+        compose_eval(tmp_path, cache_dir, f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", NO_CORRUPTIONS)
+    )
     at_training = json.loads((trained / "metrics.json").read_text())
     for key in ("test/acc", "test/f1_macro", "test/f1_micro", "test/auroc", "test/ece"):
         assert result["test"][key] == at_training["test"][key], key
@@ -71,29 +78,39 @@ def test_eval_reproduces_the_training_test_metrics_exactly(trained: Path, tmp_pa
     assert sum(saved["reliability"]["count"]) == len(split["test"])
     cost = saved["complexity"]
     assert cost["params_total"] > 0 and cost["flops_per_sample"] > 0 and cost["latency_s_per_batch"] > 0
-    assert cost["train_s_per_epoch"] == json.loads((trained / "metrics.json").read_text())["complexity"][
-        "train_s_per_epoch"]
+    assert (
+        cost["train_s_per_epoch"]
+        == json.loads((trained / "metrics.json").read_text())["complexity"]["train_s_per_epoch"]
+    )
 
 
-def test_labels_outside_the_checkpoint_label_map_are_refused(trained: Path, tmp_path: Path,
-                                                              cache_dir: Path) -> None:
-    cfg = compose_eval(tmp_path, cache_dir, f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", NO_CORRUPTIONS,
-                       "data=synthetic", "data.synthetic.n_shapes=4", "data.synthetic.n_samples=60")
+def test_labels_outside_the_checkpoint_label_map_are_refused(trained: Path, tmp_path: Path, cache_dir: Path) -> None:
+    cfg = compose_eval(
+        tmp_path,
+        cache_dir,
+        f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}",
+        NO_CORRUPTIONS,
+        "data=synthetic",
+        "data.synthetic.n_shapes=4",
+        "data.synthetic.n_samples=60",
+    )
     with pytest.raises(ConfigError, match=r"label\(s\) cross-calm, cross-stormy are not in the checkpoint's label"):
         evaluate(cfg)
 
 
-def test_other_data_is_evaluated_on_every_row_with_the_checkpoint_vocabulary(trained: Path, tmp_path: Path,
-                                                                             cache_dir: Path) -> None:
+def test_other_data_is_evaluated_on_every_row_with_the_checkpoint_vocabulary(
+    trained: Path, tmp_path: Path, cache_dir: Path
+) -> None:
     ckpt = f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}"
     other = ("data=synthetic", "data.synthetic.n_samples=90", "data.synthetic.seed=5")
     result = evaluate(compose_eval(tmp_path, cache_dir, ckpt, NO_CORRUPTIONS, *other))
     assert result["data"]["rows"] == 90 and result["data"]["split"] == "all rows"
     assert result["data"]["labels"] == json.loads((trained / "labels.json").read_text())
-    split = evaluate(compose_eval(tmp_path, cache_dir, ckpt, NO_CORRUPTIONS, *other, "split=stratified",
-                                  run_dir=tmp_path / "eval2"))
+    split = evaluate(
+        compose_eval(tmp_path, cache_dir, ckpt, NO_CORRUPTIONS, *other, "split=stratified", run_dir=tmp_path / "eval2")
+    )
     assert 0 < split["data"]["rows"] < 90 and split["data"]["split"] == "test"  # the test set of that split
-    with pytest.raises(ConfigError, match="split=... selects rows of a dataset given with data="):
+    with pytest.raises(ConfigError, match=r"split=... selects rows of a dataset given with data="):
         evaluate(compose_eval(tmp_path, cache_dir, ckpt, "split=random", run_dir=tmp_path / "eval3"))
 
 
@@ -102,8 +119,15 @@ def test_a_loaded_vocabulary_and_label_map_are_not_refitted(cache_dir: Path, tmp
 
     cfg = compose_cfg(tmp_path, cache_dir, "debug=fast", "data.synthetic.n_samples=60")
     datamodule = instantiate(cfg.data)
-    labels = ["circle-calm", "circle-stormy", "square-calm", "square-stormy", "triangle-calm", "triangle-stormy",
-              "extra-label"]
+    labels = [
+        "circle-calm",
+        "circle-stormy",
+        "square-calm",
+        "square-stormy",
+        "triangle-calm",
+        "triangle-stormy",
+        "extra-label",
+    ]
     datamodule.load_state_dict({"labels": labels, "vocab": ["<pad>", "<unk>", "calm"], "lowercase": True})
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -120,7 +144,7 @@ def test_bad_checkpoint_paths_are_one_line_errors(tmp_path: Path, cache_dir: Pat
     stray = tmp_path / "stray" / "checkpoints" / "best.ckpt"
     stray.parent.mkdir(parents=True)
     torch.save({"state_dict": {}}, stray)
-    with pytest.raises(ConfigError, match="config.yaml not found"):
+    with pytest.raises(ConfigError, match=r"config.yaml not found"):
         evaluate(compose_eval(tmp_path, cache_dir, f"ckpt_path={stray}"))
 
 
@@ -129,30 +153,41 @@ def test_every_fusion_evaluates_with_each_modality_missing(fusion: str, tmp_path
     from mmexp.core.build import build_model, instantiate
     from mmexp.evaluation.robustness import missing_modality, predict
 
-    cfg = compose_cfg(tmp_path, cache_dir, "debug=fast", f"fusion={fusion}", "text_encoder=bow",
-                      "data.synthetic.n_samples=60")
+    cfg = compose_cfg(
+        tmp_path, cache_dir, "debug=fast", f"fusion={fusion}", "text_encoder=bow", "data.synthetic.n_samples=60"
+    )
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("test")
     model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     loader = datamodule.test_dataloader()
     clean = predict(model, loader, device=torch.device("cpu"))
-    scores = missing_modality(model, loader, device=torch.device("cpu"), num_classes=datamodule.num_classes,
-                              clean=clean)
+    scores = missing_modality(
+        model, loader, device=torch.device("cpu"), num_classes=datamodule.num_classes, clean=clean
+    )
     assert set(scores) == {"both", "no_image", "no_text"}
     for condition in scores.values():
         assert all(math.isfinite(v) for v in condition.values()), condition
     assert torch.isfinite(clean.probs).all()
 
 
-def test_cli_writes_a_new_eval_dir_and_leaves_the_training_run_untouched(trained: Path, tmp_path: Path,
-                                                                        cache_dir: Path) -> None:
+def test_cli_writes_a_new_eval_dir_and_leaves_the_training_run_untouched(
+    trained: Path, tmp_path: Path, cache_dir: Path
+) -> None:
     before = snapshot(trained)
     keep = ("gaussian_noise", "word_dropout")
-    drop = [f"~robustness.corruptions.{name}" for name in
-            ("blur", "occlusion", "brightness", "contrast", "word_swap", "char_typos", "unknown_words")]
-    result = run_cli("mmexp.eval", f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", *drop,
-                     f"paths.output_dir={tmp_path / 'outputs'}", f"paths.cache_dir={cache_dir}", cwd=tmp_path)
+    drop = [
+        f"~robustness.corruptions.{name}"
+        for name in ("blur", "occlusion", "brightness", "contrast", "word_swap", "char_typos", "unknown_words")
+    ]
+    result = run_cli(
+        "mmexp.eval",
+        f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}",
+        *drop,
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        f"paths.cache_dir={cache_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert snapshot(trained) == before
     [eval_dir] = (tmp_path / "outputs" / "evals").iterdir()
@@ -170,6 +205,7 @@ def test_cli_writes_a_new_eval_dir_and_leaves_the_training_run_untouched(trained
     assert "## Robustness" in md and "| gaussian_noise | image |" in md and "## Missing modalities" in md
     assert "## Complexity" in md
     with pytest.raises(RunDirInUse, match="already holds a run"):  # the training dir as the eval dir
-        evaluate(compose_eval(tmp_path, cache_dir, f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}",
-                              run_dir=trained))
+        evaluate(
+            compose_eval(tmp_path, cache_dir, f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", run_dir=trained)
+        )
     assert snapshot(trained) == before

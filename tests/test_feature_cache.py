@@ -15,13 +15,13 @@ from torch import nn
 import mmexp.evaluation.complexity
 import mmexp.training.feature_cache as fc
 import mmexp.training.feature_cache_keys as keys
-from mmexp.training.classifier import MultimodalClassifier
-from mmexp.models.fusion.pooled import ConcatFusion
-from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.contracts import Batch, EncoderOutput
-from mmexp.models.missing import remove_modality
+from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.encoders.text import BagOfWordsEncoder, LSTMEncoder, TransformerTextEncoder
+from mmexp.models.fusion.pooled import ConcatFusion
+from mmexp.models.missing import remove_modality
 from mmexp.train import train
+from mmexp.training.classifier import MultimodalClassifier
 from tests.conftest import compose_cfg
 
 N, SIZE, VOCAB, T = 40, 16, 30, 8
@@ -39,29 +39,50 @@ def resnet() -> ResNetEncoder:
 
 
 def classifier(image: nn.Module, text: nn.Module) -> MultimodalClassifier:
-    return MultimodalClassifier(image_encoder=image, text_encoder=text, fusion=ConcatFusion, num_classes=3,
-                                optimizer=partial(torch.optim.SGD, lr=0.1))
+    return MultimodalClassifier(
+        image_encoder=image,
+        text_encoder=text,
+        fusion=ConcatFusion,
+        num_classes=3,
+        optimizer=partial(torch.optim.SGD, lr=0.1),
+    )
 
 
 def inputs(tmp_path: Path, *, texts: list[str] | None = None, seed: int = 0, batch_size: int = 16) -> fc.DatasetInputs:
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, VOCAB, (N, T), generator=g)
     ids[torch.arange(T).expand(N, T) >= torch.randint(0, T + 1, (N, 1), generator=g)] = 0  # ragged, some empty
-    return fc.DatasetInputs(images=torch.randint(0, 256, (N, 3, SIZE, SIZE), dtype=torch.uint8, generator=g),
-                            text_ids=ids, text_mask=ids != 0, texts=texts or [f"text {i}" for i in range(N)],
-                            image_key="k", cache_dir=tmp_path, batch_size=batch_size)
+    return fc.DatasetInputs(
+        images=torch.randint(0, 256, (N, 3, SIZE, SIZE), dtype=torch.uint8, generator=g),
+        text_ids=ids,
+        text_mask=ids != 0,
+        texts=texts or [f"text {i}" for i in range(N)],
+        image_key="k",
+        cache_dir=tmp_path,
+        batch_size=batch_size,
+    )
 
 
 def build(model: MultimodalClassifier, modality: str, data: fc.DatasetInputs) -> fc.FeatureCache:
-    cache = fc.compute_features(partial(model.encode_modality, modality), data, device=torch.device("cpu"),
-                                budget_bytes=math.inf, context=contextlib.nullcontext())
+    cache = fc.compute_features(
+        partial(model.encode_modality, modality),
+        data,
+        device=torch.device("cpu"),
+        budget_bytes=math.inf,
+        context=contextlib.nullcontext(),
+    )
     assert cache is not None
     return cache
 
 
 def direct(model: MultimodalClassifier, modality: str, data: fc.DatasetInputs, index: torch.Tensor):
-    batch = Batch(image=data.images[index], text_ids=data.text_ids[index], text_mask=data.text_mask[index],
-                  label=torch.zeros(len(index), dtype=torch.long), texts=[data.texts[i] for i in index.tolist()])
+    batch = Batch(
+        image=data.images[index],
+        text_ids=data.text_ids[index],
+        text_mask=data.text_mask[index],
+        label=torch.zeros(len(index), dtype=torch.long),
+        texts=[data.texts[i] for i in index.tolist()],
+    )
     with torch.no_grad():
         return model.encode_modality(modality, batch)
 
@@ -72,10 +93,10 @@ def test_cached_outputs_equal_a_frozen_encoders_outputs_exactly(tmp_path: Path) 
     index = torch.randperm(N, generator=torch.Generator().manual_seed(1))[:12]  # other rows, other batches
     text = build(model, "text", data).lookup(index)
     expected = direct(model, "text", data, index)
-    for got, want in zip(text, expected):  # same shapes, same bits (tokens stored in float32)
+    for got, want in zip(text, expected, strict=True):  # same shapes, same bits (tokens stored in float32)
         assert got.dtype == want.dtype and torch.equal(got, want)
     image, expected = build(model, "image", data).lookup(index), direct(model, "image", data, index)
-    for got, want in zip(image, expected):  # conv kernels may differ in the last bit between batch sizes
+    for got, want in zip(image, expected, strict=True):  # conv kernels may differ in the last bit between batch sizes
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
 
 
@@ -102,6 +123,7 @@ def test_pretrained_text_rows_are_looked_up_as_the_encoder_returns_them(tmp_path
 
 def test_rows_of_varying_width_are_stored_packed_and_padded_per_lookup() -> None:
     """An encoder may return a different token count per batch: rows keep up to their last real token."""
+
     def output(lengths: list[int], width: int) -> EncoderOutput:
         mask = torch.arange(width) < torch.tensor(lengths)[:, None]
         tokens = torch.arange(len(lengths) * width * 2, dtype=torch.float32).view(len(lengths), width, 2) + 1
@@ -115,17 +137,20 @@ def test_rows_of_varying_width_are_stored_packed_and_padded_per_lookup() -> None
     assert torch.equal(got.tokens[1, :2], first.tokens[0, :2]) and not got.tokens[1, 2:].any()
 
 
-@pytest.mark.parametrize(("make", "cached"), [
-    (lambda: bow(freeze=True), True),
-    (lambda: LSTMEncoder(vocab_size=VOCAB, embed_dim=8, hidden=8, freeze=True), True),
-    (resnet, True),
-    (lambda: ViTEncoder(image_size=SIZE, patch_size=4, dim=8, depth=1, heads=2, freeze=True), True),
-    (lambda: TransformerTextEncoder(vocab_size=VOCAB, dim=8, depth=1, heads=2, freeze=True), True),
-    (lambda: bow(freeze=False), False),  # trainable
-    (lambda: TransformerTextEncoder(vocab_size=VOCAB, dim=8, depth=1, heads=2), False),
-    (lambda: CNNEncoder(channels=[4], freeze=True), False),  # frozen, but BatchNorm uses batch statistics
-    (lambda: LSTMEncoder(vocab_size=VOCAB, embed_dim=8, hidden=8, num_layers=2, dropout=0.5, freeze=True), False),
-])
+@pytest.mark.parametrize(
+    ("make", "cached"),
+    [
+        (lambda: bow(freeze=True), True),
+        (lambda: LSTMEncoder(vocab_size=VOCAB, embed_dim=8, hidden=8, freeze=True), True),
+        (resnet, True),
+        (lambda: ViTEncoder(image_size=SIZE, patch_size=4, dim=8, depth=1, heads=2, freeze=True), True),
+        (lambda: TransformerTextEncoder(vocab_size=VOCAB, dim=8, depth=1, heads=2, freeze=True), True),
+        (lambda: bow(freeze=False), False),  # trainable
+        (lambda: TransformerTextEncoder(vocab_size=VOCAB, dim=8, depth=1, heads=2), False),
+        (lambda: CNNEncoder(channels=[4], freeze=True), False),  # frozen, but BatchNorm uses batch statistics
+        (lambda: LSTMEncoder(vocab_size=VOCAB, embed_dim=8, hidden=8, num_layers=2, dropout=0.5, freeze=True), False),
+    ],
+)
 def test_only_encoders_whose_outputs_cannot_change_in_training_are_cached(make, cached: bool) -> None:
     encoder = make()
     encoder.eval()
@@ -152,8 +177,16 @@ def test_cache_key_follows_weights_and_data(tmp_path: Path) -> None:
 
 def test_tokens_over_the_budget_are_not_cached(tmp_path: Path) -> None:
     model = classifier(resnet(), bow())
-    assert fc.compute_features(partial(model.encode_modality, "text"), inputs(tmp_path), device=torch.device("cpu"),
-                               budget_bytes=1000, context=contextlib.nullcontext()) is None
+    assert (
+        fc.compute_features(
+            partial(model.encode_modality, "text"),
+            inputs(tmp_path),
+            device=torch.device("cpu"),
+            budget_bytes=1000,
+            context=contextlib.nullcontext(),
+        )
+        is None
+    )
 
 
 def test_modified_inputs_bypass_the_cache(tmp_path: Path) -> None:
@@ -163,8 +196,14 @@ def test_modified_inputs_bypass_the_cache(tmp_path: Path) -> None:
     for cache in model.feature_caches.values():
         cache.pooled.fill_(7.0)  # poisoned: shows where the cache was used
     index = torch.arange(4)
-    batch = Batch(image=data.images[index], text_ids=data.text_ids[index], text_mask=data.text_mask[index],
-                  texts=data.texts[:4], label=torch.zeros(4, dtype=torch.long), index=index)
+    batch = Batch(
+        image=data.images[index],
+        text_ids=data.text_ids[index],
+        text_mask=data.text_mask[index],
+        texts=data.texts[:4],
+        label=torch.zeros(4, dtype=torch.long),
+        index=index,
+    )
     with torch.no_grad():
         assert all((out.pooled == 7).all() for out in model.encode(batch).values())
         rows = torch.tensor([True, False, False, False])
@@ -184,7 +223,8 @@ def scores(metrics: dict) -> dict:
 
 
 def test_frozen_bow_run_gives_the_same_metrics_and_the_second_run_reuses_the_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     cfg = partial(compose_cfg, tmp_path, cache, *SMALL_DATA, "text_encoder=bow", "text_encoder.freeze=true", "seed=3")
     plain = train(cfg("model.feature_cache=false", run_dir=tmp_path / "plain"))
@@ -201,8 +241,11 @@ def test_frozen_bow_run_gives_the_same_metrics_and_the_second_run_reuses_the_fil
     forward = BagOfWordsEncoder.forward
     monkeypatch.setattr(BagOfWordsEncoder, "forward", lambda self, *a: (calls.append(1), forward(self, *a))[1])
     measure = mmexp.evaluation.complexity.model_complexity  # runs the full model on purpose, outside any stage
-    monkeypatch.setattr(mmexp.evaluation.complexity, "model_complexity",
-                        lambda *a, **kw: (measuring.append(len(calls)), measure(*a, **kw))[1])
+    monkeypatch.setattr(
+        mmexp.evaluation.complexity,
+        "model_complexity",
+        lambda *a, **kw: (measuring.append(len(calls)), measure(*a, **kw))[1],
+    )
     mtime = files[0].stat().st_mtime_ns
     second = train(cfg(run_dir=tmp_path / "second"))
     assert computed == [1] and files[0].stat().st_mtime_ns == mtime

@@ -11,9 +11,9 @@ import torch
 from omegaconf import OmegaConf
 
 import mmexp
-from mmexp.training.classifier import build_head
-from mmexp.models.fusion.attention import attend
 from mmexp.models.contracts import EncoderOutput
+from mmexp.models.fusion.attention import attend
+from mmexp.training.classifier import build_head
 
 FUSION_DIR = Path(mmexp.__file__).parent / "conf" / "fusion"
 NAMES = sorted(p.stem for p in FUSION_DIR.glob("*.yaml"))
@@ -43,8 +43,15 @@ def build(name: str, **options: Any) -> torch.nn.Module:
     return hydra.utils.instantiate(cfg)(dims=dict(DIMS), num_classes=NUM_CLASSES)
 
 
-def features(batch: int = 4, *, seed: int = 1, grad: bool = False, zero_image: bool = False,
-             empty_text_rows: tuple[int, ...] = (), device: str = "cpu") -> dict[str, EncoderOutput]:
+def features(
+    batch: int = 4,
+    *,
+    seed: int = 1,
+    grad: bool = False,
+    zero_image: bool = False,
+    empty_text_rows: tuple[int, ...] = (),
+    device: str = "cpu",
+) -> dict[str, EncoderOutput]:
     """Random encodings: every image token real; texts of different lengths (row 0 has no padding)."""
     gen = torch.Generator().manual_seed(seed)
     out = {}
@@ -166,8 +173,9 @@ def test_weighted_sum_uses_softmax_normalized_weights() -> None:
 
 def test_product_multiplies_softmaxes() -> None:
     fusion, feats = build("product", rescale=False), features()
-    expected = (torch.softmax(fusion.proj["image"](feats["image"].pooled), -1)
-                * torch.softmax(fusion.proj["text"](feats["text"].pooled), -1))
+    expected = torch.softmax(fusion.proj["image"](feats["image"].pooled), -1) * torch.softmax(
+        fusion.proj["text"](feats["text"].pooled), -1
+    )
     torch.testing.assert_close(fusion(feats), expected)
     rescaled = build("product", rescale=True)
     torch.testing.assert_close(rescaled(feats), expected * rescaled.out_dim**2)
@@ -222,10 +230,14 @@ def test_late_survives_a_missing_image() -> None:
     torch.testing.assert_close(fusion(feats), (fusion.heads["image"].bias + text_logits) / 2)
 
 
-@pytest.mark.parametrize(("name", "options"), [
-    pytest.param("cross_attention", {"direction": d}, id=f"cross_attention-{d}")
-    for d in ("both", "text_to_image", "image_to_text")
-] + [pytest.param(name, {}, id=name) for name in ("early_transformer", "film")])
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        pytest.param("cross_attention", {"direction": d}, id=f"cross_attention-{d}")
+        for d in ("both", "text_to_image", "image_to_text")
+    ]
+    + [pytest.param(name, {}, id=name) for name in ("early_transformer", "film")],
+)
 def test_padded_text_positions_do_not_change_the_output(name: str, options: dict) -> None:
     fusion = build(name, **options).eval()
     feats = features(empty_text_rows=(1,))
@@ -255,12 +267,15 @@ def test_cross_attention_ignores_text_entirely_when_it_is_all_padding() -> None:
     torch.testing.assert_close(fusion(feats), expected)
 
 
-@pytest.mark.parametrize(("name", "options", "field"), [
-    ("cross_attention", {"direction": "sideways"}, "direction"),
-    ("cross_attention", {"heads": 3}, "heads"),
-    ("early_transformer", {"heads": 3}, "heads"),
-    ("late", {"combine": "max"}, "combine"),
-])
+@pytest.mark.parametrize(
+    ("name", "options", "field"),
+    [
+        ("cross_attention", {"direction": "sideways"}, "direction"),
+        ("cross_attention", {"heads": 3}, "heads"),
+        ("early_transformer", {"heads": 3}, "heads"),
+        ("late", {"combine": "max"}, "combine"),
+    ],
+)
 def test_bad_options_name_the_field(name: str, options: dict, field: str) -> None:
     with pytest.raises(Exception, match=field):
         build(name, **options)

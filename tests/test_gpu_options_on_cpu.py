@@ -39,7 +39,7 @@ def test_compiled_run_matches_eager_and_shares_checkpoints(make_cfg, tmp_path: P
 
 
 def test_unknown_backend_is_a_config_error(make_cfg) -> None:
-    with pytest.raises(ConfigError, match="model.compile='nonsense'.*inductor"):
+    with pytest.raises(ConfigError, match=r"model.compile='nonsense'.*inductor"):
         train(make_cfg(*FAST, "model.compile=nonsense"))
 
 

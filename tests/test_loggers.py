@@ -20,7 +20,8 @@ def many_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
 
 
 def test_csv_logger_has_epoch_metrics(many_run: Path) -> None:
-    rows = list(csv.DictReader(open(many_run / "run" / "csv" / "metrics.csv")))
+    with open(many_run / "run" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     values = [float(r["val/f1_macro"]) for r in rows if r.get("val/f1_macro")]
     assert len(values) >= 2  # one per epoch (and the final validate of the best checkpoint)
 

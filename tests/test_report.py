@@ -25,8 +25,17 @@ F1 = {("concat", 0): 0.80, ("concat", 1): 0.90, ("image_only", 0): 0.50, ("image
 LOSS = {("concat", 0): 1.00, ("concat", 1): 1.20, ("image_only", 0): 0.50, ("image_only", 1): 0.30}
 
 
-def write_run(run_dir: Path, *, fusion: str, fold: int | None, seed: int = 0, f1: float = 0.5,
-              loss: float = 1.0, status: str = "completed", with_metrics: bool = True) -> Path:
+def write_run(
+    run_dir: Path,
+    *,
+    fusion: str,
+    fold: int | None,
+    seed: int = 0,
+    f1: float = 0.5,
+    loss: float = 1.0,
+    status: str = "completed",
+    with_metrics: bool = True,
+) -> Path:
     """A run dir as mmexp.train writes it, with known numbers."""
     overrides = [f"fusion={fusion}", "split=kfold", f"seed={seed}"] + ([] if fold is None else [f"split.fold={fold}"])
     (run_dir / ".hydra").mkdir(parents=True)
@@ -37,15 +46,22 @@ def write_run(run_dir: Path, *, fusion: str, fold: int | None, seed: int = 0, f1
     (run_dir / "run_info.json").write_text(json.dumps(info))
     if not with_metrics:
         return run_dir
-    metrics = {"val": {"val/f1_macro": f1}, "test": {"test/f1_macro": f1, "test/acc": f1 + 0.05, "test/loss": loss},
-               "test_per_class": {"f1": {"cat": f1 - 0.1, "dog": f1 + 0.1}},
-               "confusion_matrix": [[8, 2], [1, 9]], "labels": LABELS, "best_checkpoint": None, "epochs": 2}
+    metrics = {
+        "val": {"val/f1_macro": f1},
+        "test": {"test/f1_macro": f1, "test/acc": f1 + 0.05, "test/loss": loss},
+        "test_per_class": {"f1": {"cat": f1 - 0.1, "dog": f1 + 0.1}},
+        "confusion_matrix": [[8, 2], [1, 9]],
+        "labels": LABELS,
+        "best_checkpoint": None,
+        "epochs": 2,
+    }
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     (run_dir / "csv").mkdir()
     (run_dir / "csv" / "metrics.csv").write_text(
         "epoch,step,train/loss_step,val/acc,val/f1_macro\n"
         ",0,1.5,,\n0,1,,0.4,0.3\n0,1,1.2,,\n1,2,,0.6,0.5\n"
-        "2,2,,0.9,0.9\n")  # the last row is the post-fit re-validation at epoch == epochs
+        "2,2,,0.9,0.9\n"
+    )  # the last row is the post-fit re-validation at epoch == epochs
     return run_dir
 
 
@@ -54,8 +70,13 @@ def sweep(tmp_path: Path) -> Path:
     """2 fusions x 2 folds, plus one failed run, laid out like a Hydra multirun dir."""
     root = tmp_path / "multirun" / "2026-01-01_00-00-00-000000"
     for i, (fusion, fold) in enumerate(F1):
-        write_run(root / f"{i}_fusion={fusion},split.fold={fold}", fusion=fusion, fold=fold,
-                  f1=F1[fusion, fold], loss=LOSS[fusion, fold])
+        write_run(
+            root / f"{i}_fusion={fusion},split.fold={fold}",
+            fusion=fusion,
+            fold=fold,
+            f1=F1[fusion, fold],
+            loss=LOSS[fusion, fold],
+        )
     write_run(root / "4_fusion=gated", fusion="gated", fold=0, status="failed", with_metrics=False)
     return root
 
@@ -90,8 +111,12 @@ def test_loss_ranks_lower_first(sweep: Path) -> None:
 
 
 def test_paired_comparison_against_the_unimodal_baseline(sweep: Path) -> None:
-    report = analyse([load_run(d) for d in find_run_dirs([sweep])], metric="test/f1_macro", baseline=None,
-                     ignore=("seed", "split.fold", "split.seed"))
+    report = analyse(
+        [load_run(d) for d in find_run_dirs([sweep])],
+        metric="test/f1_macro",
+        baseline=None,
+        ignore=("seed", "split.fold", "split.seed"),
+    )
     assert report.baseline.name == "fusion=image_only,split=kfold"
     [comparison] = report.comparisons
     assert comparison.group == "fusion=concat,split=kfold" and comparison.test.pairs == 2
@@ -177,8 +202,10 @@ def test_unknown_baseline_or_metric_names_the_choices(sweep: Path, capsys) -> No
 
 def test_curves_skip_the_post_fit_revalidation(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", fusion="concat", fold=0)
-    assert read_curves(run / "csv" / "metrics.csv", epochs=2) == {"val/f1_macro": {0: 0.3, 1: 0.5},
-                                                                   "val/acc": {0: 0.4, 1: 0.6}}
+    assert read_curves(run / "csv" / "metrics.csv", epochs=2) == {
+        "val/f1_macro": {0: 0.3, 1: 0.5},
+        "val/acc": {0: 0.4, 1: 0.6},
+    }
 
 
 def test_t_quantile_and_p_value_match_known_values() -> None:
@@ -205,8 +232,18 @@ def test_importing_the_cli_loads_neither_matplotlib_nor_torch() -> None:
 
 
 def test_real_sweep_end_to_end(tmp_path: Path) -> None:
-    train = run_cli("mmexp.train", "-m", "fusion=concat,image_only", "split=kfold", "split.fold=0,1", "debug=fast",
-                    "logger=csv", f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache", cwd=tmp_path)
+    train = run_cli(
+        "mmexp.train",
+        "-m",
+        "fusion=concat,image_only",
+        "split=kfold",
+        "split.fold=0,1",
+        "debug=fast",
+        "logger=csv",
+        f"paths.output_dir={tmp_path}",
+        f"paths.cache_dir={tmp_path}/cache",
+        cwd=tmp_path,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     report = run_cli("mmexp.report", str(tmp_path / "multirun"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
@@ -237,14 +274,27 @@ def write_eval(eval_dir: Path, *, fusion: str, acc: list[float], no_image: float
     """An eval dir as mmexp.eval writes it, for a run of ``fusion``, with one corruption curve."""
     eval_dir.mkdir(parents=True)
     (eval_dir / "run_info.json").write_text(json.dumps({"status": "completed", "overrides": ["ckpt_path=x.ckpt"]}))
-    missing = {"both": {"acc": acc[0], "f1_macro": acc[0]}, "no_image": {"acc": no_image, "f1_macro": no_image},
-               "no_text": {"acc": no_text, "f1_macro": no_text}}
+    missing = {
+        "both": {"acc": acc[0], "f1_macro": acc[0]},
+        "no_image": {"acc": no_image, "f1_macro": no_image},
+        "no_text": {"acc": no_text, "f1_macro": no_text},
+    }
     reliance = {"image": (acc[0] - no_image) / acc[0], "text": (acc[0] - no_text) / acc[0]}
-    reliability = {"bins": 2, "edges": [0.0, 0.5, 1.0], "count": [0, 10], "confidence": [None, 0.9],
-                   "accuracy": [None, 0.8], "ece": 0.1}
-    evaluation = {"train_run": {"overrides": [f"fusion={fusion}", "split=kfold", "seed=0"]},
-                  "test": {"test/acc": acc[0]}, "missing_modality": missing, "modality_reliance": reliance,
-                  "reliability": reliability}
+    reliability = {
+        "bins": 2,
+        "edges": [0.0, 0.5, 1.0],
+        "count": [0, 10],
+        "confidence": [None, 0.9],
+        "accuracy": [None, 0.8],
+        "ece": 0.1,
+    }
+    evaluation = {
+        "train_run": {"overrides": [f"fusion={fusion}", "split=kfold", "seed=0"]},
+        "test": {"test/acc": acc[0]},
+        "missing_modality": missing,
+        "modality_reliance": reliance,
+        "reliability": reliability,
+    }
     (eval_dir / "eval.json").write_text(json.dumps(evaluation))
     curve = {"modality": "image", "acc": acc, "relative_robustness": 0.5, "effective_robustness": None}
     (eval_dir / "robustness.json").write_text(json.dumps({"corruptions": {"gaussian_noise": curve}}))
@@ -259,10 +309,14 @@ def test_report_shows_robustness_missing_modalities_and_reliability_of_eval_dirs
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Runs: 4 completed in 2 group(s), 1 failed" in md  # eval dirs are not training runs
     # means over the two evals; reliance is the mean of each eval's own (0.5, 0.625) and (0.75, 0.5625)
-    assert ("| fusion=concat,split=kfold | 2 | 0.900 | 0.400 | 0.300 | 0.900 | 0.400 | 0.300 | 0.562 | 0.656 |"
-            in md.split("## Missing modalities")[1])
-    assert ("| fusion=concat,split=kfold | gaussian_noise | image | 0.900 | 0.700 | 0.500 | 0.300 | 0.100 | 0.000 "
-            "| 0.500 | – |" in md.split("## Robustness")[1])
+    assert (
+        "| fusion=concat,split=kfold | 2 | 0.900 | 0.400 | 0.300 | 0.900 | 0.400 | 0.300 | 0.562 | 0.656 |"
+        in md.split("## Missing modalities")[1]
+    )
+    assert (
+        "| fusion=concat,split=kfold | gaussian_noise | image | 0.900 | 0.700 | 0.500 | 0.300 | 0.100 | 0.000 "
+        "| 0.500 | – |" in md.split("## Robustness")[1]
+    )
     assert "| fusion=concat,split=kfold | (0.50, 1.00] | 20 | 0.900 | 0.800 | 0.100 |" in md
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 5  # + robustness curves and reliability diagram
@@ -273,8 +327,13 @@ def test_complexity_columns_appear_when_metrics_json_has_them(tmp_path: Path) ->
     for i, (flops, seconds) in enumerate(((2.0e6, 1.0), (4.0e6, 3.0))):
         run = write_run(tmp_path / f"{i}", fusion="concat", fold=i)
         metrics = json.loads((run / "metrics.json").read_text())
-        metrics["complexity"] = {"params_total": 1234, "flops_per_sample": flops, "train_s_per_epoch": seconds,
-                                 "latency_s_per_batch": 0.01, "peak_memory_bytes": 2**30}
+        metrics["complexity"] = {
+            "params_total": 1234,
+            "flops_per_sample": flops,
+            "train_s_per_epoch": seconds,
+            "latency_s_per_batch": 0.01,
+            "peak_memory_bytes": 2**30,
+        }
         (run / "metrics.json").write_text(json.dumps(metrics))
     assert main([str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()

@@ -11,14 +11,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmexp.run.checkpoint_io import AtomicCheckpointIO
-from mmexp.training.resilience import TrainingDiverged
-from mmexp.train import train
 from mmexp.core.io import write_json_atomic
+from mmexp.run.checkpoint_io import AtomicCheckpointIO
+from mmexp.train import train
+from mmexp.training.resilience import TrainingDiverged
 from tests.conftest import REPO, run_cli
 
-COMMON = ["debug=fast", "trainer.limit_train_batches=6", "trainer.max_epochs=3", "trainer.deterministic=true",
-          "logger=csv", "model.dropout=0.3"]
+COMMON = [
+    "debug=fast",
+    "trainer.limit_train_batches=6",
+    "trainer.max_epochs=3",
+    "trainer.deterministic=true",
+    "logger=csv",
+    "model.dropout=0.3",
+]
 
 
 def _cli(tmp_path: Path, *args: str):
@@ -30,8 +36,13 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     straight = _cli(tmp_path, *COMMON, f"hydra.run.dir={tmp_path / 'straight'}")
     assert straight.returncode == 0, straight.stderr[-2000:]
     run = tmp_path / "killed"
-    killed = _cli(tmp_path, *COMMON, f"hydra.run.dir={run}",
-                  "+callbacks.kill._target_=tests.callbacks_for_tests.KillAtEpochStart", "+callbacks.kill.epoch=1")
+    killed = _cli(
+        tmp_path,
+        *COMMON,
+        f"hydra.run.dir={run}",
+        "+callbacks.kill._target_=tests.callbacks_for_tests.KillAtEpochStart",
+        "+callbacks.kill.epoch=1",
+    )
     assert killed.returncode == -signal.SIGKILL
     assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
     resumed = _cli(tmp_path, f"hydra.run.dir={run}", "resume=auto")
@@ -56,8 +67,13 @@ def _epoch_rows(run: Path) -> list[float]:
 
 def test_sigterm_writes_a_loadable_last_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "term"
-    result = _cli(tmp_path, *COMMON, f"hydra.run.dir={run}",
-                  "+callbacks.kill._target_=tests.callbacks_for_tests.KillAtStep", "+callbacks.kill.step=3")
+    result = _cli(
+        tmp_path,
+        *COMMON,
+        f"hydra.run.dir={run}",
+        "+callbacks.kill._target_=tests.callbacks_for_tests.KillAtStep",
+        "+callbacks.kill.step=3",
+    )
     assert result.returncode == 128 + signal.SIGTERM, result.stderr[-2000:]
     assert "resume=auto" in result.stdout + result.stderr
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -91,5 +107,12 @@ def test_atomic_json_survives_a_crash_mid_write(tmp_path: Path, monkeypatch) -> 
 
 def test_nan_loss_stops_with_the_step(make_cfg) -> None:
     with pytest.raises(TrainingDiverged, match=r"NaN/inf at step \d+.*optimizer\.lr"):
-        train(make_cfg("debug=fast", "trainer.limit_train_batches=5", "optimizer.lr=1e30",
-                       "callbacks.stop_on_nonfinite_loss.check_every_n_steps=1", "scheduler=none"))
+        train(
+            make_cfg(
+                "debug=fast",
+                "trainer.limit_train_batches=5",
+                "optimizer.lr=1e30",
+                "callbacks.stop_on_nonfinite_loss.check_every_n_steps=1",
+                "scheduler=none",
+            )
+        )

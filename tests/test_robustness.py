@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 import torch
-from torchmetrics.classification import MulticlassCalibrationError
-
 from omegaconf import OmegaConf
+from torchmetrics.classification import MulticlassCalibrationError
 
 from mmexp.core.build import build_datamodule, build_model, instantiate
 from mmexp.data.text import UNK
 from mmexp.data.tokenizers import WordTokenizer
+from mmexp.eval import load_checkpoint
 from mmexp.evaluation.calibration import reliability
 from mmexp.evaluation.corruptions import SEVERITIES, ImageCorruption, UnknownWords
-from mmexp.eval import load_checkpoint
-from mmexp.models.contracts import Batch
 from mmexp.evaluation.robustness import (
     corrupt,
     effective_robustness,
@@ -26,6 +25,7 @@ from mmexp.evaluation.robustness import (
     robustness_curves,
     scores,
 )
+from mmexp.models.contracts import Batch
 from tests.test_eval import compose_eval, train_run
 
 TEXTS = ["A photo of a calm circle today", "stormy square, very nice", "x"]
@@ -43,8 +43,14 @@ def sample_batch() -> tuple[Batch, WordTokenizer]:
     tokenizer = WordTokenizer(max_tokens=8)
     tokenizer.fit(TEXTS)
     ids, mask = tokenizer.encode(TEXTS)
-    return Batch(image=images, text_ids=ids, text_mask=mask, texts=list(TEXTS), label=torch.tensor([0, 1, 2]),
-                 index=torch.arange(3)), tokenizer
+    return Batch(
+        image=images,
+        text_ids=ids,
+        text_mask=mask,
+        texts=list(TEXTS),
+        label=torch.tensor([0, 1, 2]),
+        index=torch.arange(3),
+    ), tokenizer
 
 
 def apply(corruption, severity: int, seed: int = 0) -> Batch:
@@ -64,7 +70,7 @@ def test_severity_zero_is_the_clean_batch_and_higher_ones_change_it_deterministi
         changed = not torch.equal(worst.image, clean.image) if key == "image" else worst.texts != clean.texts
         assert changed, name
         again = apply(corruption, SEVERITIES)
-        assert (torch.equal(again.image, worst.image) if key == "image" else again.texts == worst.texts), name
+        assert torch.equal(again.image, worst.image) if key == "image" else again.texts == worst.texts, name
         if key == "image":
             assert worst.image.dtype == torch.uint8 and worst.image.shape == clean.image.shape
 
@@ -111,8 +117,14 @@ def test_ece_of_a_perfectly_calibrated_toy_is_zero_and_an_overconfident_one_is_n
 @pytest.fixture(scope="module")
 def trained_concat(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple:
     """A concat model trained to high accuracy (~20 s), rebuilt from its checkpoint as mmexp.eval does."""
-    run = train_run(tmp_path_factory.mktemp("robust"), cache_dir, "fusion=concat", "text_encoder=bow",
-                    "trainer.max_epochs=4", "data.synthetic.n_samples=1200")
+    run = train_run(
+        tmp_path_factory.mktemp("robust"),
+        cache_dir,
+        "fusion=concat",
+        "text_encoder=bow",
+        "trainer.max_epochs=4",
+        "data.synthetic.n_samples=1200",
+    )
     train_cfg = OmegaConf.load(run / "config.yaml")
     ckpt = load_checkpoint(run / "checkpoints" / "best.ckpt", trust=False)
     datamodule = build_datamodule(train_cfg.data, train_cfg.text_encoder)
@@ -123,19 +135,36 @@ def trained_concat(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) ->
     return model, datamodule
 
 
-def test_accuracy_falls_with_severity_and_severity_zero_is_clean_accuracy(trained_concat: tuple,
-                                                                          corruptions: dict) -> None:
+def test_accuracy_falls_with_severity_and_severity_zero_is_clean_accuracy(
+    trained_concat: tuple, corruptions: dict
+) -> None:
     model, datamodule = trained_concat
     cpu, loader = torch.device("cpu"), datamodule.test_dataloader()
     clean = scores(predict(model, loader, device=cpu), datamodule.num_classes)["acc"]
     assert clean > 0.9
-    curves = robustness_curves(model, loader, corruptions, device=cpu, num_classes=datamodule.num_classes,
-                               tokenizer=datamodule.tokenizer, seed=0, baselines={"image": None, "text": None})
+    curves = robustness_curves(
+        model,
+        loader,
+        corruptions,
+        device=cpu,
+        num_classes=datamodule.num_classes,
+        tokenizer=datamodule.tokenizer,
+        seed=0,
+        baselines={"image": None, "text": None},
+    )
     for name, curve in curves.items():
         assert curve["acc"][0] == clean, name
     mean = [sum(c["acc"][s] for c in curves.values()) / len(curves) for s in range(SEVERITIES + 1)]
-    assert all(b <= a for a, b in zip(mean, mean[1:])), mean
+    assert all(b <= a for a, b in itertools.pairwise(mean)), mean
     assert mean[-1] < clean - 0.1, mean
-    repeat = robustness_curves(model, loader, {"gaussian_noise": corruptions["gaussian_noise"]}, device=cpu,
-                               num_classes=datamodule.num_classes, tokenizer=datamodule.tokenizer, seed=0, baselines={})
+    repeat = robustness_curves(
+        model,
+        loader,
+        {"gaussian_noise": corruptions["gaussian_noise"]},
+        device=cpu,
+        num_classes=datamodule.num_classes,
+        tokenizer=datamodule.tokenizer,
+        seed=0,
+        baselines={},
+    )
     assert repeat["gaussian_noise"]["acc"] == curves["gaussian_noise"]["acc"]  # deterministic in the seed

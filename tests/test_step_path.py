@@ -11,13 +11,14 @@ import pytest
 import torch
 
 import mmexp.core.build
-from mmexp.training.metrics import EpochPredictions, scalar_metrics
 from mmexp.train import train
+from mmexp.training.metrics import EpochPredictions, scalar_metrics
 from tests.callbacks_for_tests import HostSyncRecorder
 
 
-def test_training_steps_never_sync_the_host_and_epoch_metrics_are_logged_once(make_cfg, tmp_path: Path,
-                                                                                monkeypatch, caplog) -> None:
+def test_training_steps_never_sync_the_host_and_epoch_metrics_are_logged_once(
+    make_cfg, tmp_path: Path, monkeypatch, caplog
+) -> None:
     """Metrics, logging, the NaN check and checkpointing do their per-step work on the device; the train and
     val metrics still reach metrics.csv and the epoch summary once per epoch, with the epoch's own values.
 
@@ -27,9 +28,18 @@ def test_training_steps_never_sync_the_host_and_epoch_metrics_are_logged_once(ma
     build_callbacks = mmexp.core.build.build_callbacks
     monkeypatch.setattr(mmexp.core.build, "build_callbacks", lambda *a, **k: [*build_callbacks(*a, **k), recorder])
     with caplog.at_level(logging.INFO, logger="mmexp.train"):
-        train(make_cfg("text_encoder=bow", "logger=csv", "trainer.max_epochs=2", "+trainer.limit_train_batches=6",
-                       "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2", "trainer.log_every_n_steps=2",
-                       "callbacks.stop_on_nonfinite_loss.check_every_n_steps=5"))
+        train(
+            make_cfg(
+                "text_encoder=bow",
+                "logger=csv",
+                "trainer.max_epochs=2",
+                "+trainer.limit_train_batches=6",
+                "+trainer.limit_val_batches=2",
+                "+trainer.limit_test_batches=2",
+                "trainer.log_every_n_steps=2",
+                "callbacks.stop_on_nonfinite_loss.check_every_n_steps=5",
+            )
+        )
     checked = {5, 10}  # the NaN check reads its flag every 5 steps, by design
     assert recorder.step == 11, "the recorder did not see every step"
     assert {step: ops for step, ops in recorder.syncs.items() if step + 1 not in checked} == {}

@@ -13,8 +13,15 @@ from tests.conftest import run_cli
 
 
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path: Path) -> None:
-    result = run_cli("mmexp.train", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=fast",
-                     "logger=none", f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+    result = run_cli(
+        "mmexp.train",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "debug=fast",
+        "logger=none",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = next((tmp_path / "outputs" / "multirun").iterdir())
     runs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
@@ -26,9 +33,17 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path: Path) -> None:
 
 
 def test_parallel_sweep_records_a_failed_job_and_goes_on(tmp_path: Path) -> None:
-    result = run_cli("mmexp.train", "-m", "data.batch_size=16,-1", "debug=fast", "logger=none",
-                     "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"paths.cache_dir={tmp_path / 'cache'}",
-                     cwd=tmp_path)
+    result = run_cli(
+        "mmexp.train",
+        "-m",
+        "data.batch_size=16,-1",
+        "debug=fast",
+        "logger=none",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = next((tmp_path / "outputs" / "multirun").iterdir())
     jobs = {p.name.split("_")[0]: p for p in sweep.iterdir() if p.is_dir()}
@@ -43,9 +58,17 @@ def test_parallel_sweep_records_a_failed_job_and_goes_on(tmp_path: Path) -> None
 
 def test_slurm_launcher_composes() -> None:
     with initialize_config_module("mmexp.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
-                                          "hydra.launcher.gpus_per_node=4", "hydra.launcher.tasks_per_node=4",
-                                          "hydra.launcher.nodes=2"], return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[
+                "hydra/launcher=submitit_slurm",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.gpus_per_node=4",
+                "hydra.launcher.tasks_per_node=4",
+                "hydra.launcher.nodes=2",
+            ],
+            return_hydra_config=True,
+        )
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
 

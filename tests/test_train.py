@@ -15,8 +15,17 @@ from mmexp.train import train
 from tests.conftest import REPO, run_cli
 
 FUSIONS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "fusion").glob("*.yaml"))
-RUN_FILES = ("config.yaml", "run_info.json", "split.json", "labels.json", "vocab.json", "metrics.json",
-             "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv")
+RUN_FILES = (
+    "config.yaml",
+    "run_info.json",
+    "split.json",
+    "labels.json",
+    "vocab.json",
+    "metrics.json",
+    "checkpoints/best.ckpt",
+    "checkpoints/last.ckpt",
+    "csv/metrics.csv",
+)
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
@@ -35,8 +44,21 @@ def test_run_dir_is_complete_and_consistent(make_cfg, tmp_path: Path) -> None:
     assert saved == json.loads(json.dumps(metrics))
     labels = json.loads((run / "labels.json").read_text())
     assert saved["labels"] == labels and len(labels) == 6
-    expected = {f"test/{m}" for m in ("acc", "f1_macro", "f1_micro", "precision_macro", "precision_micro",
-                                      "recall_macro", "recall_micro", "auroc", "ece", "loss")}
+    expected = {
+        f"test/{m}"
+        for m in (
+            "acc",
+            "f1_macro",
+            "f1_micro",
+            "precision_macro",
+            "precision_micro",
+            "recall_macro",
+            "recall_micro",
+            "auroc",
+            "ece",
+            "loss",
+        )
+    }
     assert expected <= set(saved["test"]) and "val/f1_macro" in saved["val"]
     assert set(saved["test_per_class"]) == {"precision", "recall", "f1"}
     assert set(saved["test_per_class"]["f1"]) == set(labels)
@@ -91,26 +113,47 @@ def test_cli_refuses_a_used_run_dir_before_writing_anything(tmp_path: Path) -> N
     assert (run / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"
 
 
-@pytest.mark.parametrize(("fusion", "low", "high"), [
-    ("concat", 0.90, 1.0), ("attention", 0.90, 1.0),
-    ("image_only", 0.0, 0.70), ("text_only", 0.0, 0.70),
-])
+@pytest.mark.parametrize(
+    ("fusion", "low", "high"),
+    [
+        ("concat", 0.90, 1.0),
+        ("attention", 0.90, 1.0),
+        ("image_only", 0.0, 0.70),
+        ("text_only", 0.0, 0.70),
+    ],
+)
 def test_fusion_needs_both_modalities(fusion: str, low: float, high: float, make_cfg) -> None:
     """Built-in data caps image-only at 1/n_words = 0.5 and text-only at 1/n_shapes = 0.33."""
-    metrics = train(make_cfg(f"fusion={fusion}", "logger=none", "trainer.max_epochs=6",
-                             "data.synthetic.n_samples=1200", "trainer.enable_model_summary=false"))
+    metrics = train(
+        make_cfg(
+            f"fusion={fusion}",
+            "logger=none",
+            "trainer.max_epochs=6",
+            "data.synthetic.n_samples=1200",
+            "trainer.enable_model_summary=false",
+        )
+    )
     assert low <= metrics["test"]["test/acc"] <= high
 
 
 def test_cli_multirun_from_another_directory(tmp_path: Path) -> None:
     out = tmp_path / "elsewhere"
     out.mkdir()
-    result = run_cli("mmexp.train", "-m", "fusion=concat,attention", "debug=fast", "logger=none",
-                     f"paths.cache_dir={tmp_path / 'cache'}", cwd=out)
+    result = run_cli(
+        "mmexp.train",
+        "-m",
+        "fusion=concat,attention",
+        "debug=fast",
+        "logger=none",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=out,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted((out / "outputs" / "multirun").glob("*/*/metrics.json"))
-    assert [p.parent.name for p in runs] == ["0_debug-fast_fusion-concat_logger-none",
-                                             "1_debug-fast_fusion-attention_logger-none"]
+    assert [p.parent.name for p in runs] == [
+        "0_debug-fast_fusion-concat_logger-none",
+        "1_debug-fast_fusion-attention_logger-none",
+    ]
 
 
 def test_cli_config_error_is_one_line(tmp_path: Path) -> None:
@@ -125,8 +168,9 @@ PRESETS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "experiment").glob("
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_origin_preset_trains(preset: str, make_cfg) -> None:
-    metrics = train(make_cfg(f"experiment={preset}", "debug=fast", "logger=none",
-                             "data.synthetic.n_samples=300"))  # seed002 draws 150x150 images: keep it small
+    metrics = train(
+        make_cfg(f"experiment={preset}", "debug=fast", "logger=none", "data.synthetic.n_samples=300")
+    )  # seed002 draws 150x150 images: keep it small
     assert 0.0 <= metrics["test"]["test/acc"] <= 1.0
 
 
@@ -148,7 +192,16 @@ TEXT_ENCODERS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "text_encoder"
 @pytest.mark.parametrize("image_encoder", IMAGE_ENCODERS)
 @pytest.mark.parametrize("text_encoder", TEXT_ENCODERS)
 def test_every_encoder_pair_trains(image_encoder: str, text_encoder: str, make_cfg) -> None:
-    metrics = train(make_cfg(f"image_encoder={image_encoder}", f"text_encoder={text_encoder}", "debug=fast_dev_run",
-                             "logger=none", "fusion=cross_attention", "data.image_size=16", "data.batch_size=16",
-                             "data.eval_batch_size=16"))
+    metrics = train(
+        make_cfg(
+            f"image_encoder={image_encoder}",
+            f"text_encoder={text_encoder}",
+            "debug=fast_dev_run",
+            "logger=none",
+            "fusion=cross_attention",
+            "data.image_size=16",
+            "data.batch_size=16",
+            "data.eval_batch_size=16",
+        )
+    )
     assert 0.0 <= metrics["test"]["test/acc"] <= 1.0

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from mmexp.core.config_io import resolved_copy
 from mmexp.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -45,11 +46,13 @@ def instantiate(node: Any, *, config_key: str | None = None, **kwargs: Any) -> A
 
 
 def not_an_option(key: str | None, name: str) -> ConfigError:
-    return ConfigError(f"{key + '.' if key else ''}{name} is not an option here: remove it, or check its spelling "
-                       "against the YAML of its config group (python -m mmexp.train --cfg job shows them all)")
+    return ConfigError(
+        f"{key + '.' if key else ''}{name} is not an option here: remove it, or check its spelling "
+        "against the YAML of its config group (python -m mmexp.train --cfg job shows them all)"
+    )
 
 
-def check_options(factory: functools.partial, *, key: str) -> None:
+def check_options(factory: functools.partial[Any], *, key: str) -> None:
     """Every option given to a ``_partial_`` target is a parameter its constructor declares."""
     params = inspect.signature(factory.func).parameters
     if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -61,7 +64,7 @@ def check_options(factory: functools.partial, *, key: str) -> None:
 
 def without(node: DictConfig, key: str) -> DictConfig:
     """A copy of ``node`` without ``key`` (a key the node's target does not take)."""
-    copy = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+    copy = resolved_copy(node)
     copy.pop(key, None)
     return copy
 
@@ -86,9 +89,14 @@ def build_model(cfg: DictConfig, *, num_classes: int, **text_inputs: int) -> Mul
     text_encoder = build_text_encoder(cfg.text_encoder, **text_inputs)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     model = instantiate(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
-    return model(image_encoder=instantiate(cfg.image_encoder), text_encoder=text_encoder,
-                 fusion=instantiate(cfg.fusion), num_classes=num_classes,
-                 optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    return model(
+        image_encoder=instantiate(cfg.image_encoder),
+        text_encoder=text_encoder,
+        fusion=instantiate(cfg.fusion),
+        num_classes=num_classes,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+    )
 
 
 def build_text_encoder(node: DictConfig, **text_inputs: int) -> Any:
@@ -109,8 +117,9 @@ def build_callbacks(cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
     """
     from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
 
-    callbacks = [c for c in instantiate_each(cfg.get("callbacks"))
-                 if has_logger or not isinstance(c, LearningRateMonitor)]
+    callbacks = [
+        c for c in instantiate_each(cfg.get("callbacks")) if has_logger or not isinstance(c, LearningRateMonitor)
+    ]
     if cfg.trainer.get("enable_progress_bar") and not cfg.trainer.get("fast_dev_run"):
         callbacks.append(RichProgressBar())
     return callbacks

@@ -32,8 +32,9 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def run_job(job: Callable[[], T], *, run_dir: Path | None, on_sweep_failure: T | None = None,
-            on_interrupt: str = "") -> T | None:
+def run_job(
+    job: Callable[[], T], *, run_dir: Path | None, on_sweep_failure: T | None = None, on_interrupt: str = ""
+) -> T | None:
     """Run ``job()``; ``run_dir`` (None: the command writes none) records failures.
 
     ``on_sweep_failure`` is returned for a failed sweep job (e.g. NaN, which Optuna records as a failed

@@ -15,8 +15,10 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.image_size": (lambda v: isinstance(v, int) and v >= 8, "an integer >= 8, e.g. data.image_size=32"),
     "data.num_workers": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0 = load in the main process)"),
     "data.text.max_tokens": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-    "trainer.max_epochs": (lambda v: v is None or (isinstance(v, int) and (v >= 1 or v == -1)),
-                           "an integer >= 1 (or -1 for no limit)"),
+    "trainer.max_epochs": (
+        lambda v: v is None or (isinstance(v, int) and (v >= 1 or v == -1)),
+        "an integer >= 1 (or -1 for no limit)",
+    ),
     "optimizer.lr": (lambda v: isinstance(v, (int, float)) and v > 0, "a positive number, e.g. optimizer.lr=1e-3"),
     "model.dropout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
 }
@@ -35,4 +37,4 @@ def check_config(cfg: DictConfig) -> None:
     if all(k in split for k in ("train", "val", "test")):
         from mmexp.data.splits import check_fractions
 
-        check_fractions(split.train, split.val, split.test)
+        check_fractions(split["train"], split["val"], split["test"])

@@ -11,5 +11,7 @@ class RunDirInUse(ConfigError):
 
 def run_dir_in_use(run_dir: object) -> RunDirInUse:
     """The refusal for a run dir that already holds a run (``run_info.json``), raised before touching it."""
-    return RunDirInUse(f"run dir {run_dir} already holds a run; refusing to overwrite it "
-                       "(use a new hydra.run.dir, or resume=auto to continue it)")
+    return RunDirInUse(
+        f"run dir {run_dir} already holds a run; refusing to overwrite it "
+        "(use a new hydra.run.dir, or resume=auto to continue it)"
+    )

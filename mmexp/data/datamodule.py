@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mmexp.core.errors import ConfigError
 from mmexp.data.dataset import TensorBatchDataset, collate
 from mmexp.data.image_cache import cache_key as image_cache_key
 from mmexp.data.image_cache import load_or_decode
@@ -21,7 +22,7 @@ from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_r
 from mmexp.data.splits import Split
 from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer
-from mmexp.core.errors import ConfigError
+from mmexp.models.contracts import Batch
 
 log = logging.getLogger(__name__)
 SETS = ("train", "val", "test")
@@ -78,13 +79,31 @@ class MultimodalDataModule(L.LightningDataModule):
     word tokenizer of ``data.text``). After ``setup()``, ``info`` describes everything that was read.
     """
 
-    def __init__(self, *, split: Callable[..., Split], root: str | None = None, manifest: str = "manifest.jsonl",
-                 synthetic: SyntheticSpec | None = None, cache_dir: str = "outputs/cache",
-                 id_col: str = "id", image_col: str = "image", text_col: str = "text", label_col: str = "label",
-                 group_col: str | None = "group", split_col: str | None = "split", text: Tokenizer | None = None,
-                 image_size: int = 32, image_cache: bool = True, batch_size: int = 64,
-                 eval_batch_size: int | None = None, num_workers: int = 0, on_bad_record: str = "error",
-                 on_leak: str = "warn", device_resident: str | bool = "auto", resident_budget_gb: float = 4.0) -> None:
+    def __init__(
+        self,
+        *,
+        split: Callable[..., Split],
+        root: str | None = None,
+        manifest: str = "manifest.jsonl",
+        synthetic: SyntheticSpec | None = None,
+        cache_dir: str = "outputs/cache",
+        id_col: str = "id",
+        image_col: str = "image",
+        text_col: str = "text",
+        label_col: str = "label",
+        group_col: str | None = "group",
+        split_col: str | None = "split",
+        text: Tokenizer | None = None,
+        image_size: int = 32,
+        image_cache: bool = True,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        on_bad_record: str = "error",
+        on_leak: str = "warn",
+        device_resident: str | bool = "auto",
+        resident_budget_gb: float = 4.0,
+    ) -> None:
         super().__init__()
         if on_bad_record not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
@@ -92,8 +111,9 @@ class MultimodalDataModule(L.LightningDataModule):
             raise ConfigError("data.root is required: the folder holding the images and the manifest")
         self.split_fn, self.root, self.manifest_name = split, root, manifest
         self.synthetic, self.cache_dir, self.image_cache = synthetic, cache_dir, image_cache
-        self.columns = Columns(id=id_col, image=image_col, text=text_col, label=label_col, group=group_col,
-                               split=split_col)
+        self.columns = Columns(
+            id=id_col, image=image_col, text=text_col, label=label_col, group=group_col, split=split_col
+        )
         self.tokenizer: Tokenizer = text or WordTokenizer()
         self.image_size, self.batch_size = image_size, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -104,12 +124,14 @@ class MultimodalDataModule(L.LightningDataModule):
         self.label_names: list[str] = []  # set before setup() by load_state_dict (a checkpoint's map wins)
         self._info: DatasetInfo | None = None
         self._datasets: dict[str, TensorBatchDataset] = {}
-        self._device_copy: tuple | None = None  # (device, images, text_ids, text_mask, labels) when resident
+        # (device, images, text_ids, text_mask, labels) when resident
+        self._device_copy: tuple[torch.device, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def data_root(self) -> Path:
         if self.synthetic is not None:
             return ensure_synthetic(self.synthetic, self.cache_dir)
+        assert self.root is not None  # __init__ requires root when there is no synthetic spec
         root = Path(self.root).expanduser()
         if not root.is_dir():
             raise ConfigError(f"data.root: folder not found: {root}")
@@ -124,7 +146,7 @@ class MultimodalDataModule(L.LightningDataModule):
         return len(self.label_names)
 
     def prepare_data(self) -> None:
-        self.data_root  # generates the built-in dataset once, in the main process only
+        _ = self.data_root  # generates the built-in dataset once, in the main process only
 
     @property
     def info(self) -> DatasetInfo:
@@ -161,8 +183,10 @@ class MultimodalDataModule(L.LightningDataModule):
         self.label_names = self.label_names or sorted_labels([r.label for r in records])  # a checkpoint's wins
         unknown = sorted_labels(list({r.label for r in records} - set(self.label_names)))
         if unknown:
-            raise ConfigError(f"data: label(s) {', '.join(unknown)} are not in the checkpoint's label map "
-                              f"({', '.join(self.label_names)}); evaluate on data with the labels it was trained on")
+            raise ConfigError(
+                f"data: label(s) {', '.join(unknown)} are not in the checkpoint's label map "
+                f"({', '.join(self.label_names)}); evaluate on data with the labels it was trained on"
+            )
         label_index = {name: i for i, name in enumerate(self.label_names)}
         labels = np.array([label_index[r.label] for r in records], dtype=np.int64)
         split = self.split_fn(labels, groups=_column(records, "group"), predefined=_column(records, "split"))
@@ -171,53 +195,93 @@ class MultimodalDataModule(L.LightningDataModule):
         texts = [r.text for r in records]
         self.tokenizer.fit([texts[i] for i in split.train])  # a vocabulary loaded from a checkpoint is kept
         text_ids, text_mask = self.tokenizer.encode(texts)
-        self._info = DatasetInfo(records=records, skipped=skipped, label_names=self.label_names, split=split,
-                                 images=torch.from_numpy(images), text_ids=text_ids, text_mask=text_mask,
-                                 texts=texts, image_key=image_key, manifest=self.manifest, leaks=leaks)
-        full = {"images": self._info.images, "text_ids": text_ids, "text_mask": text_mask,
-                "labels": torch.from_numpy(labels), "texts": texts}
-        self._datasets = {name: TensorBatchDataset(**full, rows=torch.from_numpy(getattr(split, name)))
-                          for name in SETS}
-        log.info("data: %d rows (%d skipped), %d classes, vocab %d, split train/val/test = %d/%d/%d",
-                 len(records), len(skipped), self.num_classes, len(self.tokenizer.tokens()),
-                 *(len(self._datasets[n]) for n in SETS))
+        self._info = DatasetInfo(
+            records=records,
+            skipped=skipped,
+            label_names=self.label_names,
+            split=split,
+            images=torch.from_numpy(images),
+            text_ids=text_ids,
+            text_mask=text_mask,
+            texts=texts,
+            image_key=image_key,
+            manifest=self.manifest,
+            leaks=leaks,
+        )
+        full: dict[str, Any] = {
+            "images": self._info.images,
+            "text_ids": text_ids,
+            "text_mask": text_mask,
+            "labels": torch.from_numpy(labels),
+            "texts": texts,
+        }
+        self._datasets = {
+            name: TensorBatchDataset(**full, rows=torch.from_numpy(getattr(split, name))) for name in SETS
+        }
+        log.info(
+            "data: %d rows (%d skipped), %d classes, vocab %d, split train/val/test = %d/%d/%d",
+            len(records),
+            len(skipped),
+            self.num_classes,
+            len(self.tokenizer.tokens()),
+            *(len(self._datasets[n]) for n in SETS),
+        )
 
     def _check_split(self, split: Split, labels: np.ndarray) -> None:
         for name in SETS:
             if len(getattr(split, name)) == 0:
-                raise ConfigError(f"split: the {name} set is empty ({len(labels)} usable rows); "
-                                  f"give it a larger fraction (split.{name}) or use more data")
+                raise ConfigError(
+                    f"split: the {name} set is empty ({len(labels)} usable rows); "
+                    f"give it a larger fraction (split.{name}) or use more data"
+                )
         missing = set(labels.tolist()) - set(labels[split.train].tolist())
         if missing:
             names = ", ".join(self.label_names[i] for i in sorted(missing))
-            raise ConfigError(f"split: class(es) {names} have no training example; use split=stratified "
-                              "or add data for them")
+            raise ConfigError(
+                f"split: class(es) {names} have no training example; use split=stratified or add data for them"
+            )
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool) -> DataLoader[Batch]:
         dataset = self._datasets[name]
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         if resident_on(device, dataset, self.device_resident, self.resident_budget_gb):
             # batches are cut on the device by one index operation per tensor: no workers, no copies
-            return DataLoader(self._on_device(dataset, device), collate_fn=collate, num_workers=0,
-                              batch_size=self.batch_size if shuffle else self.eval_batch_size, shuffle=shuffle)
-        return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
-                          shuffle=shuffle, collate_fn=collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=device.type == "cuda")
+            return DataLoader(
+                self._on_device(dataset, device),
+                collate_fn=collate,
+                num_workers=0,
+                batch_size=self.batch_size if shuffle else self.eval_batch_size,
+                shuffle=shuffle,
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=device.type == "cuda",
+        )
 
     def _on_device(self, dataset: TensorBatchDataset, device: torch.device) -> TensorBatchDataset:
         """``dataset``'s rows over one copy of the full tensors on ``device``, shared by train/val/test."""
         if self._device_copy is None or self._device_copy[0] != device:
-            full = (dataset.images, dataset.text_ids, dataset.text_mask, dataset.labels)
-            self._device_copy = (device, *(t.to(device) for t in full))
+            self._device_copy = (
+                device,
+                dataset.images.to(device),
+                dataset.text_ids.to(device),
+                dataset.text_mask.to(device),
+                dataset.labels.to(device),
+            )
         return dataset.on(*self._device_copy[1:])
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader[Batch]:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[Batch]:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader[Batch]:
         return self._loader("test", shuffle=False)
 
     def state_dict(self) -> dict[str, Any]:

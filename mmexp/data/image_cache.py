@@ -28,8 +28,9 @@ def cache_key(paths: list[Path], size: int, manifest: Path) -> str:
     return digest.hexdigest()[:20]
 
 
-def load_or_decode(paths: list[Path], size: int, *, manifest: Path, cache_dir: Path | None,
-                   key: str | None = None) -> tuple[np.ndarray, dict[int, str]]:
+def load_or_decode(
+    paths: list[Path], size: int, *, manifest: Path, cache_dir: Path | None, key: str | None = None
+) -> tuple[np.ndarray, dict[int, str]]:
     """(N, 3, size, size) uint8 images and {row: problem}; read from the cache when it is current.
 
     Two jobs building the same cache at once both decode and the second rename wins: the result is

@@ -10,10 +10,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 def load_rgb(path: Path, size: int) -> np.ndarray:
     """Decode by content (not extension), apply EXIF orientation, composite alpha on white."""
-    with Image.open(path) as im:
-        im.seek(0)  # first frame of a GIF / multi-page file
-        im = ImageOps.exif_transpose(im)
-        im = _to_rgb(im)
+    with Image.open(path) as file:
+        file.seek(0)  # first frame of a GIF / multi-page file
+        im = _to_rgb(ImageOps.exif_transpose(file))
         im = im.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmexp.core.errors import ConfigError
 from mmexp.data.records import Record
 from mmexp.data.splits import Split
-from mmexp.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,10 @@ def find_leaks(records: list[Record], split: Split, images: np.ndarray) -> LeakR
     Pixels, not file bytes: no file is read again, and the same picture saved twice (other metadata or
     compression) is still caught.
     """
-    keys = {"image": [hashlib.sha1(np.ascontiguousarray(image).data).hexdigest() for image in images],
-            "text": [normalize_text(r.text) for r in records]}
+    keys = {
+        "image": [hashlib.sha1(np.ascontiguousarray(image).data).hexdigest() for image in images],
+        "text": [normalize_text(r.text) for r in records],
+    }
     report = LeakReport()
     for modality, values in keys.items():
         in_train = {values[i] for i in split.train}
@@ -62,8 +64,10 @@ def check_leakage(records: list[Record], split: Split, images: np.ndarray, on_le
         return None
     report = find_leaks(records, split, images)
     if report.total and on_leak == "error":
-        raise ConfigError(f"split: identical items shared across sets: {report.describe()}. "
-                          "Deduplicate the data, use split=group_kfold with a group column, or set split.on_leak=warn")
+        raise ConfigError(
+            f"split: identical items shared across sets: {report.describe()}. "
+            "Deduplicate the data, use split=group_kfold with a group column, or set split.on_leak=warn"
+        )
     if report.total:
         log.warning("split: identical items shared across sets: %s", report.describe())
     return report

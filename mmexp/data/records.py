@@ -7,9 +7,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mmexp.core.errors import ConfigError
+
+Row = dict[str, Any]  # one manifest row as read (CSV: all strings; JSONL: any JSON values)
 
 
 @dataclass(frozen=True)
@@ -39,26 +41,28 @@ class Record:
 class BadRow:
     line: int
     reason: str
-    row: dict = field(default_factory=dict)
+    row: Row = field(default_factory=dict)
 
     def describe(self) -> str:
         return f"line {self.line}: {self.reason}"
 
 
-def _read_csv(f: TextIO) -> list[tuple[int, dict]]:
+def _read_csv(f: TextIO) -> list[tuple[int, Row]]:
     return [(i + 2, dict(row)) for i, row in enumerate(csv.DictReader(f))]
 
 
-def _read_jsonl(f: TextIO) -> list[tuple[int, dict]]:
+def _read_jsonl(f: TextIO) -> list[tuple[int, Row]]:
     return [(i + 1, _parse_json_line(line, i + 1)) for i, line in enumerate(f) if line.strip()]
 
 
-READERS: dict[str, Callable[[TextIO], list[tuple[int, dict]]]] = {
-    ".csv": _read_csv, ".jsonl": _read_jsonl, ".json": _read_jsonl,  # .json: one object per line too
+READERS: dict[str, Callable[[TextIO], list[tuple[int, Row]]]] = {
+    ".csv": _read_csv,
+    ".jsonl": _read_jsonl,
+    ".json": _read_jsonl,  # .json: one object per line too
 }
 
 
-def read_rows(manifest: Path) -> list[tuple[int, dict]]:
+def read_rows(manifest: Path) -> list[tuple[int, Row]]:
     """Rows with their 1-based line numbers (CSV: the header is line 1)."""
     if not manifest.is_file():
         raise ConfigError(f"data.manifest: file not found: {manifest} (set data.root / data.manifest)")
@@ -69,7 +73,7 @@ def read_rows(manifest: Path) -> list[tuple[int, dict]]:
         return reader(f)
 
 
-def _parse_json_line(line: str, number: int) -> dict:
+def _parse_json_line(line: str, number: int) -> Row:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
@@ -77,7 +81,7 @@ def _parse_json_line(line: str, number: int) -> dict:
     return row if isinstance(row, dict) else {"__error__": "line is not a JSON object"}
 
 
-def with_mmf_image_column(columns: Columns, rows: list[tuple[int, dict]]) -> Columns:
+def with_mmf_image_column(columns: Columns, rows: list[tuple[int, Row]]) -> Columns:
     """MMF-style manifests name the image column ``img``; accept them without configuration."""
     first = next((row for _, row in rows if "__error__" not in row), {})
     if columns.image == "image" and "image" not in first and "img" in first:
@@ -85,7 +89,7 @@ def with_mmf_image_column(columns: Columns, rows: list[tuple[int, dict]]) -> Col
     return columns
 
 
-def parse_records(rows: list[tuple[int, dict]], root: Path, columns: Columns) -> tuple[list[Record], list[BadRow]]:
+def parse_records(rows: list[tuple[int, Row]], root: Path, columns: Columns) -> tuple[list[Record], list[BadRow]]:
     """Validate rows cheaply (no image decoding); image content is checked when decoded."""
     columns = with_mmf_image_column(columns, rows)
     records: list[Record] = []
@@ -99,24 +103,26 @@ def parse_records(rows: list[tuple[int, dict]], root: Path, columns: Columns) ->
             continue
         rid = str(row.get(columns.id) if row.get(columns.id) not in (None, "") else line)
         seen_ids.add(rid)
-        records.append(Record(
-            id=rid,
-            image=(root / str(row[columns.image])).resolve(),
-            text=row[columns.text],
-            label=str(row[columns.label]).strip(),
-            line=line,
-            group=_optional(row, columns.group),
-            split=_optional(row, columns.split),
-        ))
+        records.append(
+            Record(
+                id=rid,
+                image=(root / str(row[columns.image])).resolve(),
+                text=row[columns.text],
+                label=str(row[columns.label]).strip(),
+                line=line,
+                group=_optional(row, columns.group),
+                split=_optional(row, columns.split),
+            )
+        )
     return records, bad
 
 
-def _optional(row: dict, column: str | None) -> str | None:
+def _optional(row: Row, column: str | None) -> str | None:
     value = row.get(column) if column else None
     return None if value in (None, "") else str(value)
 
 
-def _row_problem(row: dict, root: Path, columns: Columns, seen_ids: set[str]) -> str | None:
+def _row_problem(row: Row, root: Path, columns: Columns, seen_ids: set[str]) -> str | None:
     if "__error__" in row:
         return row["__error__"]
     rid = row.get(columns.id)
@@ -142,5 +148,9 @@ def _row_problem(row: dict, root: Path, columns: Columns, seen_ids: set[str]) ->
 def format_bad_rows(bad: list[BadRow], manifest: Path, limit: int = 20) -> str:
     lines = [b.describe() for b in bad[:limit]]
     more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
-    return (f"{len(bad)} bad row(s) in {manifest}:\n  " + "\n  ".join(lines) + more
-            + "\nFix the rows, or set data.on_bad_record=skip to train without them.")
+    return (
+        f"{len(bad)} bad row(s) in {manifest}:\n  "
+        + "\n  ".join(lines)
+        + more
+        + "\nFix the rows, or set data.on_bad_record=skip to train without them."
+    )

@@ -49,35 +49,60 @@ def _check_folds(k: int, fold: int) -> None:
 
 def _cut(idx: np.ndarray, val: float, test: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(idx)
-    n_test, n_val = int(round(n * test)), int(round(n * val))
+    n_test, n_val = round(n * test), round(n * val)
     if n - n_test - n_val < 1 and n > 0:  # keep at least one training example of each stratum
         n_val = max(0, n - n_test - 1)
         n_test = min(n_test, n - 1)
-    return idx[n_test + n_val:], idx[n_test:n_test + n_val], idx[:n_test]
+    return idx[n_test + n_val :], idx[n_test : n_test + n_val], idx[:n_test]
 
 
 def _finish(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Split:
     return Split(*(np.sort(np.concatenate([p[k] for p in parts])).astype(np.int64) for k in range(3)))
 
 
-def random_split(labels: np.ndarray, *, train: float, val: float, test: float, seed: int,
-                 groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
+def random_split(
+    labels: np.ndarray,
+    *,
+    train: float,
+    val: float,
+    test: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+    predefined: np.ndarray | None = None,
+) -> Split:
     """Shuffle all rows once and cut them by the fractions (``groups``/``predefined`` are unused)."""
     check_fractions(train, val, test)
     idx = np.random.default_rng(seed).permutation(len(labels))
     return _finish([_cut(idx, val, test)])
 
 
-def stratified_split(labels: np.ndarray, *, train: float, val: float, test: float, seed: int,
-                     groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
+def stratified_split(
+    labels: np.ndarray,
+    *,
+    train: float,
+    val: float,
+    test: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+    predefined: np.ndarray | None = None,
+) -> Split:
     """Cut every class by the fractions, so each set keeps the class proportions; ``groups``/``predefined`` unused.."""
     check_fractions(train, val, test)
     rng = np.random.default_rng(seed)
     return _finish([_cut(rng.permutation(np.flatnonzero(labels == c)), val, test) for c in np.unique(labels)])
 
 
-def kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed: int, stratified: bool = True,
-                groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
+def kfold_split(
+    labels: np.ndarray,
+    *,
+    k: int,
+    fold: int,
+    val: float,
+    seed: int,
+    stratified: bool = True,
+    groups: np.ndarray | None = None,
+    predefined: np.ndarray | None = None,
+) -> Split:
     """Fold ``fold`` of ``k`` is the test set; validation is carved (stratified) from the rest.
 
     ``groups``/``predefined`` are unused (split=group_kfold keeps groups apart).
@@ -112,12 +137,21 @@ def _fold_of_groups(groups: np.ndarray, k: int, rng: np.random.Generator) -> dic
     return assignment
 
 
-def group_kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed: int,
-                      groups: np.ndarray | None = None, predefined: np.ndarray | None = None) -> Split:
+def group_kfold_split(
+    labels: np.ndarray,
+    *,
+    k: int,
+    fold: int,
+    val: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+    predefined: np.ndarray | None = None,
+) -> Split:
     """Like kfold, but no group (patient, product, author…) is ever in two sets."""
     if groups is None or any(g is None for g in groups):
-        raise ConfigError("split=group_kfold needs a group for every row: set data.group_col to the manifest "
-                          "column that holds it")
+        raise ConfigError(
+            "split=group_kfold needs a group for every row: set data.group_col to the manifest column that holds it"
+        )
     _check_folds(k, fold)
     _check_val(val)
     groups = np.asarray(groups, dtype=object)
@@ -129,27 +163,31 @@ def group_kfold_split(labels: np.ndarray, *, k: int, fold: int, val: float, seed
     test_idx = np.flatnonzero(folds == fold)
     rest = np.flatnonzero(folds != fold)
     rest_groups = np.unique(groups[rest])
-    n_val_groups = int(round(len(rest_groups) * val))
+    n_val_groups = round(len(rest_groups) * val)
     val_groups = set(rng.permutation(rest_groups)[:n_val_groups].tolist())
     in_val = np.array([g in val_groups for g in groups[rest]], dtype=bool)
     return Split(np.sort(rest[~in_val]), np.sort(rest[in_val]), np.sort(test_idx))
 
 
-def predefined_split(labels: np.ndarray, *, val: float, seed: int, groups: np.ndarray | None = None,
-                     predefined: np.ndarray | None = None) -> Split:
+def predefined_split(
+    labels: np.ndarray, *, val: float, seed: int, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+) -> Split:
     """Use the manifest's split column (train/val/test); val is carved from train if absent (``groups`` unused)."""
     _check_val(val)
     allowed = {"train", "val", "test"}
     if predefined is None or any(v not in allowed for v in predefined):
         bad = sorted({str(v) for v in (predefined if predefined is not None else [None])} - allowed)
-        raise ConfigError(f"split=predefined needs data.split_col with values train/val/test in every row "
-                          f"(found {', '.join(bad[:5])})")
+        raise ConfigError(
+            f"split=predefined needs data.split_col with values train/val/test in every row "
+            f"(found {', '.join(bad[:5])})"
+        )
     predefined = np.asarray(predefined, dtype=object)
     train_idx, val_idx, test_idx = (np.flatnonzero(predefined == name) for name in ("train", "val", "test"))
     if len(val_idx) == 0:
         rng = np.random.default_rng(seed)
-        parts = [_cut(rng.permutation(train_idx[labels[train_idx] == c]), val, 0.0)
-                 for c in np.unique(labels[train_idx])]
+        parts = [
+            _cut(rng.permutation(train_idx[labels[train_idx] == c]), val, 0.0) for c in np.unique(labels[train_idx])
+        ]
         carved = _finish(parts)
         train_idx, val_idx = carved.train, carved.val
     return Split(np.sort(train_idx), np.sort(val_idx), np.sort(test_idx))
@@ -185,8 +223,9 @@ class RandomSplit:
         _check_seed(self.seed)
         _check_on_leak(self.on_leak)
 
-    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
-                 predefined: np.ndarray | None = None) -> Split:
+    def __call__(
+        self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+    ) -> Split:
         return random_split(labels, train=self.train, val=self.val, test=self.test, seed=self.seed)
 
 
@@ -205,8 +244,9 @@ class StratifiedSplit:
         _check_seed(self.seed)
         _check_on_leak(self.on_leak)
 
-    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
-                 predefined: np.ndarray | None = None) -> Split:
+    def __call__(
+        self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+    ) -> Split:
         return stratified_split(labels, train=self.train, val=self.val, test=self.test, seed=self.seed)
 
 
@@ -227,10 +267,10 @@ class KFoldSplit:
         _check_seed(self.seed)
         _check_on_leak(self.on_leak)
 
-    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
-                 predefined: np.ndarray | None = None) -> Split:
-        return kfold_split(labels, k=self.k, fold=self.fold, val=self.val, seed=self.seed,
-                           stratified=self.stratified)
+    def __call__(
+        self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+    ) -> Split:
+        return kfold_split(labels, k=self.k, fold=self.fold, val=self.val, seed=self.seed, stratified=self.stratified)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,8 +289,9 @@ class GroupKFoldSplit:
         _check_seed(self.seed)
         _check_on_leak(self.on_leak)
 
-    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
-                 predefined: np.ndarray | None = None) -> Split:
+    def __call__(
+        self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+    ) -> Split:
         return group_kfold_split(labels, k=self.k, fold=self.fold, val=self.val, seed=self.seed, groups=groups)
 
 
@@ -267,8 +308,9 @@ class PredefinedSplit:
         _check_seed(self.seed)
         _check_on_leak(self.on_leak)
 
-    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
-                 predefined: np.ndarray | None = None) -> Split:
+    def __call__(
+        self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+    ) -> Split:
         return predefined_split(labels, val=self.val, seed=self.seed, predefined=predefined)
 
 
@@ -286,7 +328,8 @@ class AllRowsSplit:
     def __post_init__(self) -> None:
         _check_on_leak(self.on_leak)
 
-    def __call__(self, labels: np.ndarray, *, groups: np.ndarray | None = None,
-                 predefined: np.ndarray | None = None) -> Split:
+    def __call__(
+        self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+    ) -> Split:
         rows = np.arange(len(labels), dtype=np.int64)
         return Split(train=rows, val=rows, test=rows)

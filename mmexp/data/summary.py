@@ -11,7 +11,7 @@ from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.data.text import tokenize
 
 
-def _top(counter: Counter, n: int = 8) -> str:
+def _top(counter: Counter[str], n: int = 8) -> str:
     items = [f"{key}: {count}" for key, count in counter.most_common(n)]
     more = f", … ({len(counter) - n} more)" if len(counter) > n else ""
     return ", ".join(items) + more
@@ -22,7 +22,8 @@ def summarize(datamodule: MultimodalDataModule) -> str:
     info = datamodule.info
     records, split = info.records, info.split
     lengths = np.array([len(tokenize(r.text)) for r in records])  # untruncated, to choose data.text.max_tokens
-    sizes, modes = Counter(), Counter()
+    sizes: Counter[str] = Counter()
+    modes: Counter[str] = Counter()
     for r in records:
         with Image.open(r.image) as im:
             sizes[f"{im.width}x{im.height}"] += 1

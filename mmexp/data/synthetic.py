@@ -25,8 +25,26 @@ from mmexp.core.errors import ConfigError
 SHAPES = ("circle", "square", "triangle", "cross", "diamond", "bar")
 WORDS = ("calm", "stormy", "sunny", "foggy", "windy", "snowy")
 FILLERS = (
-    "a", "the", "picture", "photo", "of", "with", "some", "nice", "today", "seen",
-    "near", "here", "small", "large", "maybe", "looks", "like", "and", "very", "scene",
+    "a",
+    "the",
+    "picture",
+    "photo",
+    "of",
+    "with",
+    "some",
+    "nice",
+    "today",
+    "seen",
+    "near",
+    "here",
+    "small",
+    "large",
+    "maybe",
+    "looks",
+    "like",
+    "and",
+    "very",
+    "scene",
 )
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -100,8 +118,7 @@ def _write_dataset(spec: SyntheticSpec, root: Path) -> None:
         label = f"{SHAPES[shape]}-{WORDS[word]}"
         if rng.random() < spec.label_noise:
             label = f"{SHAPES[rng.randrange(spec.n_shapes)]}-{WORDS[rng.randrange(spec.n_words)]}"
-        rows.append({"id": f"s{i:06d}", "image": image_path, "text": _caption(WORDS[word], spec, rng),
-                     "label": label})
+        rows.append({"id": f"s{i:06d}", "image": image_path, "text": _caption(WORDS[word], spec, rng), "label": label})
     with open(root / MANIFEST_NAME, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
 

@@ -10,8 +10,9 @@ import torch
 
 PAD, UNK = "<pad>", "<unk>"
 # CJK ideographs, kana and hangul are split per character; other scripts by word.
-_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+(?:'[^\W_]+)?",
-                    re.UNICODE)
+_TOKEN = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+(?:'[^\W_]+)?", re.UNICODE
+)
 
 
 def tokenize(text: str, lowercase: bool = True) -> list[str]:
@@ -26,8 +27,7 @@ class Vocab:
     lowercase: bool = True
 
     @classmethod
-    def fit(cls, texts: list[str], *, min_freq: int = 1, max_size: int | None = None,
-            lowercase: bool = True) -> "Vocab":
+    def fit(cls, texts: list[str], *, min_freq: int = 1, max_size: int | None = None, lowercase: bool = True) -> Vocab:
         counts = Counter(tok for text in texts for tok in tokenize(text, lowercase))
         kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:

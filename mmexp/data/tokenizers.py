@@ -45,8 +45,9 @@ class WordTokenizer:
     A vocabulary loaded from a checkpoint (``load_state_dict``) is kept: ``fit`` does not refit it.
     """
 
-    def __init__(self, *, max_tokens: int = 32, min_freq: int = 1, max_vocab: int | None = 20000,
-                 lowercase: bool = True) -> None:
+    def __init__(
+        self, *, max_tokens: int = 32, min_freq: int = 1, max_vocab: int | None = 20000, lowercase: bool = True
+    ) -> None:
         self.max_tokens, self.min_freq, self.max_vocab, self.lowercase = max_tokens, min_freq, max_vocab, lowercase
         self.vocab: Vocab | None = None
 
@@ -57,8 +58,9 @@ class WordTokenizer:
 
     def fit(self, texts: Sequence[str]) -> None:
         if self.vocab is None:
-            self.vocab = Vocab.fit(list(texts), min_freq=self.min_freq, max_size=self.max_vocab,
-                                   lowercase=self.lowercase)
+            self.vocab = Vocab.fit(
+                list(texts), min_freq=self.min_freq, max_size=self.max_vocab, lowercase=self.lowercase
+            )
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self._fitted().encode(list(texts), self.max_tokens)
@@ -99,8 +101,9 @@ class PretrainedTokenizer:
         """Pretrained: nothing to fit."""
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
+        out = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         present = torch.tensor([bool(t.strip()) for t in texts], dtype=torch.bool)
         mask = out["attention_mask"].bool() & present.unsqueeze(1)
         return out["input_ids"].long() * mask, mask

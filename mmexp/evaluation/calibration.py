@@ -30,9 +30,15 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, *, bins: int = 15) ->
     mean_acc = torch.where(filled, acc_sum / count.clamp(min=1), torch.nan)
     total = max(int(count.sum()), 1)
     ece = float(((count / total) * (mean_acc - mean_conf).abs()).nan_to_num(0.0).sum())
-    return {"bins": bins, "closed": "left", "edges": [i / bins for i in range(bins + 1)] + [1.0],
-            "count": [int(c) for c in count.tolist()], "confidence": _none_for_nan(mean_conf),
-            "accuracy": _none_for_nan(mean_acc), "ece": ece}
+    return {
+        "bins": bins,
+        "closed": "left",
+        "edges": [i / bins for i in range(bins + 1)] + [1.0],
+        "count": [int(c) for c in count.tolist()],
+        "confidence": _none_for_nan(mean_conf),
+        "accuracy": _none_for_nan(mean_acc),
+        "ece": ece,
+    }
 
 
 def _none_for_nan(values: torch.Tensor) -> list[float | None]:

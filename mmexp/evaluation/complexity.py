@@ -49,7 +49,11 @@ def _cudnn_rnn_flops(input_shape: Sequence[int], weights: Sequence[Any], *_: Any
 
 def _rnn_formulas() -> dict[Any, Callable[..., int]]:
     """FlopCounterMode has no formula for the fused RNN kernels (oneDNN on CPU, cuDNN/MIOpen on GPU)."""
-    formulas = {"mkldnn_rnn_layer": _onednn_lstm_flops, "_cudnn_rnn": _cudnn_rnn_flops, "miopen_rnn": _cudnn_rnn_flops}
+    formulas: dict[str, Callable[..., int]] = {
+        "mkldnn_rnn_layer": _onednn_lstm_flops,
+        "_cudnn_rnn": _cudnn_rnn_flops,
+        "miopen_rnn": _cudnn_rnn_flops,
+    }
     return {getattr(torch.ops.aten, name): f for name, f in formulas.items() if hasattr(torch.ops.aten, name)}
 
 
@@ -92,15 +96,25 @@ def latency_seconds(forward: Callable[[], Any], device: torch.device, *, runs: i
 def peak_memory(device: torch.device) -> dict[str, Any]:
     """Peak CUDA memory allocated by tensors on a GPU; else the process's peak resident set size."""
     if device.type == "cuda":
-        return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)),
-                "peak_memory_kind": "cuda_max_memory_allocated"}
+        return {
+            "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)),
+            "peak_memory_kind": "cuda_max_memory_allocated",
+        }
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_memory_bytes": int(rss if sys.platform == "darwin" else rss * 1024),  # Linux reports KiB
-            "peak_memory_kind": "process_max_rss"}
+    return {
+        "peak_memory_bytes": int(rss if sys.platform == "darwin" else rss * 1024),  # Linux reports KiB
+        "peak_memory_kind": "process_max_rss",
+    }
 
 
-def model_complexity(model: nn.Module, batch: Batch, *, device: torch.device | str,
-                     latency_runs: int = 5, epoch_seconds: Sequence[float] = ()) -> dict[str, Any]:
+def model_complexity(
+    model: nn.Module,
+    batch: Batch,
+    *,
+    device: torch.device | str,
+    latency_runs: int = 5,
+    epoch_seconds: Sequence[float] = (),
+) -> dict[str, Any]:
     """All cost figures of ``model`` (moved to ``device``, measured in eval mode) on one ``batch``.
 
     ``epoch_seconds`` are training epoch times (see ``mmexp.training.callbacks.EpochTimer``); their mean is
@@ -112,9 +126,14 @@ def model_complexity(model: nn.Module, batch: Batch, *, device: torch.device | s
     batch = batch.to(device).replace(modified=frozenset(MODALITIES))  # every encoder runs: no cached features
     size = len(batch)
     try:
-        out = {**count_parameters(model), "flops_per_sample": flops_per_sample(lambda: model(batch), size),
-               "latency_s_per_batch": latency_seconds(lambda: model(batch), device, runs=latency_runs),
-               "latency_batch_size": size, "device": str(device), **peak_memory(device)}
+        out = {
+            **count_parameters(model),
+            "flops_per_sample": flops_per_sample(lambda: model(batch), size),
+            "latency_s_per_batch": latency_seconds(lambda: model(batch), device, runs=latency_runs),
+            "latency_batch_size": size,
+            "device": str(device),
+            **peak_memory(device),
+        }
     finally:
         model.train(was_training)
     out["train_s_per_epoch"] = statistics.fmean(epoch_seconds) if epoch_seconds else None

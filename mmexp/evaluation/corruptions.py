@@ -14,8 +14,8 @@ from collections.abc import Container, Sequence
 import torch
 import torch.nn.functional as F
 
-from mmexp.data.text import tokenize
 from mmexp.core.errors import ConfigError
+from mmexp.data.text import tokenize
 
 SEVERITIES = 5
 GRAY = 128.0  # occluder colour: mid-gray is ~0 after the model's [-1, 1] normalization
@@ -29,8 +29,10 @@ class Corruption:
 
     def __init__(self, *, levels: Sequence[float]) -> None:
         if len(levels) != SEVERITIES:
-            raise ConfigError(f"robustness.corruptions.*.levels must list {SEVERITIES} values, one per severity "
-                              f"1..{SEVERITIES} (got {list(levels)})")
+            raise ConfigError(
+                f"robustness.corruptions.*.levels must list {SEVERITIES} values, one per severity "
+                f"1..{SEVERITIES} (got {list(levels)})"
+            )
         self.levels = [float(v) for v in levels]
 
     def level(self, severity: int) -> float:
@@ -120,15 +122,15 @@ class TextCorruption(Corruption):
 
     modality = "text"
 
-    def __call__(self, texts: list[str], severity: int, generator: torch.Generator,
-                 known: Container[str] = ()) -> list[str]:
+    def __call__(
+        self, texts: list[str], severity: int, generator: torch.Generator, known: Container[str] = ()
+    ) -> list[str]:
         if severity == 0:
             return texts
         level = self.level(severity)
         return [" ".join(self.corrupt(tokenize(text, lowercase=False), level, generator, known)) for text in texts]
 
-    def corrupt(self, words: list[str], level: float, generator: torch.Generator,
-                known: Container[str]) -> list[str]:
+    def corrupt(self, words: list[str], level: float, generator: torch.Generator, known: Container[str]) -> list[str]:
         raise NotImplementedError
 
 
@@ -139,16 +141,14 @@ def _draws(n: int, generator: torch.Generator) -> list[float]:
 class WordDropout(TextCorruption):
     """Deletes each word with probability ``level``."""
 
-    def corrupt(self, words: list[str], level: float, generator: torch.Generator,
-                known: Container[str]) -> list[str]:
-        return [w for w, u in zip(words, _draws(len(words), generator)) if u >= level]
+    def corrupt(self, words: list[str], level: float, generator: torch.Generator, known: Container[str]) -> list[str]:
+        return [w for w, u in zip(words, _draws(len(words), generator), strict=True) if u >= level]
 
 
 class WordSwap(TextCorruption):
     """Swaps each word with its right neighbour with probability ``level`` (each word moves once)."""
 
-    def corrupt(self, words: list[str], level: float, generator: torch.Generator,
-                known: Container[str]) -> list[str]:
+    def corrupt(self, words: list[str], level: float, generator: torch.Generator, known: Container[str]) -> list[str]:
         out, draws, i = list(words), _draws(len(words), generator), 0
         while i < len(out) - 1:
             if draws[i] < level:
@@ -161,10 +161,9 @@ class WordSwap(TextCorruption):
 class CharTypos(TextCorruption):
     """With probability ``level`` a word gets one typo: a deleted, inserted, replaced or swapped letter."""
 
-    def corrupt(self, words: list[str], level: float, generator: torch.Generator,
-                known: Container[str]) -> list[str]:
+    def corrupt(self, words: list[str], level: float, generator: torch.Generator, known: Container[str]) -> list[str]:
         out = []
-        for word, u in zip(words, _draws(len(words), generator)):
+        for word, u in zip(words, _draws(len(words), generator), strict=True):
             op, pos, letter = torch.randint(0, 1 << 30, (3,), generator=generator).tolist()
             out.append(_typo(word, op % 4, pos, LETTERS[letter % len(LETTERS)]) if u < level else word)
         return [w for w in out if w]
@@ -173,21 +172,22 @@ class CharTypos(TextCorruption):
 def _typo(word: str, op: int, pos: int, letter: str) -> str:
     i = pos % len(word)
     if op == 0 and len(word) > 1:
-        return word[:i] + word[i + 1:]  # delete
+        return word[:i] + word[i + 1 :]  # delete
     if op == 1:
         return word[:i] + letter + word[i:]  # insert
     if op == 3 and len(word) > 1:
         i = min(i, len(word) - 2)
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]  # swap neighbours
-    return word[:i] + (letter if letter != word[i] else LETTERS[(LETTERS.find(letter) + 1) % 26]) + word[i + 1:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # swap neighbours
+    return word[:i] + (letter if letter != word[i] else LETTERS[(LETTERS.find(letter) + 1) % 26]) + word[i + 1 :]
 
 
 class UnknownWords(TextCorruption):
     """Replaces each word with probability ``level`` by a placeholder outside the vocabulary (``<unk>``)."""
 
-    def corrupt(self, words: list[str], level: float, generator: torch.Generator,
-                known: Container[str]) -> list[str]:
+    def corrupt(self, words: list[str], level: float, generator: torch.Generator, known: Container[str]) -> list[str]:
         placeholder = "unk"
         while placeholder in known:
             placeholder += "x"
-        return [f"<{placeholder}>" if u < level else w for w, u in zip(words, _draws(len(words), generator))]
+        return [
+            f"<{placeholder}>" if u < level else w for w, u in zip(words, _draws(len(words), generator), strict=True)
+        ]

@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mmexp.core.cli import task_overrides
 from mmexp.core.config_checks import check_config
+from mmexp.core.config_io import load_config, resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
 
 log = logging.getLogger("mmexp.eval")
 DEFINITIONS = {
     "relative_robustness": "area under accuracy vs severity (0..S mapped to 0..1, trapezoid rule); "
-                           "MultiBench's, without its min-max normalization across methods",
+    "MultiBench's, without its min-max normalization across methods",
     "effective_robustness": "mean over s=1..S of (acc(s) - acc(0)) - (base(s) - base(0)), base = the unimodal "
-                            "model of the corrupted modality under the same corruption; null without a baseline",
+    "model of the corrupted modality under the same corruption; null without a baseline",
 }
 
 
@@ -37,12 +38,15 @@ def locate_run(ckpt_path: str) -> tuple[Path, Path]:
     """The checkpoint file and its training run dir (``<run>/checkpoints/<name>.ckpt``)."""
     ckpt = Path(ckpt_path).expanduser().resolve()
     if not ckpt.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a checkpoint such as "
-                          "outputs/runs/<run>/checkpoints/best.ckpt")
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: no such file; give a checkpoint such as outputs/runs/<run>/checkpoints/best.ckpt"
+        )
     run_dir = ckpt.parent.parent
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: {run_dir / 'config.yaml'} not found; the checkpoint must stay "
-                          "in its training run dir (<run>/checkpoints/<name>.ckpt) so the model can be rebuilt")
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: {run_dir / 'config.yaml'} not found; the checkpoint must stay "
+            "in its training run dir (<run>/checkpoints/<name>.ckpt) so the model can be rebuilt"
+        )
     return ckpt, run_dir
 
 
@@ -56,13 +60,17 @@ def load_checkpoint(path: Path, *, trust: bool) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
         reason = str(e).strip().splitlines()[0][:200]
-        raise ConfigError(f"ckpt_path={path}: holds objects other than tensors and plain values ({reason}); if you "
-                          "trust the file, add trust_checkpoint=true to load it with full unpickling") from None
+        raise ConfigError(
+            f"ckpt_path={path}: holds objects other than tensors and plain values ({reason}); if you "
+            "trust the file, add trust_checkpoint=true to load it with full unpickling"
+        ) from None
     except (OSError, RuntimeError, EOFError) as e:
         raise ConfigError(f"ckpt_path={path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "MultimodalDataModule" not in ckpt:
-        raise ConfigError(f"ckpt_path={path}: not an mmexp training checkpoint (no state_dict or no saved "
-                          "vocabulary and label map); use checkpoints/best.ckpt or last.ckpt of a run")
+        raise ConfigError(
+            f"ckpt_path={path}: not an mmexp training checkpoint (no state_dict or no saved "
+            "vocabulary and label map); use checkpoints/best.ckpt or last.ckpt of a run"
+        )
     return ckpt
 
 
@@ -74,9 +82,11 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
     """
     user_data = cfg.get("data") is not None
     if not user_data and split_chosen():
-        raise ConfigError("split=... selects rows of a dataset given with data=... (e.g. data=folder "
-                          "data.root=/path); without data=, the checkpoint's own test split is evaluated")
-    node = OmegaConf.create(OmegaConf.to_container(cfg.data if user_data else train_cfg.data, resolve=True))
+        raise ConfigError(
+            "split=... selects rows of a dataset given with data=... (e.g. data=folder "
+            "data.root=/path); without data=, the checkpoint's own test split is evaluated"
+        )
+    node = resolved_copy(cfg.data if user_data else train_cfg.data)
     node.text, node.image_size = train_cfg.data.text, train_cfg.data.image_size  # the word tokenizer's spec
     node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
     node.cache_dir = cfg.paths.cache_dir
@@ -107,14 +117,16 @@ def read_json(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def run_evaluations(cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any], datamodule: Any, *,
-                    device: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def run_evaluations(
+    cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any], datamodule: Any, *, device: Any
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Clean test metrics, missing modalities, reliability, complexity; robustness curves when configured."""
     from mmexp.core.build import build_model, instantiate
     from mmexp.evaluation import robustness as rb
     from mmexp.evaluation.calibration import reliability
     from mmexp.evaluation.complexity import model_complexity
     from mmexp.evaluation.corruptions import SEVERITIES
+    from mmexp.models.contracts import MODALITIES
 
     labels = datamodule.label_names
     model = build_model(train_cfg, num_classes=len(labels), **datamodule.tokenizer.encoder_kwargs())
@@ -122,38 +134,66 @@ def run_evaluations(cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any]
     loader = datamodule.test_dataloader()
     clean = rb.predict(model.to(device), loader, device=device)
     missing = rb.missing_modality(model, loader, device=device, num_classes=len(labels), clean=clean)
-    results = {"rows": len(clean.labels), "test": rb.scores(clean, len(labels), prefix="test/", ranking=True),
-               **rb.per_class(clean, labels), "missing_modality": missing,
-               "modality_reliance": rb.modality_reliance(missing),
-               "reliability": reliability(clean.probs, clean.labels, bins=cfg.calibration_bins),
-               "complexity": model_complexity(model, next(iter(loader)), device=device, latency_runs=cfg.latency_runs)}
-    log.info("test/acc %.4f; without image %.4f, without text %.4f", results["test"]["test/acc"],
-             missing["no_image"]["acc"], missing["no_text"]["acc"])
-    corruptions = {name: instantiate(node) for name, node in (cfg.robustness.get("corruptions") or {}).items()
-                   if node}
+    results = {
+        "rows": len(clean.labels),
+        "test": rb.scores(clean, len(labels), prefix="test/", ranking=True),
+        **rb.per_class(clean, labels),
+        "missing_modality": missing,
+        "modality_reliance": rb.modality_reliance(missing),
+        "reliability": reliability(clean.probs, clean.labels, bins=cfg.calibration_bins),
+        "complexity": model_complexity(model, next(iter(loader)), device=device, latency_runs=cfg.latency_runs),
+    }
+    log.info(
+        "test/acc %.4f; without image %.4f, without text %.4f",
+        results["test"]["test/acc"],
+        missing["no_image"]["acc"],
+        missing["no_text"]["acc"],
+    )
+    corruptions = {name: instantiate(node) for name, node in (cfg.robustness.get("corruptions") or {}).items() if node}
     if not corruptions:
         return results, None
-    given = OmegaConf.to_container(cfg.robustness.get("baselines") or {}, resolve=True)
-    baselines = {m: rb.load_baseline(given.get(m), m) for m in rb.MODALITIES}
-    curves = rb.robustness_curves(model, loader, corruptions, device=device, num_classes=len(labels),
-                                  tokenizer=datamodule.tokenizer, seed=cfg.seed, baselines=baselines)
-    results["robustness"] = {name: {k: c[k] for k in ("modality", "relative_robustness", "effective_robustness")}
-                             for name, c in curves.items()}
+    given_node = cfg.robustness.get("baselines")
+    given = resolved_dict(given_node) if given_node else {}
+    baselines = {m: rb.load_baseline(given.get(m), m) for m in MODALITIES}
+    curves = rb.robustness_curves(
+        model,
+        loader,
+        corruptions,
+        device=device,
+        num_classes=len(labels),
+        tokenizer=datamodule.tokenizer,
+        seed=cfg.seed,
+        baselines=baselines,
+    )
+    results["robustness"] = {
+        name: {k: c[k] for k in ("modality", "relative_robustness", "effective_robustness")}
+        for name, c in curves.items()
+    }
     shown = {m: given.get(m) if isinstance(given.get(m), str) else baselines[m] for m in baselines}
-    robustness = {"seed": cfg.seed, "severities": list(range(SEVERITIES + 1)),
-                  "clean_acc": results["test"]["test/acc"], "baselines": shown, "definitions": DEFINITIONS,
-                  "corruptions": curves}
+    robustness = {
+        "seed": cfg.seed,
+        "severities": list(range(SEVERITIES + 1)),
+        "clean_acc": results["test"]["test/acc"],
+        "baselines": shown,
+        "definitions": DEFINITIONS,
+        "corruptions": curves,
+    }
     return results, robustness
 
 
-def provenance(cfg: DictConfig, ckpt_path: Path, ckpt: dict[str, Any], datamodule: Any, *,
-               rows: int) -> dict[str, Any]:
+def provenance(cfg: DictConfig, ckpt_path: Path, ckpt: dict[str, Any], datamodule: Any, *, rows: int) -> dict[str, Any]:
     """Which checkpoint and which rows the numbers in eval.json come from."""
     user_data = cfg.get("data") is not None
-    return {"checkpoint": str(ckpt_path), "checkpoint_epoch": ckpt.get("epoch"),
-            "data": {"source": "data=... on the command line" if user_data else "the training run's data",
-                     "split": "test" if split_chosen() or not user_data else "all rows",
-                     "rows": rows, "labels": datamodule.label_names}}
+    return {
+        "checkpoint": str(ckpt_path),
+        "checkpoint_epoch": ckpt.get("epoch"),
+        "data": {
+            "source": "data=... on the command line" if user_data else "the training run's data",
+            "split": "test" if split_chosen() or not user_data else "all rows",
+            "rows": rows,
+            "labels": datamodule.label_names,
+        },
+    }
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -162,16 +202,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path, train_dir = locate_run(cfg.ckpt_path)
     if run_dir.resolve() == train_dir or (run_dir / "run_info.json").exists():
-        raise RunDirInUse(f"run dir {run_dir} already holds a run; mmexp.eval writes to a new dir only "
-                          "(leave hydra.run.dir unset, or give a fresh one)")
-    train_cfg = OmegaConf.load(train_dir / "config.yaml")
+        raise RunDirInUse(
+            f"run dir {run_dir} already holds a run; mmexp.eval writes to a new dir only "
+            "(leave hydra.run.dir unset, or give a fresh one)"
+        )
+    train_cfg = load_config(train_dir / "config.yaml")
 
     import torch
 
     from mmexp.core.build import build_datamodule
-    from mmexp.run.recorder import RunRecorder
     from mmexp.core.io import write_json_atomic
     from mmexp.core.log_setup import quiet_known_warnings
+    from mmexp.run.recorder import RunRecorder
 
     quiet_known_warnings()
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
@@ -185,10 +227,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     results, robustness = run_evaluations(cfg, train_cfg, ckpt, datamodule, device=device)
     train_metrics = read_json(train_dir / "metrics.json")
-    train_run = {"dir": str(train_dir), "overrides": read_json(train_dir / "run_info.json").get("overrides", []),
-                 "test": train_metrics.get("test")}  # the report groups evals by these overrides
-    results = {**provenance(cfg, ckpt_path, ckpt, datamodule, rows=results.pop("rows")), "train_run": train_run,
-               "device": str(device), **results}
+    train_run = {
+        "dir": str(train_dir),
+        "overrides": read_json(train_dir / "run_info.json").get("overrides", []),
+        "test": train_metrics.get("test"),
+    }  # the report groups evals by these overrides
+    results = {
+        **provenance(cfg, ckpt_path, ckpt, datamodule, rows=results.pop("rows")),
+        "train_run": train_run,
+        "device": str(device),
+        **results,
+    }
     train_cost = train_metrics.get("complexity") or {}
     for key in ("train_s_per_epoch", "train_epochs_timed"):  # from the training run, when it timed its epochs
         results["complexity"][key] = train_cost.get(key)

@@ -7,6 +7,7 @@ checkpoint's tokenizer, so every text encoder sees the same corrupted words.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import zlib
@@ -39,7 +40,9 @@ class Predictions:
     loss: float
 
 
-def predict(model: MultimodalClassifier, loader: Any, *, device: torch.device, transform: Transform | None = None) -> Predictions:
+def predict(
+    model: MultimodalClassifier, loader: Any, *, device: torch.device, transform: Transform | None = None
+) -> Predictions:
     """Run ``model`` in eval mode over ``loader``; ``transform`` edits each CPU batch first."""
     model.eval()
     probs, labels, loss_sum = [], [], 0.0
@@ -67,7 +70,10 @@ def per_class(pred: Predictions, labels: list[str]) -> dict[str, Any]:
     values = per_class_metrics(len(labels))(pred.probs, pred.labels)
     details = {k: v.tolist() for k, v in values.items()}
     matrix = details.pop("confusion_matrix")
-    return {"test_per_class": {k: dict(zip(labels, v)) for k, v in details.items()}, "confusion_matrix": matrix}
+    return {
+        "test_per_class": {k: dict(zip(labels, v, strict=True)) for k, v in details.items()},
+        "confusion_matrix": matrix,
+    }
 
 
 def without(modality: str) -> Transform:
@@ -75,8 +81,9 @@ def without(modality: str) -> Transform:
     return lambda batch: remove_modality(batch, modality, torch.ones_like(batch.label, dtype=torch.bool))
 
 
-def missing_modality(model: MultimodalClassifier, loader: Any, *, device: torch.device, num_classes: int,
-                     clean: Predictions) -> dict[str, dict[str, float]]:
+def missing_modality(
+    model: MultimodalClassifier, loader: Any, *, device: torch.device, num_classes: int, clean: Predictions
+) -> dict[str, dict[str, float]]:
     """Scores with both modalities (``clean``), with the image removed and with the text removed."""
     out = {"both": scores(clean, num_classes)}
     for modality in MODALITIES:
@@ -111,8 +118,9 @@ def corrupt(corruption: Corruption, severity: int, *, generator: torch.Generator
         if isinstance(corruption, TextCorruption):
             texts = corruption(list(batch.texts), severity, generator, known)
             ids, mask = tokenizer.encode(texts)
-            return batch.replace(texts=texts, text_ids=ids.to(batch.text_ids.device),
-                                 text_mask=mask.to(batch.text_mask.device))
+            return batch.replace(
+                texts=texts, text_ids=ids.to(batch.text_ids.device), text_mask=mask.to(batch.text_mask.device)
+            )
         raise TypeError(f"{type(corruption).__name__} is neither an image nor a text corruption")
 
     return apply
@@ -127,7 +135,7 @@ def relative_robustness(acc: Sequence[float]) -> float:
     steps = len(acc) - 1
     if steps < 1:
         raise ValueError("relative robustness needs at least two severities")
-    return sum((a + b) / 2 for a, b in zip(acc[:-1], acc[1:])) / steps
+    return sum((a + b) / 2 for a, b in itertools.pairwise(acc)) / steps
 
 
 def effective_robustness(acc: Sequence[float], baseline: Sequence[float] | None) -> float | None:
@@ -143,7 +151,7 @@ def effective_robustness(acc: Sequence[float], baseline: Sequence[float] | None)
         return None
     if len(baseline) != len(acc):
         raise ValueError(f"baseline has {len(baseline)} severities, the model {len(acc)}")
-    drops = [(f - acc[0]) - (b - baseline[0]) for f, b in zip(acc[1:], baseline[1:])]
+    drops = [(f - acc[0]) - (b - baseline[0]) for f, b in zip(acc[1:], baseline[1:], strict=True)]
     return sum(drops) / len(drops)
 
 
@@ -164,33 +172,61 @@ def load_baseline(spec: Any, modality: str) -> dict[str, list[float]] | None:
         saved = json.loads(path.read_text(encoding="utf-8"))
         return {name: list(c["acc"]) for name, c in saved["corruptions"].items()}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{field}={spec}: cannot read accuracy curves ({e}); give the robustness.json (or "
-                          f"eval dir) of a {modality}-only model's evaluation, or null") from None
+        raise ConfigError(
+            f"{field}={spec}: cannot read accuracy curves ({e}); give the robustness.json (or "
+            f"eval dir) of a {modality}-only model's evaluation, or null"
+        ) from None
 
 
-def robustness_curves(model: MultimodalClassifier, loader: Any, corruptions: Mapping[str, Corruption], *,
-                      device: torch.device, num_classes: int, tokenizer: Tokenizer, seed: int,
-                      baselines: Mapping[str, Mapping[str, list[float]] | None]) -> dict[str, Any]:
+def robustness_curves(
+    model: MultimodalClassifier,
+    loader: Any,
+    corruptions: Mapping[str, Corruption],
+    *,
+    device: torch.device,
+    num_classes: int,
+    tokenizer: Tokenizer,
+    seed: int,
+    baselines: Mapping[str, Mapping[str, list[float]] | None],
+) -> dict[str, Any]:
     """Accuracy and macro-F1 at severities 0..S for each corruption, with both robustness summaries."""
     out = {}
     for name, corruption in corruptions.items():
         acc, f1 = [], []
         for severity in range(SEVERITIES + 1):
             generator = torch.Generator().manual_seed(corruption_seed(seed, name, severity))
-            pred = predict(model, loader, device=device,
-                           transform=corrupt(corruption, severity, generator=generator, tokenizer=tokenizer))
+            pred = predict(
+                model,
+                loader,
+                device=device,
+                transform=corrupt(corruption, severity, generator=generator, tokenizer=tokenizer),
+            )
             score = scores(pred, num_classes)
             acc.append(score["acc"])
             f1.append(score["f1_macro"])
         base = (baselines.get(corruption.modality) or {}).get(name)
         if base is not None and len(base) != len(acc):
-            log.warning("robustness: the %s baseline for %s has %d severities, not %d; effective robustness "
-                        "left out", corruption.modality, name, len(base), len(acc))
+            log.warning(
+                "robustness: the %s baseline for %s has %d severities, not %d; effective robustness left out",
+                corruption.modality,
+                name,
+                len(base),
+                len(acc),
+            )
             base = None
-        out[name] = {"modality": corruption.modality, "type": type(corruption).__name__,
-                     "levels": corruption.levels, "acc": acc, "f1_macro": f1,
-                     "relative_robustness": relative_robustness(acc),
-                     "effective_robustness": effective_robustness(acc, base)}
-        log.info("robustness %s: acc %s, relative robustness %.3f", name, " ".join(f"{a:.3f}" for a in acc),
-                 out[name]["relative_robustness"])
+        out[name] = {
+            "modality": corruption.modality,
+            "type": type(corruption).__name__,
+            "levels": corruption.levels,
+            "acc": acc,
+            "f1_macro": f1,
+            "relative_robustness": relative_robustness(acc),
+            "effective_robustness": effective_robustness(acc, base),
+        }
+        log.info(
+            "robustness %s: acc %s, relative robustness %.3f",
+            name,
+            " ".join(f"{a:.3f}" for a in acc),
+            out[name]["relative_robustness"],
+        )
     return out

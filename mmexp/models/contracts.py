@@ -108,4 +108,3 @@ class Fusion(Protocol):
     produces_logits: bool
 
     def __call__(self, features: Mapping[str, EncoderOutput]) -> torch.Tensor: ...
-

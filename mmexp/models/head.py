@@ -13,5 +13,6 @@ def build_head(fusion: Fusion, *, num_classes: int, hidden: int, dropout: float)
         return nn.Identity()
     if not hidden:
         return nn.Linear(fusion.out_dim, num_classes)
-    return nn.Sequential(nn.Linear(fusion.out_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, num_classes))
+    return nn.Sequential(
+        nn.Linear(fusion.out_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+    )

@@ -19,7 +19,9 @@ def remove_modality(batch: Batch, modality: str, rows: torch.Tensor) -> Batch:
         batch = batch.replace(image_present=present & ~rows)
     elif modality == "text":
         keep = ~rows.unsqueeze(1)
-        texts = ["" if drop else text for text, drop in zip(batch.texts, rows.tolist())] if batch.texts else []
+        texts = (
+            ["" if drop else text for text, drop in zip(batch.texts, rows.tolist(), strict=True)] if batch.texts else []
+        )
         batch = batch.replace(text_ids=batch.text_ids * keep, text_mask=batch.text_mask & keep, texts=texts)
     else:
         raise ValueError(f"unknown modality {modality!r} (expected one of {MODALITIES})")

@@ -22,21 +22,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmexp.report",
         description="Compare runs: group them by overrides (seeds and folds are replicates), rank the groups "
-                    "with mean ± std and 95% CI, test each against a baseline on paired runs, and write "
-                    "report.md, report.csv and report.html.")
-    parser.add_argument("paths", nargs="+", type=Path,
-                        help="run dirs, or dirs holding run dirs at any depth (e.g. a multirun sweep dir)")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to write the report (default: the first path)")
-    parser.add_argument("--metric", default=DEFAULT_METRIC,
-                        help="test metric that ranks the groups (default: %(default)s; loss and ece: lower is "
-                             "better, others higher)")
-    parser.add_argument("--baseline", default=None, metavar="GROUP",
-                        help="group name to compare against (default: the best fusion=image_only/text_only "
-                             "group, else the lowest-ranked group)")
-    parser.add_argument("--ignore", default=",".join(DEFAULT_IGNORE), metavar="KEYS",
-                        help="comma-separated override keys (glob patterns) left out when grouping "
-                             "(default: %(default)s)")
+        "with mean ± std and 95% CI, test each against a baseline on paired runs, and write "
+        "report.md, report.csv and report.html.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        help="run dirs, or dirs holding run dirs at any depth (e.g. a multirun sweep dir)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="where to write the report (default: the first path)"
+    )
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_METRIC,
+        help="test metric that ranks the groups (default: %(default)s; loss and ece: lower is better, others higher)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="GROUP",
+        help="group name to compare against (default: the best fusion=image_only/text_only "
+        "group, else the lowest-ranked group)",
+    )
+    parser.add_argument(
+        "--ignore",
+        default=",".join(DEFAULT_IGNORE),
+        metavar="KEYS",
+        help="comma-separated override keys (glob patterns) left out when grouping (default: %(default)s)",
+    )
     return parser
 
 
@@ -57,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.paths[0]
     ignore = tuple(k.strip() for k in args.ignore.split(",") if k.strip())
     try:
-        report = analyse([load_run(d) for d in run_dirs], metric=args.metric, baseline=args.baseline,
-                         ignore=ignore, inputs=tuple(map(str, args.paths)), base_dir=out)
+        report = analyse(
+            [load_run(d) for d in run_dirs],
+            metric=args.metric,
+            baseline=args.baseline,
+            ignore=ignore,
+            inputs=tuple(map(str, args.paths)),
+            base_dir=out,
+        )
     except ReportError as e:
         fail(str(e))
 

@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmexp.models.contracts import MODALITIES
-
 from mmexp.reporting.runs import Run
 
 MISSING = ("both", "no_image", "no_text")
-COMPLEXITY = (("params_total", "params"), ("flops_per_sample", "FLOPs/sample"),
-              ("train_s_per_epoch", "s/epoch (train)"), ("latency_s_per_batch", "s/batch (inference)"),
-              ("peak_memory_bytes", "peak memory (MiB)"))
+COMPLEXITY = (
+    ("params_total", "params"),
+    ("flops_per_sample", "FLOPs/sample"),
+    ("train_s_per_epoch", "s/epoch (train)"),
+    ("latency_s_per_batch", "s/batch (inference)"),
+    ("peak_memory_bytes", "peak memory (MiB)"),
+)
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,14 @@ class EvalGroup:
     evals: list[Run]
 
 
+def _evaluation(run: Run) -> dict[str, Any]:
+    """A grouped eval run's eval.json (grouping keeps only runs that have one)."""
+    return run.evaluation or {}
+
+
 def mean(values: list[Any]) -> float | None:
     """Mean of the finite numbers in ``values``; None when there are none."""
-    kept = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v)]
+    kept = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     return math.fsum(kept) / len(kept) if kept else None
 
 
@@ -51,9 +58,9 @@ def missing_modality(group: EvalGroup) -> dict[str, dict[str, float | None]]:
     """Mean acc and macro-F1 per condition (both, no_image, no_text) and mean modality reliance."""
     out: dict[str, dict[str, float | None]] = {}
     for condition in MISSING:
-        scores = [(r.evaluation.get("missing_modality") or {}).get(condition) or {} for r in group.evals]
+        scores = [(_evaluation(r).get("missing_modality") or {}).get(condition) or {} for r in group.evals]
         out[condition] = {m: mean([s.get(m) for s in scores]) for m in ("acc", "f1_macro")}
-    reliance = [r.evaluation.get("modality_reliance") or {} for r in group.evals]
+    reliance = [_evaluation(r).get("modality_reliance") or {} for r in group.evals]
     out["reliance"] = {m: mean([x.get(m) for x in reliance]) for m in MODALITIES}
     return out
 
@@ -68,10 +75,12 @@ def robustness(group: EvalGroup) -> dict[str, dict[str, Any]]:
     out = {}
     for name, members in curves.items():
         length = min(len(c["acc"]) for c in members)
-        out[name] = {"modality": members[0].get("modality", ""),
-                     "acc": [mean([c["acc"][s] for c in members]) for s in range(length)],
-                     "relative_robustness": mean([c.get("relative_robustness") for c in members]),
-                     "effective_robustness": mean([c.get("effective_robustness") for c in members])}
+        out[name] = {
+            "modality": members[0].get("modality", ""),
+            "acc": [mean([c["acc"][s] for c in members]) for s in range(length)],
+            "relative_robustness": mean([c.get("relative_robustness") for c in members]),
+            "effective_robustness": mean([c.get("effective_robustness") for c in members]),
+        }
     return out
 
 
@@ -82,14 +91,19 @@ def reliability(group: EvalGroup) -> dict[str, Any] | None:
     """
     pooled: dict[str, Any] | None = None
     for run in group.evals:
-        r = run.evaluation.get("reliability")
+        r = _evaluation(run).get("reliability")
         if not isinstance(r, dict) or not r.get("count"):
             continue
         closed = r.get("closed", "right")
         if pooled is None:
             n = len(r["count"])
-            pooled = {"edges": r.get("edges") or [i / n for i in range(n + 1)], "closed": closed,
-                      "count": [0] * n, "conf_sum": [0.0] * n, "acc_sum": [0.0] * n}
+            pooled = {
+                "edges": r.get("edges") or [i / n for i in range(n + 1)],
+                "closed": closed,
+                "count": [0] * n,
+                "conf_sum": [0.0] * n,
+                "acc_sum": [0.0] * n,
+            }
         if len(r["count"]) != len(pooled["count"]) or closed != pooled["closed"]:
             continue  # different bins cannot be pooled
         for i, c in enumerate(r["count"]):
@@ -99,12 +113,19 @@ def reliability(group: EvalGroup) -> dict[str, Any] | None:
     if pooled is None:
         return None
     counts = pooled["count"]
-    conf = [s / c if c else None for s, c in zip(pooled["conf_sum"], counts)]
-    acc = [s / c if c else None for s, c in zip(pooled["acc_sum"], counts)]
+    conf = [s / c if c else None for s, c in zip(pooled["conf_sum"], counts, strict=True)]
+    acc = [s / c if c else None for s, c in zip(pooled["acc_sum"], counts, strict=True)]
     total = sum(counts) or 1
-    ece = math.fsum(c / total * abs(a - f) for c, a, f in zip(counts, acc, conf) if c)
-    return {"edges": pooled["edges"], "closed": pooled["closed"], "count": counts, "confidence": conf,
-            "accuracy": acc, "ece": ece}
+    pairs = zip(counts, acc, conf, strict=True)
+    ece = math.fsum(c / total * abs(a - f) for c, a, f in pairs if c and a is not None and f is not None)
+    return {
+        "edges": pooled["edges"],
+        "closed": pooled["closed"],
+        "count": counts,
+        "confidence": conf,
+        "accuracy": acc,
+        "ece": ece,
+    }
 
 
 def complexity(runs: list[Run]) -> dict[str, float | None]:

@@ -20,8 +20,18 @@ from mmexp.reporting.evals import EvalGroup, eval_groups
 from mmexp.reporting.runs import Run
 from mmexp.reporting.stats import PairedTest, Summary, paired_t_test, summarize
 
-DEFAULT_IGNORE = ("seed", "split.fold", "split.seed", "paths.*", "hydra.*", "hydra/*", "logger", "logger.*",
-                  "ckpt_path", "debug")
+DEFAULT_IGNORE = (
+    "seed",
+    "split.fold",
+    "split.seed",
+    "paths.*",
+    "hydra.*",
+    "hydra/*",
+    "logger",
+    "logger.*",
+    "ckpt_path",
+    "debug",
+)
 DEFAULT_METRIC = "test/f1_macro"
 MAIN_METRICS = ("test/acc", "test/f1_macro", "test/auroc", "test/ece", "test/loss")  # the table's columns
 UNIMODAL = ("fusion=image_only", "fusion=text_only")
@@ -65,8 +75,7 @@ def override_key(override: str) -> str:
 
 def group_overrides(overrides: tuple[str, ...], ignore: tuple[str, ...]) -> tuple[str, ...]:
     """The overrides that define a group: sorted, without those whose key matches an ignore pattern."""
-    return tuple(sorted(o for o in overrides
-                        if not any(fnmatch.fnmatchcase(override_key(o), pat) for pat in ignore)))
+    return tuple(sorted(o for o in overrides if not any(fnmatch.fnmatchcase(override_key(o), pat) for pat in ignore)))
 
 
 def eval_group_name(train: tuple[str, ...], own: tuple[str, ...], *, ignore: tuple[str, ...]) -> str:
@@ -87,14 +96,19 @@ def build_groups(runs: list[Run], *, metric: str, ignore: tuple[str, ...]) -> li
             by_key[group_overrides(run.overrides, ignore)].append(run)
     groups = [Group(",".join(key) or NO_OVERRIDES, key, members) for key, members in by_key.items()]
     for group in groups:
-        names = sorted({k for run in group.runs for k in run.metrics.get("test", {})})
-        values = {k: [_value(run.metrics["test"].get(k)) for run in group.runs] for k in names}
+        names = sorted({k for run in group.runs for k in _metrics(run).get("test", {})})
+        values = {k: [_value(_metrics(run)["test"].get(k)) for run in group.runs] for k in names}
         group.stats = {k: s for k, v in values.items() if (s := summarize([x for x in v if x is not None]))}
     sign = 1.0 if lower_is_better(metric) else -1.0
     ranked = sorted((g for g in groups if metric in g.stats), key=lambda g: (sign * g.stats[metric].mean, g.name))
     for i, group in enumerate(ranked, start=1):
         group.rank = i
     return ranked + sorted((g for g in groups if metric not in g.stats), key=lambda g: g.name)
+
+
+def _metrics(run: Run) -> dict[str, Any]:
+    """A completed training run's metrics.json (loading one without it sets ``problem``, so it is never grouped)."""
+    return run.metrics or {}
 
 
 def _value(value: Any) -> float | None:
@@ -137,7 +151,7 @@ def compare(groups: list[Group], baseline: Group | None, metric: str) -> list[Co
 def _paired_values(group: Group, metric: str) -> dict[tuple[Any, ...], float]:
     values: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for run in group.runs:
-        value = _value(run.metrics.get("test", {}).get(metric))
+        value = _value(_metrics(run).get("test", {}).get(metric))
         if value is not None:
             values[run.pair_key].append(value)
     return {k: math.fsum(v) / len(v) for k, v in values.items()}
@@ -147,7 +161,7 @@ def per_class_mean(group: Group, kind: str = "f1") -> dict[str, float]:
     """Mean over the group's runs of one per-class metric (``f1``, ``precision`` or ``recall``)."""
     values: dict[str, list[float]] = defaultdict(list)
     for run in group.runs:
-        for label, value in (run.metrics.get("test_per_class", {}).get(kind) or {}).items():
+        for label, value in (_metrics(run).get("test_per_class", {}).get(kind) or {}).items():
             if (v := _value(value)) is not None:
                 values[label].append(v)
     return {label: math.fsum(v) / len(v) for label, v in values.items()}
@@ -162,15 +176,17 @@ def confusion(group: Group) -> tuple[list[str], list[list[float]], int] | None:
     total: list[list[float]] = []
     used = 0
     for run in group.runs:
-        matrix, names = run.metrics.get("confusion_matrix"), run.metrics.get("labels")
+        matrix, names = _metrics(run).get("confusion_matrix"), _metrics(run).get("labels")
         if not matrix or not names or len(matrix) != len(names) or any(len(r) != len(names) for r in matrix):
             continue
         if labels is None:
             labels, total = list(names), [[0.0] * len(names) for _ in names]
         if list(names) != labels:
             continue
-        total = [[a + float(b) for a, b in zip(row_t, row_m, strict=True)]
-                 for row_t, row_m in zip(total, matrix, strict=True)]
+        total = [
+            [a + float(b) for a, b in zip(row_t, row_m, strict=True)]
+            for row_t, row_m in zip(total, matrix, strict=True)
+        ]
         used += 1
     if labels is None:
         return None
@@ -187,6 +203,7 @@ def mean_curve(group: Group, key: str) -> dict[int, tuple[float, float]]:
     out = {}
     for epoch in sorted(by_epoch):
         s = summarize(by_epoch[epoch])
+        assert s is not None  # read_curves keeps finite values only, and every epoch listed has one
         out[epoch] = (s.mean, s.std or 0.0)
     return out
 
@@ -231,16 +248,31 @@ class Report:
         return sorted({k for g in self.groups for k in g.stats})
 
 
-def analyse(runs: list[Run], *, metric: str, baseline: str | None, ignore: tuple[str, ...],
-            inputs: tuple[str, ...] = (), base_dir: Path | None = None) -> Report:
+def analyse(
+    runs: list[Run],
+    *,
+    metric: str,
+    baseline: str | None,
+    ignore: tuple[str, ...],
+    inputs: tuple[str, ...] = (),
+    base_dir: Path | None = None,
+) -> Report:
     """Group, rank and compare training runs; group eval dirs; ``metric`` may omit its ``test/`` prefix."""
     metric = metric if "/" in metric else f"test/{metric}"
     trained = [run for run in runs if run.kind == "train"]
-    available = sorted({k for run in trained if run.ok for k in run.metrics.get("test", {})})
+    available = sorted({k for run in trained if run.ok for k in _metrics(run).get("test", {})})
     if available and metric not in available:
         raise ReportError(f"--metric {metric} is not in any metrics.json; available: {', '.join(available)}")
     groups = build_groups(trained, metric=metric, ignore=ignore)
     base = choose_baseline(groups, baseline)
-    return Report(metric=metric, groups=groups, baseline=base, comparisons=compare(groups, base, metric),
-                  failed=[run for run in runs if not run.ok], ignore=ignore, inputs=inputs,
-                  base_dir=base_dir, evals=eval_groups(runs, key=partial(eval_group_name, ignore=ignore)))
+    return Report(
+        metric=metric,
+        groups=groups,
+        baseline=base,
+        comparisons=compare(groups, base, metric),
+        failed=[run for run in runs if not run.ok],
+        ignore=ignore,
+        inputs=inputs,
+        base_dir=base_dir,
+        evals=eval_groups(runs, key=partial(eval_group_name, ignore=ignore)),
+    )

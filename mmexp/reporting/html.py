@@ -24,9 +24,12 @@ def to_html(doc: Document) -> str:
     body = [f"<h1>{escape(doc.title)}</h1>", *map(paragraph, doc.intro)]
     for section in doc.sections:
         body += [f"<h2>{escape(section.title)}</h2>", *map(block, section.blocks)]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(doc.title)}</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(doc.title)}</title><style>{CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def block(b: Block) -> str:
@@ -36,8 +39,7 @@ def block(b: Block) -> str:
 
 
 def paragraph(p: Paragraph) -> str:
-    inner = "".join(f"<code>{escape(part.text)}</code>" if isinstance(part, Code) else escape(part)
-                    for part in p.parts)
+    inner = "".join(f"<code>{escape(part.text)}</code>" if isinstance(part, Code) else escape(part) for part in p.parts)
     return f'<p class="note">{inner}</p>' if p.note else f"<p>{inner}</p>"
 
 
@@ -58,7 +60,9 @@ def table(t: Table) -> str:
     trs = []
     for i, row in enumerate(t.rows):
         cls = ' class="baseline"' if i < len(t.highlight) and t.highlight[i] else ""
-        cells = "".join(f'<td class="num">{escape(c)}</td>' if j >= t.numeric_from else f"<td>{escape(c)}</td>"
-                        for j, c in enumerate(row))
+        cells = "".join(
+            f'<td class="num">{escape(c)}</td>' if j >= t.numeric_from else f"<td>{escape(c)}</td>"
+            for j, c in enumerate(row)
+        )
         trs.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"

@@ -29,6 +29,7 @@ def text(p: Paragraph) -> str:
 
 def table(t: Table) -> str:
     """A pipe table; ``|`` inside a cell is escaped."""
+
     def line(cells: tuple[str, ...]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import textwrap
 from typing import Any
 
@@ -57,8 +58,14 @@ def bar_chart(report: Report) -> str | None:
     means = [g.stats[report.metric].mean for g in groups]
     stds = [g.stats[report.metric].std or 0.0 for g in groups]
     ypos = list(range(len(groups)))[::-1]
-    ax.barh(ypos, means, xerr=stds, capsize=4, color=[colors[g.name] for g in groups],
-            edgecolor=["black" if g is report.baseline else "none" for g in groups])
+    ax.barh(
+        ypos,
+        means,
+        xerr=stds,
+        capsize=4,
+        color=[colors[g.name] for g in groups],
+        edgecolor=["black" if g is report.baseline else "none" for g in groups],
+    )
     ax.set_yticks(ypos, [_wrap(names[g.name]) + f"  (n={len(g.runs)})" for g in groups], fontsize=8)
     for y, m, s in zip(ypos, means, stds, strict=True):
         ax.text(m + s, y, f"  {m:.3f}", va="center", ha="left", fontsize=8)
@@ -121,11 +128,12 @@ def confusion_matrices(report: Report) -> str | None:
         if len(labels) <= 12:
             for i, row in enumerate(rows):
                 for j, v in enumerate(row):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if v > 0.5 else "black")
-    for ax in axes[len(mats):]:
+                    ax.text(
+                        j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v > 0.5 else "black"
+                    )
+    for ax in axes[len(mats) :]:
         ax.set_visible(False)
-    fig.colorbar(image, ax=list(axes[:len(mats)]), shrink=0.8, label="fraction of the true class")
+    fig.colorbar(image, ax=list(axes[: len(mats)]), shrink=0.8, label="fraction of the true class")
     return _to_base64(fig)
 
 
@@ -146,14 +154,20 @@ def robustness_curves(report: Report) -> str | None:
             if name in by_name:
                 acc = by_name[name]["acc"]
                 modality = by_name[name]["modality"]
-                ax.plot(range(len(acc)), [a if a is not None else float("nan") for a in acc], marker="o", ms=3,
-                        color=cmap(i % 10), label=_wrap(group, 60))
+                ax.plot(
+                    range(len(acc)),
+                    [a if a is not None else float("nan") for a in acc],
+                    marker="o",
+                    ms=3,
+                    color=cmap(i % 10),
+                    label=_wrap(group, 60),
+                )
         ax.set_title(f"{name} ({modality})", fontsize=9)
         ax.set_xlabel("severity", fontsize=8)
         ax.set_ylabel("accuracy", fontsize=8)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[0]))
     fig.legend(handles, labels, loc="outside lower center", ncols=min(2, len(labels)) or 1, fontsize=8)
@@ -171,19 +185,27 @@ def reliability_diagrams(report: Report) -> str | None:
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (name, r) in zip(axes, diagrams, strict=False):
         edges = r["edges"]
-        lefts, widths = edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        ax.bar(lefts, [a or 0.0 for a in r["accuracy"]], width=widths, align="edge", color="#4c72b0",
-               edgecolor="white", label="accuracy")
+        lefts, widths = edges[:-1], [b - a for a, b in itertools.pairwise(edges)]
+        ax.bar(
+            lefts,
+            [a or 0.0 for a in r["accuracy"]],
+            width=widths,
+            align="edge",
+            color="#4c72b0",
+            edgecolor="white",
+            label="accuracy",
+        )
         ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
         filled = [(c, n) for c, n in zip(r["confidence"], r["count"], strict=True) if n]
-        ax.scatter([c for c, _ in filled], [0.02] * len(filled), marker="|", color="black", s=30,
-                   label="mean confidence")
+        ax.scatter(
+            [c for c, _ in filled], [0.02] * len(filled), marker="|", color="black", s=30, label="mean confidence"
+        )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence (top-1)", fontsize=8)
         ax.set_ylabel("accuracy", fontsize=8)
         ax.set_title(f"{_wrap(name, 40)}\nECE {r['ece']:.3f}, n={sum(r['count'])}", fontsize=8)
-    for ax in axes[len(diagrams):]:
+    for ax in axes[len(diagrams) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="upper left")
     return _to_base64(fig)

@@ -76,8 +76,14 @@ def load_run(path: Path) -> Run:
     overrides = tuple(map(str, listed)) if isinstance(listed, list) else _hydra_overrides(path)
     config = _read_yaml(path / "config.yaml")
     split = config.get("split") if isinstance(config.get("split"), dict) else {}
-    common = dict(path=path, status=status, overrides=overrides, seed=config.get("seed", info.get("seed")),
-                  fold=split.get("fold"), split_seed=split.get("seed"))
+    common = dict(
+        path=path,
+        status=status,
+        overrides=overrides,
+        seed=config.get("seed", info.get("seed")),
+        fold=split.get("fold"),
+        split_seed=split.get("seed"),
+    )
     if status != "completed":
         return Run(**common, problem=status)
     if (path / "eval.json").is_file():
@@ -106,8 +112,9 @@ def load_eval(path: Path, common: dict[str, Any]) -> Run:
         robustness = json.loads((path / "robustness.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         robustness = None
-    return Run(**common, kind="eval", evaluation=evaluation,
-               robustness=robustness if isinstance(robustness, dict) else None)
+    return Run(
+        **common, kind="eval", evaluation=evaluation, robustness=robustness if isinstance(robustness, dict) else None
+    )
 
 
 def _hydra_overrides(path: Path) -> tuple[str, ...]:

@@ -28,8 +28,10 @@ from mmexp.reporting.groups import Report, lower_is_better, per_class_mean
 from mmexp.reporting.stats import CONFIDENCE
 
 TITLE = "mmexp report"
-COMPARISON_NOTE = ("Runs pair up when seed, split.fold and split.seed agree; two-sided paired t-test, "
-                   "not corrected for multiple comparisons; n/a with fewer than 2 pairs.")
+COMPARISON_NOTE = (
+    "Runs pair up when seed, split.fold and split.seed agree; two-sided paired t-test, "
+    "not corrected for multiple comparisons; n/a with fewer than 2 pairs."
+)
 
 
 def build_document(report: Report) -> Document:
@@ -43,8 +45,10 @@ def intro(report: Report) -> tuple[Paragraph, ...]:
     direction = "lower" if lower_is_better(report.metric) else "higher"
     completed = sum(len(g.runs) for g in report.groups)
     lines = [
-        (f"Ranked by {report.metric} ({direction} is better). Cells: mean ± std "
-         f"[{CONFIDENCE:.0%} CI of the mean, Student t] over the runs of a group; {DASH} where a group has one run."),
+        (
+            f"Ranked by {report.metric} ({direction} is better). Cells: mean ± std "
+            f"[{CONFIDENCE:.0%} CI of the mean, Student t] over the runs of a group; {DASH} where a group has one run."
+        ),
         f"A group is the runs with the same overrides, ignoring {', '.join(report.ignore) or 'nothing'}.",
         f"Runs: {completed} completed in {len(report.groups)} group(s), {len(report.failed)} failed or incomplete.",
     ]
@@ -65,17 +69,26 @@ def ranking(report: Report) -> Section:
     """Groups in rank order with the headline metrics, the bar chart and how to read its labels."""
     metrics = report.main_metrics()
     head = ("rank", "group", "n", *(header(m) for m in metrics))
-    rows = tuple((fmt(g.rank, 0) if g.rank else DASH, g.name, str(len(g.runs)),
-                  *(fmt_summary(g.stats.get(m)) for m in metrics)) for g in report.groups)
-    blocks: list[Block] = [Table(head, rows, highlight=_highlight(report)) if rows
-                           else Paragraph(("No completed runs.",))]
+    rows = tuple(
+        (fmt(g.rank, 0) if g.rank else DASH, g.name, str(len(g.runs)), *(fmt_summary(g.stats.get(m)) for m in metrics))
+        for g in report.groups
+    )
+    blocks: list[Block] = [
+        Table(head, rows, highlight=_highlight(report)) if rows else Paragraph(("No completed runs.",))
+    ]
     if report.baseline is not None:
-        blocks.append(Paragraph(("Highlighted: the baseline ", Code(report.baseline.name), "."), note=True,
-                                detail=True))
+        blocks.append(
+            Paragraph(("Highlighted: the baseline ", Code(report.baseline.name), "."), note=True, detail=True)
+        )
     blocks.append(Figure(partial(plots.bar_chart, report), f"{report.metric} per group"))
     if common := report.common_overrides():
-        blocks.append(Paragraph((f"Figure labels leave out the overrides every group shares: {', '.join(common)}.",),
-                                note=True, detail=True))
+        blocks.append(
+            Paragraph(
+                (f"Figure labels leave out the overrides every group shares: {', '.join(common)}.",),
+                note=True,
+                detail=True,
+            )
+        )
     return Section("Ranking", tuple(blocks))
 
 
@@ -96,9 +109,14 @@ def details(report: Report) -> tuple[Section, ...]:
     """The page's extra sections: learning curves, confusion matrices, per-class F1, all test metrics."""
     return (
         Section("Learning curves", (Figure(partial(plots.learning_curves, report), "validation curves"),), detail=True),
-        Section("Confusion matrices", (
-            Paragraph(("Summed over each group's runs, normalized per row (rows = true class).",), note=True),
-            Figure(partial(plots.confusion_matrices, report), "confusion matrices")), detail=True),
+        Section(
+            "Confusion matrices",
+            (
+                Paragraph(("Summed over each group's runs, normalized per row (rows = true class).",), note=True),
+                Figure(partial(plots.confusion_matrices, report), "confusion matrices"),
+            ),
+            detail=True,
+        ),
         Section("Per-class F1 (mean over runs)", (per_class(report),), detail=True),
         Section("All test metrics", (all_metrics(report),), detail=True),
     )
@@ -109,8 +127,9 @@ def per_class(report: Report) -> Table | Paragraph:
     labels = list(dict.fromkeys(label for m in means.values() for label in m))  # metrics.json order
     if not labels:
         return Paragraph(("No per-class metrics.",))
-    rows = tuple((g.name, str(len(g.runs)), *(fmt(means[g.name].get(label)) for label in labels))
-                 for g in report.groups)
+    rows = tuple(
+        (g.name, str(len(g.runs)), *(fmt(means[g.name].get(label)) for label in labels)) for g in report.groups
+    )
     return Table(("group", "n", *labels), rows, highlight=_highlight(report))
 
 
@@ -144,8 +163,9 @@ def data_table(report: Report) -> Table:
             s = g.stats.get(m)
             row += ["", "", "", ""] if s is None else [_raw(s.mean), _raw(s.std), _raw(s.ci_low), _raw(s.ci_high)]
         c = by_group.get(g.name)
-        row += ["", "", "", ""] if c is None else [c.baseline, _raw(c.test.pairs), _raw(c.test.mean_diff),
-                                                   _raw(c.test.p)]
+        row += (
+            ["", "", "", ""] if c is None else [c.baseline, _raw(c.test.pairs), _raw(c.test.mean_diff), _raw(c.test.p)]
+        )
         rows.append(tuple(row))
     return Table(tuple(head), tuple(rows), numeric_from=1)
 

@@ -15,6 +15,7 @@ from mmexp.core.io import write_atomic
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO, saving through ``write_atomic`` (temp file, fsync, rename)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
-                        storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
+    ) -> None:
         write_atomic(Path(path), lambda f: torch.save(checkpoint, f))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mmexp.core.config_io import resolved_dict
 from mmexp.core.io import write_json_atomic, write_text_atomic
 from mmexp.run.run_info import now_iso, start_info
 
@@ -32,16 +34,20 @@ def _plain(value: Any) -> Any:
 class RunRecorder:
     """Writes config.yaml, run_info.json, split.json, labels/vocab and metrics.json atomically."""
 
-    def __init__(self, run_dir: Path, cfg: DictConfig, *, overrides: list[str], write: bool = True,
-                 resumed: bool = False) -> None:
+    def __init__(
+        self, run_dir: Path, cfg: DictConfig, *, overrides: list[str], write: bool = True, resumed: bool = False
+    ) -> None:
         """``write=False`` on DDP ranks other than zero: they compute, rank zero writes."""
         self.run_dir, self.write = run_dir, write
-        self.config = OmegaConf.to_container(cfg, resolve=True)
+        self.config = resolved_dict(cfg)
         self.info = start_info(seed=cfg.seed, overrides=overrides)
         if resumed:
             previous = json.loads((run_dir / "run_info.json").read_text())
-            self.info.update(start_time=previous.get("start_time"), overrides=previous.get("overrides", []),
-                             resumed=previous.get("resumed", 0) + 1)
+            self.info.update(
+                start_time=previous.get("start_time"),
+                overrides=previous.get("overrides", []),
+                resumed=previous.get("resumed", 0) + 1,
+            )
         self._write_text("config.yaml", OmegaConf.to_yaml(self.config))
         self._write_json("run_info.json", self.info)
 
@@ -62,8 +68,7 @@ class RunRecorder:
         self._write_json("labels.json", info.label_names)
         self._write_json("vocab.json", tokenizer.tokens())
         if info.skipped:
-            lines = [json.dumps({"line": b.line, "reason": b.reason, "row": b.row}, default=str)
-                     for b in info.skipped]
+            lines = [json.dumps({"line": b.line, "reason": b.reason, "row": b.row}, default=str) for b in info.skipped]
             self._write_text("skipped.jsonl", "\n".join(lines) + "\n")
 
     def start(self, *, device: str) -> None:
@@ -74,14 +79,32 @@ class RunRecorder:
         self.info.update(status=status, end_time=now_iso())
         self._write_json("run_info.json", self.info)
 
-    def write_metrics(self, *, val: dict, test: dict, details: dict, best_checkpoint: str, labels: list[str],
-                      epochs: int, complexity: dict[str, Any] | None = None) -> dict[str, Any]:
+    def write_metrics(
+        self,
+        *,
+        val: Mapping[str, Any],
+        test: Mapping[str, Any],
+        details: dict[str, list[Any]],
+        best_checkpoint: str,
+        labels: list[str],
+        epochs: int,
+        complexity: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """``complexity``: cost figures from ``mmexp.evaluation.complexity.model_complexity`` (params, FLOPs, times)."""
-        per_class = {name: dict(zip(labels, values)) for name, values in details.items()
-                     if name != "confusion_matrix"}
-        metrics = {"val": {k: _plain(v) for k, v in val.items()}, "test": {k: _plain(v) for k, v in test.items()},
-                   "test_per_class": per_class, "confusion_matrix": details.get("confusion_matrix"),
-                   "labels": labels, "best_checkpoint": best_checkpoint or None, "epochs": epochs}
+        per_class = {
+            name: dict(zip(labels, values, strict=True))
+            for name, values in details.items()
+            if name != "confusion_matrix"
+        }
+        metrics = {
+            "val": {k: _plain(v) for k, v in val.items()},
+            "test": {k: _plain(v) for k, v in test.items()},
+            "test_per_class": per_class,
+            "confusion_matrix": details.get("confusion_matrix"),
+            "labels": labels,
+            "best_checkpoint": best_checkpoint or None,
+            "epochs": epochs,
+        }
         if complexity is not None:
             metrics["complexity"] = complexity
         self._write_json("metrics.json", metrics)

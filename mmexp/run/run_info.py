@@ -21,10 +21,21 @@ def now_iso() -> str:
 def git_commit() -> str | None:
     """Commit of the mmexp source tree, or None for an installed package outside git."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
-                             capture_output=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=Path(__file__).resolve().parent, text=True, capture_output=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            text=True,
+            capture_output=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).resolve().parent,
+            text=True,
+            capture_output=True,
+            timeout=5,
+        )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -41,7 +52,16 @@ def package_versions() -> dict[str, str | None]:
 
 
 def start_info(*, seed: int, overrides: list[str]) -> dict[str, Any]:
-    return {"start_time": now_iso(), "end_time": None, "status": "running", "seed": seed,
-            "command": sys.argv, "overrides": overrides, "git_commit": git_commit(),
-            "python": platform.python_version(), "packages": package_versions(),
-            "hostname": socket.gethostname(), "device": None}
+    return {
+        "start_time": now_iso(),
+        "end_time": None,
+        "status": "running",
+        "seed": seed,
+        "command": sys.argv,
+        "overrides": overrides,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "hostname": socket.gethostname(),
+        "device": None,
+    }

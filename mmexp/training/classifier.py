@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -21,18 +21,32 @@ from mmexp.training.metrics import EpochPredictions, per_class_metrics, scalar_m
 class MultimodalClassifier(L.LightningModule):
     """Image encoder + text encoder -> fusion -> MLP head, trained with cross-entropy."""
 
-    def __init__(self, *, image_encoder: Encoder, text_encoder: Encoder, fusion: Callable[..., Fusion],
-                 num_classes: int, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., Any] | None = None, head_hidden: int = 256, dropout: float = 0.1,
-                 label_smoothing: float = 0.0, modality_dropout: dict[str, float] | None = None,
-                 feature_cache: bool = True, feature_cache_budget_gb: float = 2.0, compile: bool | str = False) -> None:
+    def __init__(
+        self,
+        *,
+        image_encoder: Encoder,
+        text_encoder: Encoder,
+        fusion: Callable[..., Fusion],
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        head_hidden: int = 256,
+        dropout: float = 0.1,
+        label_smoothing: float = 0.0,
+        modality_dropout: dict[str, float] | None = None,
+        feature_cache: bool = True,
+        feature_cache_budget_gb: float = 2.0,
+        compile: bool | str = False,
+    ) -> None:
         super().__init__()
         # in the checkpoint only: loggers get the whole run config once, from train.py
-        self.save_hyperparameters(ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"],
-                                  logger=False)
+        self.save_hyperparameters(
+            ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"], logger=False
+        )
         available = {encoder.modality: encoder for encoder in (image_encoder, text_encoder)}
         self.fusion = fusion(dims={m: e.out_dim for m, e in available.items()}, num_classes=num_classes)
-        self.encoders = nn.ModuleDict({m: available[m] for m in self.fusion.modalities})  # unused ones dropped
+        # unused encoders are dropped; every encoder is an nn.Module meeting the Encoder contract
+        self.encoders = nn.ModuleDict({m: cast(nn.Module, available[m]) for m in self.fusion.modalities})
         self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.label_smoothing = label_smoothing
@@ -45,7 +59,7 @@ class MultimodalClassifier(L.LightningModule):
         self.test_metrics = scalar_metrics(num_classes, "test", ranking=True)
         self.test_per_class = per_class_metrics(num_classes)
         self.epoch_predictions = {"train": EpochPredictions(), "val": EpochPredictions()}
-        self.test_details: dict[str, list] = {}
+        self.test_details: dict[str, list[Any]] = {}
         self.use_feature_cache, self.feature_cache_budget_gb = feature_cache, feature_cache_budget_gb
         self.feature_caches: dict[str, FeatureCache] = {}  # filled by FeatureCacheCallback during a stage
         if compile:
@@ -61,9 +75,12 @@ class MultimodalClassifier(L.LightningModule):
         """
         backends = torch._dynamo.list_backends(exclude_tags=())
         if backend not in backends:
-            raise ConfigError(f"model.compile={backend!r} is not a torch.compile backend: use true (inductor), "
-                              f"false, or one of {sorted(backends)}")
-        for part in (*self.encoders.values(), self.fusion, self.head):
+            raise ConfigError(
+                f"model.compile={backend!r} is not a torch.compile backend: use true (inductor), "
+                f"false, or one of {sorted(backends)}"
+            )
+        parts: list[nn.Module] = [*self.encoders.values(), cast(nn.Module, self.fusion), self.head]
+        for part in parts:
             part.compile(backend=backend)
 
     def configure_callbacks(self) -> list[L.Callback]:
@@ -71,7 +88,8 @@ class MultimodalClassifier(L.LightningModule):
 
         A trainer that has one already (from an earlier stage, or the user's own) keeps it.
         """
-        if not self.use_feature_cache or any(isinstance(c, FeatureCacheCallback) for c in self.trainer.callbacks):
+        callbacks = self.trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning's callback connector
+        if not self.use_feature_cache or any(isinstance(c, FeatureCacheCallback) for c in callbacks):
             return []
         return [FeatureCacheCallback(budget_gb=self.feature_cache_budget_gb)]
 
@@ -92,7 +110,7 @@ class MultimodalClassifier(L.LightningModule):
 
     def encode_modality(self, modality: str, batch: Batch) -> EncoderOutput:
         """Run one encoder on its inputs in ``batch``; the feature cache computes through here too."""
-        return self.encoders[modality].encode(batch)
+        return cast(Encoder, self.encoders[modality]).encode(batch)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.head(self.fusion(self.encode(batch)))
@@ -100,8 +118,15 @@ class MultimodalClassifier(L.LightningModule):
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)
         loss = F.cross_entropy(logits, batch.label, label_smoothing=self.label_smoothing)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
-                 batch_size=len(logits), sync_dist=stage != "train")  # eval losses: mean over all ranks
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=stage != "test",
+            batch_size=len(logits),
+            sync_dist=stage != "train",
+        )  # eval losses: mean over all ranks
         return loss, logits.detach()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -138,5 +163,7 @@ class MultimodalClassifier(L.LightningModule):
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
-                                                         "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"},
+        }

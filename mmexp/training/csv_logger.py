@@ -29,6 +29,8 @@ class ContinuingCSVLogger(CSVLogger):
     A fresh run dir has no metrics.csv, so a fresh run logs exactly as Lightning's CSVLogger does.
     """
 
+    _experiment: ExperimentWriter | None  # only ever set by ``experiment`` below
+
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import lightning as L
 import torch
@@ -36,6 +36,9 @@ from mmexp.core.io import write_atomic
 from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.models.contracts import Batch, EncoderOutput
 from mmexp.training.feature_cache_keys import FORMAT, cache_key, is_cacheable, stage_context
+
+if TYPE_CHECKING:  # the classifier imports this module
+    from mmexp.training.classifier import MultimodalClassifier
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,13 @@ class DatasetInputs:
 
     def batch(self, rows: slice, device: torch.device) -> Batch:
         ids = self.text_ids[rows]
-        return Batch(image=self.images[rows].to(device), text_ids=ids.to(device),
-                     text_mask=self.text_mask[rows].to(device), label=torch.zeros(len(ids), dtype=torch.long),
-                     texts=self.texts[rows])
+        return Batch(
+            image=self.images[rows].to(device),
+            text_ids=ids.to(device),
+            text_mask=self.text_mask[rows].to(device),
+            label=torch.zeros(len(ids), dtype=torch.long),
+            texts=self.texts[rows],
+        )
 
 
 def dataset_inputs(datamodule: object) -> DatasetInputs | None:
@@ -64,9 +71,15 @@ def dataset_inputs(datamodule: object) -> DatasetInputs | None:
     if not isinstance(datamodule, MultimodalDataModule):
         return None
     info = datamodule.info
-    return DatasetInputs(images=info.images, text_ids=info.text_ids, text_mask=info.text_mask, texts=info.texts,
-                         image_key=info.image_key, cache_dir=Path(datamodule.cache_dir) / "features",
-                         batch_size=datamodule.eval_batch_size)
+    return DatasetInputs(
+        images=info.images,
+        text_ids=info.text_ids,
+        text_mask=info.text_mask,
+        texts=info.texts,
+        image_key=info.image_key,
+        cache_dir=Path(datamodule.cache_dir) / "features",
+        batch_size=datamodule.eval_batch_size,
+    )
 
 
 @dataclass
@@ -91,8 +104,9 @@ class FeatureCache:
         return sum(t.numel() * t.element_size() for t in (self.pooled, self.tokens, self.mask, self.lengths))
 
     def to(self, device: torch.device) -> FeatureCache:
-        return FeatureCache(self.pooled.to(device), self.tokens.to(device), self.mask.to(device),
-                            self.lengths.to(device), self.width)
+        return FeatureCache(
+            self.pooled.to(device), self.tokens.to(device), self.mask.to(device), self.lengths.to(device), self.width
+        )
 
     def lookup(self, index: torch.Tensor) -> EncoderOutput:
         """The outputs of dataset rows ``index`` (B,), shaped as the encoder would return them."""
@@ -106,8 +120,15 @@ class FeatureCache:
 
     def save(self, path: Path, key: str) -> None:
         """Atomic (temp file + rename): concurrent sweep jobs only ever read complete files."""
-        state = {"format": FORMAT, "key": key, "pooled": self.pooled, "tokens": self.tokens, "mask": self.mask,
-                 "lengths": self.lengths, "width": self.width}
+        state = {
+            "format": FORMAT,
+            "key": key,
+            "pooled": self.pooled,
+            "tokens": self.tokens,
+            "mask": self.mask,
+            "lengths": self.lengths,
+            "width": self.width,
+        }
         write_atomic(path, lambda f: torch.save(state, f))
 
     @classmethod
@@ -136,13 +157,23 @@ def pack(outputs: list[EncoderOutput]) -> FeatureCache:
     dim, dtype = outputs[0].tokens.shape[-1], outputs[0].tokens.dtype
     tokens.append(torch.zeros(1, dim, dtype=dtype, device=outputs[0].tokens.device))
     masks.append(torch.zeros(1, dtype=torch.bool, device=outputs[0].mask.device))
-    return FeatureCache(torch.cat([o.pooled for o in outputs]), torch.cat(tokens), torch.cat(masks),
-                        torch.cat(lengths).long(), 0 if variable else widths.pop())
+    return FeatureCache(
+        torch.cat([o.pooled for o in outputs]),
+        torch.cat(tokens),
+        torch.cat(masks),
+        torch.cat(lengths).long(),
+        0 if variable else widths.pop(),
+    )
 
 
-def compute_features(encode: Callable[[Batch], EncoderOutput], inputs: DatasetInputs, *,
-                     device: torch.device, budget_bytes: float,
-                     context: AbstractContextManager) -> FeatureCache | None:
+def compute_features(
+    encode: Callable[[Batch], EncoderOutput],
+    inputs: DatasetInputs,
+    *,
+    device: torch.device,
+    budget_bytes: float,
+    context: AbstractContextManager[object],
+) -> FeatureCache | None:
     """Run ``encode`` over every row in batches (no grad); None as soon as the tokens exceed the budget."""
     outputs, used = [], 0
     with torch.no_grad(), context:
@@ -155,8 +186,15 @@ def compute_features(encode: Callable[[Batch], EncoderOutput], inputs: DatasetIn
     return pack(outputs)
 
 
-def load_or_compute(module: L.LightningModule, modality: str, inputs: DatasetInputs, *, context: str,
-                    budget_bytes: float, forward_context: AbstractContextManager) -> FeatureCache | None:
+def load_or_compute(
+    module: MultimodalClassifier,
+    modality: str,
+    inputs: DatasetInputs,
+    *,
+    context: str,
+    budget_bytes: float,
+    forward_context: AbstractContextManager[object],
+) -> FeatureCache | None:
     """The cache file for this encoder and data when it is current, else computed now and written."""
     encoder = module.encoders[modality]
     key = cache_key(encoder, modality, inputs, context=context)
@@ -164,24 +202,39 @@ def load_or_compute(module: L.LightningModule, modality: str, inputs: DatasetInp
     name = f"{modality} encoder {type(encoder).__name__}"
     if path.exists():
         try:
-            cache = FeatureCache.load(path, key)
-            log.info("feature cache: %s: loaded %d rows from %s", name, len(cache.pooled), path)
-            return cache
+            loaded = FeatureCache.load(path, key)
+            log.info("feature cache: %s: loaded %d rows from %s", name, len(loaded.pooled), path)
+            return loaded
         except Exception as e:  # unreadable or foreign file: recompute and replace it
             log.warning("feature cache: %s: cannot read %s (%s); recomputing", name, path, e)
     start = time.perf_counter()
-    cache = compute_features(lambda batch: module.encode_modality(modality, batch), inputs, device=module.device,
-                             budget_bytes=budget_bytes, context=forward_context)
+    cache = compute_features(
+        lambda batch: module.encode_modality(modality, batch),
+        inputs,
+        device=module.device,
+        budget_bytes=budget_bytes,
+        context=forward_context,
+    )
     if cache is None:
-        log.warning("feature cache: %s: its token outputs exceed model.feature_cache_budget_gb=%.2f; not cached "
-                    "(the encoder runs on every batch; raise the budget to cache it)", name, budget_bytes / 2**30)
+        log.warning(
+            "feature cache: %s: its token outputs exceed model.feature_cache_budget_gb=%.2f; not cached "
+            "(the encoder runs on every batch; raise the budget to cache it)",
+            name,
+            budget_bytes / 2**30,
+        )
         return None
     try:
         cache.save(path, key)
     except OSError as e:
         log.warning("feature cache: %s: cannot write %s (%s); using it for this run only", name, path, e)
-    log.info("feature cache: %s: computed %d rows in %.1fs (%.1f MiB) -> %s", name, len(cache.pooled),
-             time.perf_counter() - start, cache.nbytes / 2**20, path)
+    log.info(
+        "feature cache: %s: computed %d rows in %.1fs (%.1f MiB) -> %s",
+        name,
+        len(cache.pooled),
+        time.perf_counter() - start,
+        cache.nbytes / 2**20,
+        path,
+    )
     return cache
 
 
@@ -195,24 +248,33 @@ class FeatureCacheCallback(L.Callback):
     def __init__(self, *, budget_gb: float = 2.0) -> None:
         self.budget_bytes = budget_gb * 2**30
 
-    def attach(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def attach(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        module = cast("MultimodalClassifier", pl_module)  # only the classifier adds this callback
         module.feature_caches = {}
-        if trainer.fast_dev_run:  # a smoke run encodes a batch or two: a pass over every row would cost more
+        # a smoke run encodes a batch or two: a pass over every row would cost more.
+        # (fast_dev_run and datamodule are set on the Trainer by Lightning's connectors, not declared on it)
+        if trainer.fast_dev_run:  # type: ignore[attr-defined]
             return
         frozen = [m for m, encoder in module.encoders.items() if is_cacheable(encoder)]
-        inputs = dataset_inputs(trainer.datamodule) if frozen else None
+        inputs = dataset_inputs(trainer.datamodule) if frozen else None  # type: ignore[attr-defined]
         if inputs is None:
             return
         context = stage_context(trainer, module)
         for modality in frozen:
-            cache = load_or_compute(module, modality, inputs, context=context, budget_bytes=self.budget_bytes,
-                                    forward_context=trainer.precision_plugin.forward_context())
+            cache = load_or_compute(
+                module,
+                modality,
+                inputs,
+                context=context,
+                budget_bytes=self.budget_bytes,
+                forward_context=trainer.precision_plugin.forward_context(),
+            )
             if cache is not None:
                 module.feature_caches[modality] = cache.to(module.device)
 
     @staticmethod
-    def detach(module: L.LightningModule) -> None:
-        module.feature_caches = {}
+    def detach(pl_module: L.LightningModule) -> None:
+        cast("MultimodalClassifier", pl_module).feature_caches = {}
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.attach(trainer, module)

@@ -53,14 +53,20 @@ def is_cacheable(encoder: nn.Module) -> bool:
 def _scalars(module: nn.Module) -> str:
     """The module's plain-valued attributes (num_heads, pool, max_length...): its realized constructor config."""
     plain = (bool, int, float, str, type(None))
-    items = {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"
-             and (isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(x, plain) for x in v)))}
+    items = {
+        k: v
+        for k, v in vars(module).items()
+        if not k.startswith("_")
+        and k != "training"
+        and (isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(x, plain) for x in v)))
+    }
     return repr(sorted(items.items()))
 
 
 def _source(obj: Any) -> bytes:
     try:
-        return Path(inspect.getsourcefile(obj)).read_bytes()
+        file = inspect.getsourcefile(obj)  # TypeError for built-ins, None when there is no source file
+        return Path(file).read_bytes() if file is not None else b""
     except (TypeError, OSError):
         return b""
 

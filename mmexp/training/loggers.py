@@ -6,11 +6,10 @@ import logging
 import os
 from typing import Any
 
+from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig
 
 from mmexp.core.build import instantiate_each
-
-from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,13 @@ def confusion_figure(matrix: list[list[int]], labels: list[str]) -> Any:
     size = 2.5 + 0.45 * len(labels)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues")
-    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted", ylabel="true",
-           title="test confusion matrix")
+    ax.set(
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xlabel="predicted",
+        ylabel="true",
+        title="test confusion matrix",
+    )
     ax.set_xticklabels(labels, rotation=45, ha="right")
     ax.set_yticklabels(labels)
     for i, row in enumerate(matrix):

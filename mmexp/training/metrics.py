@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -20,7 +20,7 @@ def scalar_metrics(num_classes: int, prefix: str, *, ranking: bool = False) -> M
 
     Binary data uses the same multiclass metrics with two classes, so names never change.
     """
-    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    metrics: dict[str, Metric | MetricCollection] = {"acc": MulticlassAccuracy(num_classes, average="micro")}
     for name, cls in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score)):
         for average in ("macro", "micro"):
             metrics[f"{name}_{average}"] = cls(num_classes, average=average)
@@ -32,12 +32,14 @@ def scalar_metrics(num_classes: int, prefix: str, *, ranking: bool = False) -> M
 
 def per_class_metrics(num_classes: int) -> MetricCollection:
     """Per-class precision/recall/F1 and the confusion matrix (rows = true class)."""
-    return MetricCollection({
-        "precision": MulticlassPrecision(num_classes, average=None),
-        "recall": MulticlassRecall(num_classes, average=None),
-        "f1": MulticlassF1Score(num_classes, average=None),
-        "confusion_matrix": MulticlassConfusionMatrix(num_classes),
-    })
+    return MetricCollection(
+        {
+            "precision": MulticlassPrecision(num_classes, average=None),
+            "recall": MulticlassRecall(num_classes, average=None),
+            "f1": MulticlassF1Score(num_classes, average=None),
+            "confusion_matrix": MulticlassConfusionMatrix(num_classes),
+        }
+    )
 
 
 class EpochPredictions:

@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mmexp.core.errors import ConfigError
@@ -44,7 +44,8 @@ class CheckpointOnInterrupt(Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         callback = trainer.checkpoint_callback
-        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)) or callback is None:
+        interrupted = isinstance(exception, (SIGTERMException, KeyboardInterrupt))
+        if not interrupted or not isinstance(callback, ModelCheckpoint):
             return
         if trainer.state.fn != "fit" or callback.dirpath is None:
             return
@@ -62,8 +63,9 @@ class StopOnNonFiniteLoss(Callback):
         self.every = check_every_n_steps
         self.first_bad: torch.Tensor | None = None
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
@@ -85,4 +87,5 @@ class StopOnNonFiniteLoss(Callback):
         raise TrainingDiverged(
             f"the training loss became NaN/inf at step {int(self.first_bad)} (learning rate then {lr}). "
             "Likely causes: a learning rate too high (lower optimizer.lr), exploding gradients "
-            "(set trainer.gradient_clip_val=1.0), or bf16/fp16 overflow (use trainer.precision=32-true)")
+            "(set trainer.gradient_clip_val=1.0), or bf16/fp16 overflow (use trainer.precision=32-true)"
+        )

@@ -30,7 +30,7 @@ class BagOfWordsEncoder(TextEncoder):
         return EncoderOutput(masked_mean(tokens, mask), tokens, mask)
 
 
-def cpu_autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+def cpu_autocast_off(device: torch.device) -> contextlib.AbstractContextManager[object]:
     """Autocast disabled on the CPU (``trainer.precision=bf16-mixed`` there), a no-op elsewhere."""
     if device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         return torch.autocast("cpu", enabled=False)
@@ -47,13 +47,28 @@ class LSTMEncoder(TextEncoder):
 
     rnn_type: type[nn.LSTM] | type[nn.GRU] = nn.LSTM
 
-    def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden: int = 128, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, out_dim: int | None = None,
-                 freeze: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        embed_dim: int = 128,
+        hidden: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        out_dim: int | None = None,
+        freeze: bool = False,
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.rnn = self.rnn_type(embed_dim, hidden, num_layers=num_layers, batch_first=True,
-                                 bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = self.rnn_type(
+            embed_dim,
+            hidden,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         rnn_dim = hidden * (2 if bidirectional else 1)
         self.proj = nn.Linear(rnn_dim, out_dim) if out_dim else nn.Identity()  # e.g. seed 003's Linear(128, 64)
         self.out_dim = out_dim or rnn_dim
@@ -77,11 +92,28 @@ class BiGRUEncoder(LSTMEncoder):
 
     rnn_type = nn.GRU
 
-    def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden: int = 128, num_layers: int = 1,
-                 bidirectional: bool = True, dropout: float = 0.0, out_dim: int | None = None,
-                 freeze: bool = False) -> None:
-        super().__init__(vocab_size=vocab_size, embed_dim=embed_dim, hidden=hidden, num_layers=num_layers,
-                         bidirectional=bidirectional, dropout=dropout, out_dim=out_dim, freeze=freeze)
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        embed_dim: int = 128,
+        hidden: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        out_dim: int | None = None,
+        freeze: bool = False,
+    ) -> None:
+        super().__init__(
+            vocab_size=vocab_size,
+            embed_dim=embed_dim,
+            hidden=hidden,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            out_dim=out_dim,
+            freeze=freeze,
+        )
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -101,8 +133,20 @@ class TransformerTextEncoder(TextEncoder):
     (an all-masked softmax is NaN) and then zeros. A frozen encoder stays in eval mode.
     """
 
-    def __init__(self, *, vocab_size: int, dim: int = 128, depth: int = 2, heads: int = 4, mlp_ratio: float = 4.0,
-                 dropout: float = 0.1, max_len: int = 512, freeze: bool = False) -> None:
+    positions: torch.Tensor  # a buffer (registered in __init__)
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        dim: int = 128,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        max_len: int = 512,
+        freeze: bool = False,
+    ) -> None:
         super().__init__()
         if dim % heads:
             raise ConfigError(f"text_encoder.dim={dim} must be divisible by text_encoder.heads={heads}")
@@ -110,19 +154,21 @@ class TransformerTextEncoder(TextEncoder):
         self.register_buffer("positions", sinusoidal_positions(max_len, dim), persistent=False)
         self.scale, self.max_len = math.sqrt(dim), max_len
         self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, int(dim * mlp_ratio), dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
         self.out_dim = dim
         if freeze:
             self.freeze()
 
-
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         length = ids.shape[1]
         if length > self.max_len:
-            raise ConfigError(f"texts of {length} tokens exceed text_encoder.max_len={self.max_len}; raise it "
-                              f"or lower data.text.max_tokens")
+            raise ConfigError(
+                f"texts of {length} tokens exceed text_encoder.max_len={self.max_len}; raise it "
+                f"or lower data.text.max_tokens"
+            )
         x = self.embedding(ids) * self.scale + self.positions[:length].to(self.embedding.weight.dtype)
         empty = ~mask.any(1, keepdim=True)
         first = torch.arange(length, device=ids.device) == 0
@@ -130,4 +176,3 @@ class TransformerTextEncoder(TextEncoder):
         tokens = self.encoder(self.dropout(x), src_key_padding_mask=~attend)
         tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)
         return EncoderOutput(masked_mean(tokens, mask), tokens, mask)
-

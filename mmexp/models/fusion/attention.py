@@ -6,6 +6,8 @@ so ``attend`` unmasks the first key of such rows and zeroes their attended outpu
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -17,8 +19,9 @@ from mmexp.models.ops import masked_mean
 DIRECTIONS = ("both", "text_to_image", "image_to_text")
 
 
-def attend(attention: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor,
-           key_mask: torch.Tensor) -> torch.Tensor:
+def attend(
+    attention: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor
+) -> torch.Tensor:
     """Attention of ``query`` over the real ``keys`` (mask True = real); rows with no real key give zeros."""
     empty = ~key_mask.any(1)  # (B,)
     safe_mask = key_mask.clone()
@@ -30,8 +33,10 @@ def attend(attention: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Te
 def _check_heads(dim: int, heads: int) -> None:
     check_positive(dim=dim, heads=heads)
     if dim % heads:
-        raise ConfigError(f"fusion.dim ({dim}) must be a multiple of fusion.heads ({heads}); "
-                          f"e.g. fusion.dim={heads * max(1, round(dim / heads))}")
+        raise ConfigError(
+            f"fusion.dim ({dim}) must be a multiple of fusion.heads ({heads}); "
+            f"e.g. fusion.dim={heads * max(1, round(dim / heads))}"
+        )
 
 
 class CrossAttentionFusion(nn.Module):
@@ -45,8 +50,16 @@ class CrossAttentionFusion(nn.Module):
     modalities: tuple[str, ...] = MODALITIES
     produces_logits: bool = False
 
-    def __init__(self, *, dims: dict[str, int], num_classes: int, dim: int = 128, heads: int = 4,
-                 direction: str = "both", dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        dims: dict[str, int],
+        num_classes: int,
+        dim: int = 128,
+        heads: int = 4,
+        direction: str = "both",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if direction not in DIRECTIONS:
             raise ConfigError(f"fusion.direction must be one of {', '.join(DIRECTIONS)} (got {direction!r})")
@@ -54,8 +67,9 @@ class CrossAttentionFusion(nn.Module):
         check_dropout(dropout)
         self.directions = DIRECTIONS[1:] if direction == "both" else (direction,)
         self.proj = nn.ModuleDict({m: nn.Linear(dims[m], dim) for m in self.modalities})
-        self.attention = nn.ModuleDict({d: nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-                                        for d in self.directions})
+        self.attention = nn.ModuleDict(
+            {d: nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True) for d in self.directions}
+        )
         self.norm = nn.ModuleDict({d: nn.LayerNorm(dim) for d in self.directions})
         self.out_dim = dim * len(self.directions)
 
@@ -65,7 +79,8 @@ class CrossAttentionFusion(nn.Module):
         pooled = []
         for direction in self.directions:
             q, k = ("text", "image") if direction == "text_to_image" else ("image", "text")
-            attended = attend(self.attention[direction], tokens[q], tokens[k], masks[k])
+            attention = cast(nn.MultiheadAttention, self.attention[direction])  # ModuleDict items are typed Module
+            attended = attend(attention, tokens[q], tokens[k], masks[k])
             pooled.append(masked_mean(self.norm[direction](tokens[q] + attended), masks[q]))
         return torch.cat(pooled, dim=-1)
 
@@ -81,8 +96,17 @@ class EarlyTransformerFusion(nn.Module):
     modalities: tuple[str, ...] = MODALITIES
     produces_logits: bool = False
 
-    def __init__(self, *, dims: dict[str, int], num_classes: int, dim: int = 128, heads: int = 4,
-                 layers: int = 2, ff_mult: int = 2, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        dims: dict[str, int],
+        num_classes: int,
+        dim: int = 128,
+        heads: int = 4,
+        layers: int = 2,
+        ff_mult: int = 2,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         _check_heads(dim, heads)
         check_positive(layers=layers, ff_mult=ff_mult)

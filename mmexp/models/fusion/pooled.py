@@ -193,8 +193,9 @@ class LowRankBilinearFusion(nn.Module):
     def __init__(self, *, dims: dict[str, int], num_classes: int, hidden: int = 64, rank: int = 4) -> None:
         super().__init__()
         check_positive(hidden=hidden, rank=rank)
-        self.factors = nn.ParameterDict({m: nn.Parameter(torch.empty(rank, dims[m] + 1, hidden))
-                                         for m in self.modalities})
+        self.factors = nn.ParameterDict(
+            {m: nn.Parameter(torch.empty(rank, dims[m] + 1, hidden)) for m in self.modalities}
+        )
         self.rank_weights = nn.Parameter(torch.empty(1, rank))
         self.bias = nn.Parameter(torch.zeros(hidden))
         for factor in self.factors.values():
@@ -226,8 +227,7 @@ class TensorFusion(nn.Module):
         super().__init__()
         if hidden is not None:
             check_positive(hidden=hidden)
-        self.proj = nn.ModuleDict({m: nn.Linear(dims[m], hidden) if hidden else nn.Identity()
-                                   for m in self.modalities})
+        self.proj = nn.ModuleDict({m: nn.Linear(dims[m], hidden) if hidden else nn.Identity() for m in self.modalities})
         sizes = [(hidden or dims[m]) + 1 for m in self.modalities]
         self.out_dim = sizes[0] * sizes[1]
 
@@ -248,8 +248,9 @@ class LateFusion(nn.Module):
     modalities: tuple[str, ...] = MODALITIES
     produces_logits: bool = True
 
-    def __init__(self, *, dims: dict[str, int], num_classes: int, hidden: int = 0, dropout: float = 0.1,
-                 combine: str = "mean") -> None:
+    def __init__(
+        self, *, dims: dict[str, int], num_classes: int, hidden: int = 0, dropout: float = 0.1, combine: str = "mean"
+    ) -> None:
         super().__init__()
         if combine not in ("mean", "learned"):
             raise ConfigError(f"fusion.combine must be mean or learned (got {combine!r})")
