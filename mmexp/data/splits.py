@@ -209,19 +209,59 @@ def _check_on_leak(on_leak: str) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RandomSplit:
-    """``split=random``: one shuffle of all rows, cut by the fractions."""
+class SplitStrategy:
+    """A ``split=`` option: its fields are the options (checked when built), ``__call__`` makes the split.
 
-    train: float
-    val: float
-    test: float
-    seed: int
+    Every strategy is called with the label of each row and, where the manifest has them, each row's group
+    (``data.group_col``) and predefined set (``data.split_col``).
+    """
+
     on_leak: str = "warn"
 
     def __post_init__(self) -> None:
-        check_fractions(self.train, self.val, self.test)
-        _check_seed(self.seed)
         _check_on_leak(self.on_leak)
+
+    def __call__(
+        self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
+    ) -> Split:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Seeded(SplitStrategy):
+    seed: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_seed(self.seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Fractions(_Seeded):
+    train: float
+    val: float
+    test: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_fractions(self.train, self.val, self.test)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Folds(_Seeded):
+    k: int
+    fold: int
+    val: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_folds(self.k, self.fold)
+        _check_val(self.val)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomSplit(_Fractions):
+    """``split=random``: one shuffle of all rows, cut by the fractions."""
 
     def __call__(
         self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
@@ -230,19 +270,8 @@ class RandomSplit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StratifiedSplit:
+class StratifiedSplit(_Fractions):
     """``split=stratified``: every class cut by the same fractions."""
-
-    train: float
-    val: float
-    test: float
-    seed: int
-    on_leak: str = "warn"
-
-    def __post_init__(self) -> None:
-        check_fractions(self.train, self.val, self.test)
-        _check_seed(self.seed)
-        _check_on_leak(self.on_leak)
 
     def __call__(
         self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
@@ -251,21 +280,10 @@ class StratifiedSplit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class KFoldSplit:
+class KFoldSplit(_Folds):
     """``split=kfold``: fold ``fold`` of ``k`` is the test set; val is carved from the rest."""
 
-    k: int
-    fold: int
-    val: float
-    seed: int
     stratified: bool = True
-    on_leak: str = "warn"
-
-    def __post_init__(self) -> None:
-        _check_folds(self.k, self.fold)
-        _check_val(self.val)
-        _check_seed(self.seed)
-        _check_on_leak(self.on_leak)
 
     def __call__(
         self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
@@ -274,20 +292,8 @@ class KFoldSplit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GroupKFoldSplit:
+class GroupKFoldSplit(_Folds):
     """``split=group_kfold``: k folds over whole groups (``data.group_col``); val is a fraction of the rest's groups."""
-
-    k: int
-    fold: int
-    val: float
-    seed: int
-    on_leak: str = "warn"
-
-    def __post_init__(self) -> None:
-        _check_folds(self.k, self.fold)
-        _check_val(self.val)
-        _check_seed(self.seed)
-        _check_on_leak(self.on_leak)
 
     def __call__(
         self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
@@ -296,17 +302,14 @@ class GroupKFoldSplit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PredefinedSplit:
+class PredefinedSplit(_Seeded):
     """``split=predefined``: the manifest's split column (``data.split_col``); val carved from train if absent."""
 
     val: float
-    seed: int
-    on_leak: str = "warn"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_val(self.val)
-        _check_seed(self.seed)
-        _check_on_leak(self.on_leak)
 
     def __call__(
         self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
@@ -315,18 +318,15 @@ class PredefinedSplit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AllRowsSplit:
+class AllRowsSplit(SplitStrategy):
     """Every row is a test row (evaluation with ``data=...`` and no ``split=``).
 
     train and val hold the same rows only because the datamodule wants non-empty sets; nothing is
-    fitted on them, since the vocabulary and label map come from the checkpoint. Hence ``on_leak``
+    fitted on them, since the tokenizer and label map come from the checkpoint. Hence ``on_leak``
     defaults to ignore: every row is "shared" across the sets by design.
     """
 
     on_leak: str = "ignore"
-
-    def __post_init__(self) -> None:
-        _check_on_leak(self.on_leak)
 
     def __call__(
         self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
