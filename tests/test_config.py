@@ -14,6 +14,7 @@ from mmexp.core.config_checks import check_config
 from mmexp.core.errors import ConfigError
 from mmexp.train import train
 from mmexp.training.loggers import build_loggers
+from tests.hf_factory import required_overrides
 
 CONF = Path(__file__).resolve().parents[1] / "mmexp" / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
@@ -41,7 +42,7 @@ def test_every_group_has_options() -> None:
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_instantiates(group: str, option: str, make_cfg, tmp_path: Path) -> None:
-    cfg = make_cfg(f"{group}={option}", *REQUIRED.get((group, option), []))
+    cfg = make_cfg(f"{group}={option}", *REQUIRED.get((group, option), []), *required_overrides(group, option))
     check_config(cfg)
     datamodule = build_datamodule(cfg.data, cfg.text_encoder)
     assert datamodule.batch_size == cfg.data.batch_size

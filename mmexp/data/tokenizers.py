@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from mmexp.core.pretrained import load_pretrained
 from mmexp.data.text import Vocab
 
 
@@ -84,18 +85,32 @@ class WordTokenizer:
             self.vocab = Vocab(state["vocab"], self.lowercase)
 
 
-class PretrainedTokenizer:
-    """A Hugging Face tokenizer from a local directory: word pieces, truncated to ``max_length``.
+def model_max_length(tokenizer: Any, path: str, field: str) -> int:
+    """The longest input the model takes: its tokenizer's limit, else its config's position embeddings."""
+    import transformers
 
+    limit = int(min(tokenizer.model_max_length, 10**6))  # "no limit" is stored as 1e30
+    config = load_pretrained(transformers.AutoConfig, path, field)
+    text = config.text_config if hasattr(config, "text_config") else config
+    if hasattr(text, "max_position_embeddings"):
+        limit = min(limit, int(text.max_position_embeddings))
+    return limit if limit < 10**6 else 512
+
+
+class PretrainedTokenizer:
+    """A Hugging Face tokenizer (local directory or local cache), truncated to ``max_length`` tokens.
+
+    ``max_length`` None: the model's own limit.
     Texts are padded to the longest one encoded together. An empty or whitespace-only text is a missing
     text: its mask is all False, so encoders treat it exactly like a removed one.
     """
 
-    def __init__(self, *, path: str, max_length: int = 256) -> None:
+    def __init__(self, *, path: str, max_length: int | None = None, field: str = "text_encoder.name") -> None:
         import transformers
 
-        self.path, self.max_length = path, max_length
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.path = path
+        self.tokenizer = load_pretrained(transformers.AutoTokenizer, path, field)
+        self.max_length = max_length or model_max_length(self.tokenizer, path, field)
 
     def fit(self, texts: Sequence[str]) -> None:
         """Pretrained: nothing to fit."""

@@ -74,14 +74,16 @@ class Batch:
 
 @dataclass(frozen=True)
 class ImageInput:
-    """How an image encoder wants its pixels: per channel, (x / 255 - mean) / std.
+    """How an image encoder wants its pixels: per channel, (x / 255 - mean) / std, at ``size`` x ``size``.
 
     The default (0.5, 0.5) maps [0, 255] to [-1, 1], right for encoders trained from scratch; a pretrained
-    encoder declares the statistics it was trained with (ImageNet, CLIP, ...).
+    encoder declares the statistics and input size it was trained with (ImageNet, CLIP, ...). ``size`` None:
+    any size (the data's ``data.image_size``); otherwise images of another size are resized on the device.
     """
 
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    size: int | None = None
 
 
 @runtime_checkable

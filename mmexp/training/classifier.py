@@ -16,6 +16,7 @@ from mmexp.models.head import build_head
 from mmexp.models.missing import modality_dropout
 from mmexp.training.feature_cache import FeatureCache, FeatureCacheCallback
 from mmexp.training.metrics import EpochPredictions, per_class_metrics, scalar_metrics
+from mmexp.training.param_groups import parameter_groups
 
 
 class MultimodalClassifier(L.LightningModule):
@@ -37,6 +38,8 @@ class MultimodalClassifier(L.LightningModule):
         feature_cache: bool = True,
         feature_cache_budget_gb: float = 2.0,
         compile: bool | str = False,
+        backbone_lr: float | None = None,
+        backbone_weight_decay: float | None = None,
     ) -> None:
         super().__init__()
         # in the checkpoint only: loggers get the whole run config once, from train.py
@@ -49,6 +52,7 @@ class MultimodalClassifier(L.LightningModule):
         self.encoders = nn.ModuleDict({m: cast(nn.Module, available[m]) for m in self.fusion.modalities})
         self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.backbone_lr, self.backbone_weight_decay = backbone_lr, backbone_weight_decay
         self.label_smoothing = label_smoothing
         self.modality_dropout = {m: float(p) for m, p in (modality_dropout or {}).items() if m in self.encoders}
         for modality, rate in self.modality_dropout.items():
@@ -160,7 +164,13 @@ class MultimodalClassifier(L.LightningModule):
         self.test_per_class.reset()
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        groups = parameter_groups(
+            self,
+            self.encoders.values(),
+            backbone_lr=self.backbone_lr,
+            backbone_weight_decay=self.backbone_weight_decay,
+        )
+        optimizer = self.optimizer_factory(params=groups)
         if self.scheduler_factory is None:
             return optimizer
         return {

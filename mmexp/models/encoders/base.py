@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from mmexp.core.errors import ConfigError
 from mmexp.models.contracts import Batch, EncoderOutput, ImageInput
 
 
@@ -20,27 +22,64 @@ class FreezableEncoder(nn.Module):
 
     Staying in eval mode keeps BatchNorm statistics and dropout fixed, so a frozen encoder's outputs never
     drift (and can be cached). Encoders whose train mode matters even when frozen set it False.
+    ``pretrained`` encoders get their own learning rate (``model.backbone_lr``).
     """
 
     eval_when_frozen: ClassVar[bool] = True
+    pretrained: ClassVar[bool] = False
     frozen: bool = False
 
-    def freeze(self) -> None:
-        self.frozen = True
+    def freeze(self, *, unfreeze_last: int = 0) -> None:
+        """Freeze every parameter; ``unfreeze_last`` > 0 trains the last blocks (and all after them) again."""
         self.requires_grad_(False)
+        if unfreeze_last > 0:
+            unfreeze_last_blocks(self, unfreeze_last)
+            return
+        self.frozen = True
         if self.eval_when_frozen:
             self.eval()
 
     def train(self, mode: bool = True) -> FreezableEncoder:
-        return super().train(mode and not (self.frozen and self.eval_when_frozen))
+        super().train(mode and not (self.frozen and self.eval_when_frozen))
+        if mode and not self.frozen:  # partly frozen: the frozen blocks' BatchNorm statistics stay fixed too
+            for module in self.modules():
+                params = list(module.parameters())
+                if (
+                    isinstance(module, nn.modules.batchnorm._BatchNorm)
+                    and params
+                    and not any(p.requires_grad for p in params)
+                ):
+                    module.eval()
+        return self
+
+
+def blocks_of(module: nn.Module) -> nn.ModuleList:
+    """The backbone's blocks: its longest ``nn.ModuleList`` (transformer layers, ResNet/ConvNeXt stages, ...)."""
+    lists = [m for m in module.modules() if isinstance(m, nn.ModuleList)]
+    if not lists:
+        raise ConfigError(f"{type(module).__name__} has no list of blocks: use freeze=true or freeze=false")
+    return max(lists, key=len)
+
+
+def unfreeze_last_blocks(module: nn.Module, count: int) -> None:
+    """Train the last ``count`` blocks and every parameter registered after them (final norms, poolers)."""
+    blocks = blocks_of(module)
+    first = {id(p) for p in blocks[max(len(blocks) - count, 0)].parameters()}
+    trainable = False
+    for parameter in module.parameters():
+        trainable = trainable or id(parameter) in first
+        parameter.requires_grad_(trainable)
 
 
 def normalize_images(image: torch.Tensor, spec: ImageInput, present: torch.Tensor | None = None) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float (x / 255 - mean) / std per channel; absent images (``present`` False) -> 0."""
+    """uint8 (B, 3, H, W) -> float (x / 255 - mean) / std per channel, resized to ``spec.size`` when it differs;
+    absent images (``present`` False) -> 0."""
     if image.dtype == torch.uint8:
         mean = torch.tensor(spec.mean, device=image.device).view(1, -1, 1, 1)
         std = torch.tensor(spec.std, device=image.device).view(1, -1, 1, 1)
         image = image.float().div_(255.0 * std).sub_(mean / std)
+    if spec.size and tuple(image.shape[-2:]) != (spec.size, spec.size):
+        image = F.interpolate(image, size=(spec.size, spec.size), mode="bilinear", antialias=True, align_corners=False)
     if present is not None:
         image = image * present.view(-1, 1, 1, 1).to(image.dtype)
     return image
