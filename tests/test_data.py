@@ -320,6 +320,7 @@ def test_inspect_summarizes_without_training(tmp_path: Path) -> None:
     assert "rows:         16 usable, 1 bad" in out
     assert "line 18: image file not found" in out
     assert "classes (4)" in out and "image sizes:  24x24: 16" in out
+    assert f"first run:    python -m mmexp.train experiment=pretrained data=folder data.root={tmp_path}" in out
     assert not (tmp_path / "outputs").exists()  # inspect writes no run dir
 
 

@@ -43,5 +43,7 @@ def summarize(datamodule: MultimodalDataModule) -> str:
         f"image modes:  {_top(modes)}",
         f"split:        train {len(split.train)}, val {len(split.val)}, test {len(split.test)}",
         f"leakage:      {info.leaks.describe() if info.leaks else 'not checked (split.on_leak=ignore)'}",
+        f"first run:    python -m mmexp.train experiment=pretrained data=folder data.root={info.manifest.parent} "
+        f"data.manifest={info.manifest.name}   (pretrained encoders, frozen; mmexp[pretrained])",
     ]
     return "\n".join(lines)
