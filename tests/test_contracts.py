@@ -152,3 +152,38 @@ def test_inspect_ends_a_user_error_with_one_line(tmp_path: Path) -> None:
     assert (
         result.stderr.strip().splitlines()[-1] == f"mmexp: error: data.root: folder not found: {tmp_path / 'missing'}"
     )
+
+
+def test_augmentation_changes_training_images_only_and_repeats_with_the_seed(tmp_path: Path) -> None:
+    from mmexp.data.augment import Augment
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    strong = Augment(crop_scale=(0.35, 1.0), flip=True, color_jitter=0.3)
+    torch.manual_seed(1)
+    first = strong(images)
+    torch.manual_seed(1)
+    assert torch.equal(strong(images), first) and first.dtype == torch.uint8 and first.shape == images.shape
+    assert not torch.equal(first, images)
+    assert torch.equal(Augment()(images), images)  # nothing asked, nothing changed
+    flipped = Augment(flip=True)
+    torch.manual_seed(0)
+    out = flipped(images)
+    assert all(torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(out, images, strict=True))
+    with pytest.raises(ConfigError, match=r"augment\.crop_scale"):
+        Augment(crop_scale=(0.0, 1.0))
+
+    cfg = compose_train_config(["augment=light", "data.image_size=8"], run_dir=tmp_path)
+    model = build_model(cfg, num_classes=3, vocab_size=20)
+    assert model.augment is not None
+    seen: list[torch.Tensor] = []
+    model.encoders["image"].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    batch = batch_of(2)
+    with torch.no_grad():
+        model(batch)  # evaluation: no augmentation
+    model.training_step = model.training_step.__get__(model)  # the real step, without a Trainer's logging
+    model.log = lambda *a, **k: None  # type: ignore[method-assign]
+    model.train()
+    torch.manual_seed(3)
+    model.training_step(batch, 0)
+    plain = normalize_images(batch.image, model.encoders["image"].image_input)
+    assert torch.equal(seen[0], plain) and not torch.equal(seen[1], plain)

@@ -88,6 +88,7 @@ def build_model(cfg: DictConfig, *, num_classes: int, **text_inputs: int) -> Mul
     """
     text_encoder = build_text_encoder(cfg.text_encoder, **text_inputs)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    augment = instantiate(cfg.augment, _convert_="all") if cfg.get("augment") else None  # augment=none: empty
     model = instantiate(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
     return model(
         image_encoder=instantiate(cfg.image_encoder),
@@ -96,6 +97,7 @@ def build_model(cfg: DictConfig, *, num_classes: int, **text_inputs: int) -> Mul
         num_classes=num_classes,
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
+        augment=augment,
     )
 
 

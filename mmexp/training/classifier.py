@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmexp.core.errors import ConfigError
+from mmexp.data.augment import Augment
 from mmexp.models.contracts import Batch, Encoder, EncoderOutput, Fusion
 from mmexp.models.head import build_head
 from mmexp.models.missing import modality_dropout
@@ -40,11 +41,12 @@ class MultimodalClassifier(L.LightningModule):
         compile: bool | str = False,
         backbone_lr: float | None = None,
         backbone_weight_decay: float | None = None,
+        augment: Augment | None = None,
     ) -> None:
         super().__init__()
         # in the checkpoint only: loggers get the whole run config once, from train.py
         self.save_hyperparameters(
-            ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler"], logger=False
+            ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler", "augment"], logger=False
         )
         available = {encoder.modality: encoder for encoder in (image_encoder, text_encoder)}
         self.fusion = fusion(dims={m: e.out_dim for m, e in available.items()}, num_classes=num_classes)
@@ -53,6 +55,7 @@ class MultimodalClassifier(L.LightningModule):
         self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.backbone_lr, self.backbone_weight_decay = backbone_lr, backbone_weight_decay
+        self.augment = augment if "image" in self.encoders else None
         self.label_smoothing = label_smoothing
         self.modality_dropout = {m: float(p) for m, p in (modality_dropout or {}).items() if m in self.encoders}
         for modality, rate in self.modality_dropout.items():
@@ -134,6 +137,8 @@ class MultimodalClassifier(L.LightningModule):
         return loss, logits.detach()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        if self.augment is not None:  # training only; augmented images are encoded anew (no cached features)
+            batch = batch.replace(image=self.augment(batch.image)).marked_modified("image")
         if self.modality_dropout:  # teaches the model to survive a missing input at serving time
             batch = modality_dropout(batch, self.modality_dropout)
         loss, logits = self._step(batch, "train")
