@@ -371,3 +371,19 @@ def test_device_resident_batches_equal_the_plain_ones(tmp_path: Path) -> None:
     assert not resident_on(cuda, dataset, False, 4.0)
     with pytest.raises(ConfigError, match="device_resident"):
         make_dm(tmp_path, device_resident="sometimes")
+
+
+def test_resize_modes_keep_or_drop_the_aspect_ratio(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from mmexp.data.images import load_rgb
+
+    wide = Image.new("RGB", (40, 20), (250, 0, 0))
+    wide.paste((0, 0, 250), (30, 0, 40, 20))  # a blue strip on the right quarter
+    wide.save(tmp_path / "wide.png")
+    squash, pad, crop = (load_rgb(tmp_path / "wide.png", 16, mode) for mode in ("squash", "pad", "crop"))
+    assert squash[0, :, 0].min() > 200 and squash[2, :, -1].min() > 200  # stretched: red left, blue right, full height
+    assert pad[:, :3].max() == 0 and pad[:, -3:].max() == 0 and pad[0, 8, 0] > 200  # black bars above and below
+    assert crop[2].max() < 50 and crop[0].min() > 200  # the center square: all red, the blue strip cut away
+    with pytest.raises(ConfigError, match=r"data\.resize must be one of squash, pad, crop"):
+        make_dm(tmp_path, resize="fit")

@@ -17,6 +17,7 @@ from mmexp.core.errors import ConfigError
 from mmexp.data.dataset import TensorBatchDataset, collate
 from mmexp.data.image_cache import cache_key as image_cache_key
 from mmexp.data.image_cache import load_or_decode
+from mmexp.data.images import RESIZE_MODES
 from mmexp.data.leakage import LeakReport, check_leakage
 from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records, read_rows
 from mmexp.data.splits import Split
@@ -95,6 +96,7 @@ class MultimodalDataModule(L.LightningDataModule):
         split_col: str | None = "split",
         text: Tokenizer | None = None,
         image_size: int = 32,
+        resize: str = "squash",
         image_cache: bool = True,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
@@ -115,7 +117,9 @@ class MultimodalDataModule(L.LightningDataModule):
             id=id_col, image=image_col, text=text_col, label=label_col, group=group_col, split=split_col
         )
         self.tokenizer: Tokenizer = text or WordTokenizer()
-        self.image_size, self.batch_size = image_size, batch_size
+        if resize not in RESIZE_MODES:
+            raise ConfigError(f"data.resize must be one of {', '.join(RESIZE_MODES)} (got {resize!r})")
+        self.image_size, self.resize, self.batch_size = image_size, resize, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.on_bad_record, self.on_leak = num_workers, on_bad_record, on_leak
         if device_resident not in ("auto", True, False):
@@ -163,8 +167,10 @@ class MultimodalDataModule(L.LightningDataModule):
         records, bad = parse_records(read_rows(manifest), self.data_root, self.columns)
         cache = Path(self.cache_dir) / "images" if self.image_cache else None
         paths = [r.image for r in records]
-        key = image_cache_key(paths, self.image_size, manifest)
-        images, problems = load_or_decode(paths, self.image_size, manifest=manifest, cache_dir=cache, key=key)
+        key = image_cache_key(paths, self.image_size, manifest, self.resize)
+        images, problems = load_or_decode(
+            paths, self.image_size, manifest=manifest, cache_dir=cache, key=key, resize=self.resize
+        )
         bad += [BadRow(records[i].line, reason, {"id": records[i].id}) for i, reason in problems.items()]
         if bad:
             bad.sort(key=lambda b: b.line)

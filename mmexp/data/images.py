@@ -7,13 +7,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+RESIZE_MODES = ("squash", "pad", "crop")
 
-def load_rgb(path: Path, size: int) -> np.ndarray:
-    """Decode by content (not extension), apply EXIF orientation, composite alpha on white."""
+
+def load_rgb(path: Path, size: int, resize: str = "squash") -> np.ndarray:
+    """Decode by content (not extension), apply EXIF orientation, composite alpha on white, make it square.
+
+    ``resize``: ``squash`` (stretch to size x size), ``pad`` (keep the aspect ratio, black borders), ``crop``
+    (keep the aspect ratio, cut the longer side around the center).
+    """
     with Image.open(path) as file:
         file.seek(0)  # first frame of a GIF / multi-page file
         im = _to_rgb(ImageOps.exif_transpose(file))
-        im = im.resize((size, size), Image.Resampling.BILINEAR)
+        if resize == "pad":
+            im = ImageOps.pad(im, (size, size), Image.Resampling.BILINEAR, color=(0, 0, 0))
+        elif resize == "crop":
+            im = ImageOps.fit(im, (size, size), Image.Resampling.BILINEAR)
+        else:
+            im = im.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
@@ -29,13 +40,13 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def decode_images(paths: list[Path], size: int) -> tuple[np.ndarray, dict[int, str]]:
+def decode_images(paths: list[Path], size: int, resize: str = "squash") -> tuple[np.ndarray, dict[int, str]]:
     """Stack decoded images as (N, 3, size, size) uint8; unreadable ones become zeros + a reason."""
     out = np.zeros((len(paths), 3, size, size), dtype=np.uint8)
     problems: dict[int, str] = {}
     for i, path in enumerate(paths):
         try:
-            out[i] = load_rgb(path, size)
+            out[i] = load_rgb(path, size, resize)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
             problems[i] = f"unreadable or corrupt image {path.name!r} ({type(e).__name__}: {e})"
     return out, problems
