@@ -387,3 +387,19 @@ def test_resize_modes_keep_or_drop_the_aspect_ratio(tmp_path: Path) -> None:
     assert crop[2].max() < 50 and crop[0].min() > 200  # the center square: all red, the blue strip cut away
     with pytest.raises(ConfigError, match=r"data\.resize must be one of squash, pad, crop"):
         make_dm(tmp_path, resize="fit")
+
+
+def test_image_cache_is_a_memory_map_and_parallel_decoding_matches_serial(tmp_path: Path) -> None:
+    import numpy as np
+
+    rows = clean_rows(tmp_path, n=12)
+    manifest = write_manifest(tmp_path, rows)
+    paths = [tmp_path / r["image"] for r in rows] + [tmp_path / "img/none.png"]
+    serial, serial_problems = load_or_decode(paths, 16, manifest=manifest, cache_dir=None)
+    cached, problems = load_or_decode(paths, 16, manifest=manifest, cache_dir=tmp_path / "c", parallel_from=1)
+    assert isinstance(cached, np.memmap) and np.array_equal(cached, serial)  # decoded in 2 processes
+    assert problems == serial_problems and list(problems) == [12]
+    again, _ = load_or_decode(paths, 16, manifest=manifest, cache_dir=tmp_path / "c")
+    again[0] = 0  # copy-on-write: the cache file never changes
+    reread, _ = load_or_decode(paths, 16, manifest=manifest, cache_dir=tmp_path / "c")
+    assert np.array_equal(reread, serial)

@@ -180,7 +180,8 @@ class MultimodalDataModule(L.LightningDataModule):
         good = [i for i in range(len(records)) if i not in problems]
         if not good:
             raise ConfigError(f"data: no usable rows in {manifest}")
-        return [records[i] for i in good], bad, images[good], key
+        kept = images if len(good) == len(images) else images[good]  # all good: stays a memory map
+        return [records[i] for i in good], bad, kept, key
 
     def setup(self, stage: str | None = None) -> None:
         if self._info is not None:
