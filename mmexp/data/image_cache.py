@@ -9,6 +9,7 @@ import multiprocessing
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import repeat
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mmexp.data.images import decode_images
 
 log = logging.getLogger(__name__)
 CHUNK = 256  # images decoded per task
-PARALLEL_FROM = 2000  # images: fewer decode faster in this process than processes can start
+PARALLEL_FROM = 50_000_000  # output pixels (~1,000 images at 224 px): less decodes faster than processes start
 MAX_WORKERS = 8
 
 
@@ -41,18 +42,23 @@ def decode_into(
 ) -> dict[int, str]:
     """Decode ``paths`` into ``out`` (an array or a memory map) chunk by chunk; {row: problem}.
 
-    From ``parallel_from`` images on, chunks are decoded in one process per core (Pillow decoding is CPU-bound
-    and holds the GIL), and only one chunk per process is in memory at a time.
+    From ``parallel_from`` output pixels on, chunks are decoded in one process per core (Pillow decoding is
+    CPU-bound and holds the GIL), and only one chunk per process is in memory at a time. Where processes cannot
+    be started (e.g. inside a sweep launcher's worker), it decodes here instead.
     """
     chunks = [list(range(start, min(start + CHUNK, len(paths)))) for start in range(0, len(paths), CHUNK)]
     jobs = [[paths[i] for i in chunk] for chunk in chunks]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(paths) < parallel_from or workers < 2:
-        results: Iterable[tuple[np.ndarray, dict[int, str]]] = (decode_images(job, size, resize) for job in jobs)
-        return _store(out, chunks, results)
+    serial: Iterable[tuple[np.ndarray, dict[int, str]]] = (decode_images(job, size, resize) for job in jobs)
+    if len(paths) * size * size < parallel_from or workers < 2 or multiprocessing.current_process().daemon:
+        return _store(out, chunks, serial)
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return _store(out, chunks, pool.map(decode_images, jobs, repeat(size), repeat(resize)))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            return _store(out, chunks, pool.map(decode_images, jobs, repeat(size), repeat(resize)))
+    except (BrokenProcessPool, OSError) as e:
+        log.warning("data: parallel image decoding failed (%s); decoding in this process", e)
+        return _store(out, chunks, serial)
 
 
 def _store(
