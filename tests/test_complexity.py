@@ -90,3 +90,4 @@ def test_training_writes_complexity_into_metrics_json(make_cfg, tmp_path: Path) 
     assert cost["params_total"] == cost["params_trainable"] > 0 and cost["flops_per_sample"] > 0
     assert cost["train_epochs_timed"] == 1 and cost["train_s_per_epoch"] > 0
     assert cost["latency_s_per_batch"] > 0 and cost["device"] == "cpu" and cost["peak_memory_bytes"] > 0
+    assert cost["latency_batch_size"] == 32  # measured on 32 rows of the first test batch, not all 256

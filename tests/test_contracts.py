@@ -187,3 +187,10 @@ def test_augmentation_changes_training_images_only_and_repeats_with_the_seed(tmp
     model.training_step(batch, 0)
     plain = normalize_images(batch.image, model.encoders["image"].image_input)
     assert torch.equal(seen[0], plain) and not torch.equal(seen[1], plain)
+
+
+def test_first_rows_of_a_batch() -> None:
+    batch = batch_of(3)
+    head = batch.first(2)
+    assert len(head) == 2 and head.texts == batch.texts[:2] and torch.equal(head.index, batch.index[:2])
+    assert torch.equal(head.text_ids, batch.text_ids[:2]) and len(batch.first(10)) == 3

@@ -114,8 +114,11 @@ def model_complexity(
     device: torch.device | str,
     latency_runs: int = 5,
     epoch_seconds: Sequence[float] = (),
+    max_rows: int = 32,
 ) -> dict[str, Any]:
-    """All cost figures of ``model`` (moved to ``device``, measured in eval mode) on one ``batch``.
+    """All cost figures of ``model`` (moved to ``device``, measured in eval mode) on the first ``max_rows`` rows
+    of ``batch``: every encoder runs uncached, so a large pretrained backbone on a full eval batch would cost
+    minutes on a CPU for one figure.
 
     ``epoch_seconds`` are training epoch times (see ``mmexp.training.callbacks.EpochTimer``); their mean is
     ``train_s_per_epoch`` (None when no epoch was timed, e.g. in an evaluation).
@@ -123,7 +126,7 @@ def model_complexity(
     device = torch.device(device)
     was_training = model.training
     model.to(device).eval()
-    batch = batch.to(device).replace(modified=frozenset(MODALITIES))  # every encoder runs: no cached features
+    batch = batch.first(max_rows).to(device).replace(modified=frozenset(MODALITIES))  # no cached features
     size = len(batch)
     try:
         out = {

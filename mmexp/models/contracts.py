@@ -54,6 +54,11 @@ class Batch:
         """A shallow copy with ``changes``; the original batch is never edited in place."""
         return replace(self, **changes)
 
+    def first(self, rows: int) -> Batch:
+        """The first ``rows`` rows (all of them when the batch is smaller)."""
+        cut = {k: v[:rows] for k, v in self._tensors().items()}
+        return self.replace(**cut, texts=self.texts[:rows])
+
     def marked_modified(self, modality: str) -> Batch:
         """This batch with ``modality``'s inputs declared changed (its encoder must run)."""
         return self.replace(modified=self.modified | {modality})
