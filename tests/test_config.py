@@ -69,11 +69,13 @@ def test_unknown_option_lists_choices(make_cfg) -> None:
         ("split.train=0.8", "must sum to 1"),
         ("optimizer.lr=0", "optimizer.lr"),
         ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("model.backbone_lr=-1", "model.backbone_lr"),  # a negative rate would train by gradient ascent, silently
+        ("image_encoder=efficientnet_lite0 image_encoder.unfreeze_last=-2", "image_encoder.unfreeze_last"),
     ],
 )
 def test_bad_values_name_the_field(override: str, field: str, make_cfg) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
-        train(make_cfg(override))
+        train(make_cfg(*override.split()))
 
 
 def test_missing_required_value_is_named(make_cfg) -> None:

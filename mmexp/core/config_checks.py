@@ -21,6 +21,16 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "optimizer.lr": (lambda v: isinstance(v, (int, float)) and v > 0, "a positive number, e.g. optimizer.lr=1e-3"),
     "model.dropout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
+    "model.backbone_lr": (
+        lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
+        "null (the optimizer's) or a positive number, e.g. model.backbone_lr=1e-5",
+    ),
+    "model.backbone_weight_decay": (
+        lambda v: v is None or (isinstance(v, (int, float)) and v >= 0),
+        "null (the optimizer's) or a number >= 0",
+    ),
+    "image_encoder.unfreeze_last": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: all frozen)"),
+    "text_encoder.unfreeze_last": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: all frozen)"),
 }
 
 
