@@ -7,6 +7,7 @@ LightningModule only calls ``encoder.encode(batch)``.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import torch
@@ -71,13 +72,21 @@ def unfreeze_last_blocks(module: nn.Module, count: int) -> None:
         parameter.requires_grad_(trainable)
 
 
+@functools.lru_cache(maxsize=16)
+def _pixel_affine(spec: ImageInput, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(255 * std, mean / std) per channel on ``device``: made once, not copied to the device every step."""
+    with torch.inference_mode(False):  # plain tensors even when first made under inference mode (evaluation)
+        mean = torch.tensor(spec.mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(spec.std, device=device).view(1, -1, 1, 1)
+        return 255.0 * std, mean / std
+
+
 def normalize_images(image: torch.Tensor, spec: ImageInput, present: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float (x / 255 - mean) / std per channel, resized to ``spec.size`` when it differs;
     absent images (``present`` False) -> 0."""
     if image.dtype == torch.uint8:
-        mean = torch.tensor(spec.mean, device=image.device).view(1, -1, 1, 1)
-        std = torch.tensor(spec.std, device=image.device).view(1, -1, 1, 1)
-        image = image.float().div_(255.0 * std).sub_(mean / std)
+        divisor, shift = _pixel_affine(spec, image.device)
+        image = image.float().div_(divisor).sub_(shift)
     if spec.size and tuple(image.shape[-2:]) != (spec.size, spec.size):
         image = F.interpolate(image, size=(spec.size, spec.size), mode="bilinear", antialias=True, align_corners=False)
     if present is not None:
