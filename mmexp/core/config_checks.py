@@ -29,6 +29,12 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
         lambda v: v is None or (isinstance(v, (int, float)) and v >= 0),
         "null (the optimizer's) or a number >= 0",
     ),
+    "model.layer_lr_decay": (
+        lambda v: v is None or (isinstance(v, (int, float)) and 0 < v <= 1),
+        "null (no decay) or a number in (0, 1], e.g. model.layer_lr_decay=0.8",
+    ),
+    "image_encoder.lora_rank": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: no adapters)"),
+    "text_encoder.lora_rank": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: no adapters)"),
     "image_encoder.unfreeze_last": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: all frozen)"),
     "text_encoder.unfreeze_last": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: all frozen)"),
 }

@@ -41,6 +41,7 @@ class MultimodalClassifier(L.LightningModule):
         compile: bool | str = False,
         backbone_lr: float | None = None,
         backbone_weight_decay: float | None = None,
+        layer_lr_decay: float | None = None,
         augment: Augment | None = None,
     ) -> None:
         super().__init__()
@@ -55,6 +56,7 @@ class MultimodalClassifier(L.LightningModule):
         self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.backbone_lr, self.backbone_weight_decay = backbone_lr, backbone_weight_decay
+        self.layer_lr_decay = layer_lr_decay
         self.augment = augment if "image" in self.encoders else None
         self.label_smoothing = label_smoothing
         self.modality_dropout = {m: float(p) for m, p in (modality_dropout or {}).items() if m in self.encoders}
@@ -174,6 +176,8 @@ class MultimodalClassifier(L.LightningModule):
             self.encoders.values(),
             backbone_lr=self.backbone_lr,
             backbone_weight_decay=self.backbone_weight_decay,
+            layer_lr_decay=self.layer_lr_decay,
+            base_lr=getattr(self.optimizer_factory, "keywords", {}).get("lr"),  # a functools.partial from Hydra
         )
         optimizer = self.optimizer_factory(params=groups)
         if self.scheduler_factory is None:

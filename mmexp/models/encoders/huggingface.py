@@ -17,6 +17,7 @@ import torch
 from mmexp.core.errors import ConfigError
 from mmexp.core.pretrained import load_pretrained
 from mmexp.models.contracts import EncoderOutput, ImageInput
+from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import ImageEncoder, TextEncoder
 from mmexp.models.ops import masked_mean
 
@@ -70,7 +71,15 @@ class HFImageEncoder(ImageEncoder):
 
     pretrained = True
 
-    def __init__(self, *, name: str, freeze: bool = True, unfreeze_last: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        freeze: bool = True,
+        unfreeze_last: int = 0,
+        lora_rank: int = 0,
+        gradient_checkpointing: bool = False,
+    ) -> None:
         super().__init__()
         self.name = name
         self.image_input = image_input_of(name, "image_encoder.name")
@@ -78,8 +87,15 @@ class HFImageEncoder(ImageEncoder):
         size = self.image_input.size or 224
         with torch.no_grad():
             self.out_dim = int(self.features(torch.zeros(1, 3, size, size)).pooled.shape[-1])
-        if freeze:
-            self.freeze(unfreeze_last=unfreeze_last)
+        configure_backbone(
+            self,
+            self.model,
+            field="image_encoder",
+            freeze=freeze,
+            unfreeze_last=unfreeze_last,
+            lora_rank=lora_rank,
+            gradient_checkpointing=gradient_checkpointing,
+        )
 
     def features(self, image: torch.Tensor) -> EncoderOutput:
         out = self.model(pixel_values=image)
@@ -109,15 +125,31 @@ class HFTextEncoder(TextEncoder):
 
     pretrained = True
 
-    def __init__(self, *, name: str, pool: str = "mean", freeze: bool = True, unfreeze_last: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        pool: str = "mean",
+        freeze: bool = True,
+        unfreeze_last: int = 0,
+        lora_rank: int = 0,
+        gradient_checkpointing: bool = False,
+    ) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ConfigError(f"text_encoder.pool must be one of {', '.join(POOLS)} (got {pool!r})")
         self.name, self.pool = name, pool
         self.model = load_backbone(name, "text_encoder.name", "text_model")
         self.out_dim = int(self.model.config.hidden_size)
-        if freeze:
-            self.freeze(unfreeze_last=unfreeze_last)
+        configure_backbone(
+            self,
+            self.model,
+            field="text_encoder",
+            freeze=freeze,
+            unfreeze_last=unfreeze_last,
+            lora_rank=lora_rank,
+            gradient_checkpointing=gradient_checkpointing,
+        )
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         with torch.no_grad() if self.frozen else contextlib.nullcontext():

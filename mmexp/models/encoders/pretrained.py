@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from mmexp.core.errors import ConfigError
 from mmexp.data.tokenizers import PretrainedTokenizer
 from mmexp.models.contracts import EncoderOutput
+from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import TextEncoder
 from mmexp.models.ops import masked_mean
 
@@ -42,14 +43,25 @@ class MiniLMEncoder(TextEncoder):
     ``freeze=False`` fine-tunes it.
     """
 
-    def __init__(self, *, freeze: bool = True) -> None:
+    pretrained = True
+
+    def __init__(
+        self, *, freeze: bool = True, unfreeze_last: int = 0, lora_rank: int = 0, gradient_checkpointing: bool = False
+    ) -> None:
         super().__init__()
         import transformers
 
         self.model = transformers.AutoModel.from_pretrained(minilm_path(), local_files_only=True)
         self.out_dim = self.model.config.hidden_size
-        if freeze:
-            self.freeze()
+        configure_backbone(
+            self,
+            self.model,
+            field="text_encoder",
+            freeze=freeze,
+            unfreeze_last=unfreeze_last,
+            lora_rank=lora_rank,
+            gradient_checkpointing=gradient_checkpointing,
+        )
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
