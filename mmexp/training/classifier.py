@@ -53,6 +53,9 @@ class MultimodalClassifier(L.LightningModule):
         self.fusion = fusion(dims={m: e.out_dim for m, e in available.items()}, num_classes=num_classes)
         # unused encoders are dropped; every encoder is an nn.Module meeting the Encoder contract
         self.encoders = nn.ModuleDict({m: cast(nn.Module, available[m]) for m in self.fusion.modalities})
+        # each pooled vector at a common scale before fusion: raw, a pretrained CNN's (norm ~17) drowns
+        # MiniLM's L2-normalized one (norm 1), and concat learns from the image alone
+        self.feature_norms = nn.ModuleDict({m: nn.LayerNorm(available[m].out_dim) for m in self.fusion.modalities})
         self.head = build_head(self.fusion, num_classes=num_classes, hidden=head_hidden, dropout=dropout)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.backbone_lr, self.backbone_weight_decay = backbone_lr, backbone_weight_decay
@@ -122,7 +125,8 @@ class MultimodalClassifier(L.LightningModule):
         return cast(Encoder, self.encoders[modality]).encode(batch)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.head(self.fusion(self.encode(batch)))
+        features = {m: out._replace(pooled=self.feature_norms[m](out.pooled)) for m, out in self.encode(batch).items()}
+        return self.head(self.fusion(features))
 
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)
