@@ -112,7 +112,9 @@ def test_word_tokenizer_round_trips_through_the_checkpoint_state() -> None:
     assert isinstance(tokenizer, Tokenizer)
     tokenizer.fit(["a b b", "c b"])
     ids, mask = tokenizer.encode(["b a z", ""])
-    assert ids.shape == (2, 5) and mask.sum(1).tolist() == [3, 0] and tokenizer.encoder_kwargs() == {"vocab_size": 5}
+    assert ids.shape == (2, 3) and mask.sum(1).tolist() == [3, 0] and tokenizer.encoder_kwargs() == {"vocab_size": 5}
+    # padded to the longest text encoded together, cut at max_tokens
+    assert tokenizer.encode(["b " * 9, "c"])[0].shape == (2, 5) and tokenizer.encode(["", ""])[0].shape == (2, 1)
     restored = WordTokenizer(max_tokens=5)
     restored.load_state_dict(tokenizer.state_dict())
     restored.fit(["other", "texts"])  # a loaded vocabulary is never refitted

@@ -64,7 +64,11 @@ class WordTokenizer:
             )
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded to the longest text encoded together (cut at ``max_tokens``), as pretrained tokenizers do: a
+        generous ``max_tokens`` costs nothing on short texts."""
         ids = self._fitted().encode(list(texts), self.max_tokens)
+        width = max(int((ids != 0).sum(1).max()) if len(ids) else 0, 1)
+        ids = ids[:, :width].contiguous()
         return ids, ids != 0
 
     def encoder_kwargs(self) -> dict[str, int]:
