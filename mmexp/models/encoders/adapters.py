@@ -11,22 +11,22 @@ from typing import Any
 from torch import nn
 
 from mmexp.core.errors import ConfigError
-from mmexp.models.encoders.base import FreezableEncoder, blocks_of
+from mmexp.models.encoders.base import ImageEncoder, TextEncoder, blocks_of
 
 PEFT_EXTRA = "{field}.lora_rank needs peft: pip install 'mmexp[pretrained]'"
 
 
 def configure_backbone(
-    encoder: FreezableEncoder,
-    model: Any,  # a transformers PreTrainedModel
+    encoder: ImageEncoder | TextEncoder,
     *,
-    field: str,
     freeze: bool,
     unfreeze_last: int,
     lora_rank: int,
     gradient_checkpointing: bool,
 ) -> None:
-    """Apply the encoder's fine-tuning options to its Hugging Face ``model`` (``field``: the config group)."""
+    """Apply the encoder's fine-tuning options to its Hugging Face model (``encoder.model``)."""
+    model: Any = encoder.model  # a transformers PreTrainedModel
+    field = f"{encoder.modality}_encoder"  # the config group, for error messages
     if lora_rank < 0:
         raise ConfigError(f"{field}.lora_rank={lora_rank} must be >= 0 (0: no adapters)")
     if lora_rank and (not freeze or unfreeze_last):

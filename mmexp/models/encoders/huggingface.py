@@ -89,8 +89,6 @@ class HFImageEncoder(ImageEncoder):
             self.out_dim = int(self.features(torch.zeros(1, 3, size, size)).pooled.shape[-1])
         configure_backbone(
             self,
-            self.model,
-            field="image_encoder",
             freeze=freeze,
             unfreeze_last=unfreeze_last,
             lora_rank=lora_rank,
@@ -143,8 +141,6 @@ class HFTextEncoder(TextEncoder):
         self.out_dim = int(self.model.config.hidden_size)
         configure_backbone(
             self,
-            self.model,
-            field="text_encoder",
             freeze=freeze,
             unfreeze_last=unfreeze_last,
             lora_rank=lora_rank,

@@ -55,8 +55,6 @@ class MiniLMEncoder(TextEncoder):
         self.out_dim = self.model.config.hidden_size
         configure_backbone(
             self,
-            self.model,
-            field="text_encoder",
             freeze=freeze,
             unfreeze_last=unfreeze_last,
             lora_rank=lora_rank,
