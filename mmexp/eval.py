@@ -21,7 +21,7 @@ from mmexp.evaluation.evaluate import evaluate, load_checkpoint
 __all__ = ["evaluate", "load_checkpoint", "main"]
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     run_job(lambda: evaluate(cfg), run_dir=Path(cfg.paths.run_dir))
 

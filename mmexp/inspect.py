@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import hydra
 from omegaconf import DictConfig
 
@@ -14,18 +16,28 @@ from mmexp.core.config_checks import check_config
 
 
 def inspect_data(cfg: DictConfig) -> str:
-    """Read and validate every row (bad rows are listed, not fatal), split, and summarize."""
+    """Read and validate every row (bad rows are listed, not fatal), split, and summarize.
+
+    Writes nothing: no decoded-image cache, and the built-in dataset, when it is not cached yet, is
+    generated into a temporary folder that is removed afterwards.
+    """
     from mmexp.core.build import build_datamodule
     from mmexp.data.summary import summarize
+    from mmexp.data.synthetic import synthetic_cached
 
     check_config(cfg)
-    datamodule = build_datamodule(cfg.data, cfg.text_encoder, on_bad_record="skip", on_leak="warn")
-    datamodule.prepare_data()
-    datamodule.setup()
-    return summarize(datamodule)
+    with tempfile.TemporaryDirectory(prefix="mmexp-inspect-") as scratch:
+        datamodule = build_datamodule(
+            cfg.data, cfg.text_encoder, on_bad_record="skip", on_leak="warn", image_cache=False
+        )
+        if datamodule.synthetic is not None and not synthetic_cached(datamodule.synthetic, datamodule.cache_dir):
+            datamodule.cache_dir = scratch
+        datamodule.prepare_data()
+        datamodule.setup()
+        return summarize(datamodule)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="inspect")
+@hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="inspect")
 def main(cfg: DictConfig) -> None:
     print(run_job(lambda: inspect_data(cfg), run_dir=None))
 

@@ -5,6 +5,7 @@ Heavy imports (torch, lightning) happen inside ``train`` so ``--help`` and confi
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,25 +16,64 @@ from omegaconf import DictConfig, OmegaConf
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 from mmexp.core.cli import run_job, task_overrides
 from mmexp.core.config_checks import check_config
-from mmexp.core.config_io import load_config
-from mmexp.core.errors import run_dir_in_use
-from mmexp.run.resume import forget_logged_after_checkpoint, resume_checkpoint
+from mmexp.core.errors import OutputError, output_error, run_dir_in_use
+from mmexp.run.claim import CLAIM_FILE, Claim, claim_run_dir
+from mmexp.run.protect import process_rank
+from mmexp.run.resume import (
+    checkpoint_step,
+    completed_metrics,
+    forget_logged_after,
+    resume_checkpoint,
+    resume_requested,
+    run_config,
+)
 
 log = logging.getLogger("mmexp.train")
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # only writing raises these
+HYDRA_MADE = frozenset({".hydra", "train.log"})  # what Hydra writes into a sweep job's dir before claiming
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment in ``cfg.paths.run_dir``; return the metrics written to metrics.json.
 
-    With ``resume=auto`` and a last.ckpt in the run dir, the run continues from it with the
-    config it was started with (its config.yaml), in the same directory.
+    With ``resume=auto`` the run in that dir continues from its last.ckpt (or starts over without one) with
+    the config it was started with; a run that already completed is returned as it is.
     """
     check_config(cfg)
     run_dir = Path(cfg.paths.run_dir)
-    resume_from = resume_checkpoint(cfg)
-    if resume_from:
-        cfg = load_config(run_dir / "config.yaml")
-        log.info("resuming %s from %s", run_dir, resume_from)
+    resume = resume_requested(cfg)
+    claim = _claim_if_unclaimed(run_dir, resume=resume)
+    try:
+        done = completed_metrics(run_dir) if resume else None
+        if done is not None:
+            log.info("run %s already completed; nothing to do", run_dir)
+            return done
+        return _run(cfg, run_dir, resume=resume)
+    except OSError as e:  # a write outside mmexp's own writers (a logger's file): still one line
+        if isinstance(e, OutputError) or e.errno not in OUTPUT_ERRNOS:
+            raise
+        raise output_error(e, e.filename or run_dir, action="writing" if e.filename else "writing into") from e
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _claim_if_unclaimed(run_dir: Path, *, resume: bool) -> Claim | None:
+    """Called from Python (tests, scripts), ``train`` claims its dir itself; the CLI claimed it already in
+    its Hydra callback, and DDP ranks > 0 run in rank zero's dir."""
+    if process_rank() != 0 or (run_dir / CLAIM_FILE).exists():
+        return None
+    return claim_run_dir(run_dir, command="train", overrides=task_overrides(), resume=resume, expected=HYDRA_MADE)
+
+
+def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
+    """Fit, test the best checkpoint, write metrics.json (see ``train``)."""
+    previous = run_config(run_dir) if resume else None
+    composed, cfg = cfg, previous if previous is not None else cfg
+    resume_from = resume_checkpoint(run_dir) if resume else None
+    start_step = checkpoint_step(resume_from) if resume_from else 0  # a damaged file: one error, nothing changed
+    if previous is not None:
+        log.info("resuming %s from %s", run_dir, resume_from or "its start (it had no checkpoint yet)")
 
     import lightning as L
     import torch
@@ -45,17 +85,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from mmexp.evaluation.complexity import model_complexity
     from mmexp.run.recorder import RunRecorder
     from mmexp.training.callbacks import EpochTimer
-    from mmexp.training.loggers import build_loggers, close_loggers, log_confusion_matrix
+    from mmexp.training.loggers import (
+        build_loggers,
+        close_loggers,
+        log_config,
+        log_confusion_matrix,
+        log_final_metrics,
+        validate_unlogged,
+    )
 
     # DDP children re-run this entry point in the same run dir. (Lightning sets .rank on the function.)
     rank_zero = rank_zero_only.rank == 0  # type: ignore[attr-defined]
-    if rank_zero and not resume_from and (run_dir / "run_info.json").exists():
+    if rank_zero and not resume and (run_dir / "run_info.json").exists():
         raise run_dir_in_use(run_dir)
     route_lightning_logs()
     quiet_known_warnings()
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
-    recorder = RunRecorder(run_dir, cfg, overrides=task_overrides(), write=rank_zero, resumed=bool(resume_from))
+    resumed = previous is not None and (run_dir / "run_info.json").exists()
+    recorder = RunRecorder(
+        run_dir, cfg, overrides=task_overrides(), write=rank_zero, resumed=resumed, composed=composed
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg.data, cfg.text_encoder)
     datamodule.prepare_data()
@@ -63,20 +113,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     recorder.write_data_artifacts(datamodule.info, datamodule.tokenizer)
     model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     loggers = build_loggers(cfg)
-    if resume_from and rank_zero:
-        forget_logged_after_checkpoint(loggers, resume_from)
+    if previous is not None and rank_zero:
+        forget_logged_after(loggers, start_step)
     timer = EpochTimer()  # training seconds per epoch, for the complexity figures
     callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), timer]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(recorder.flat_config())
+    log_config(loggers, recorder.flat_config())
     recorder.start(device=str(trainer.strategy.root_device))
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from or cfg.get("ckpt_path"))
         epochs = trainer.current_epoch
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
-        val = trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        val = validate_unlogged(trainer, model, datamodule, best or None)  # not one more point on the val/* curves
         test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
     except BaseException:
         close_loggers(loggers, "failed")
@@ -98,12 +147,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         complexity=complexity,
     )
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
+    log_final_metrics(loggers, recorder.flat_config(), metrics)
     close_loggers(loggers, "success")
     recorder.finish(status="completed")
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """CLI: returns the optimized metric so Hydra sweepers (e.g. Optuna) can use it.
 
@@ -112,7 +162,8 @@ def main(cfg: DictConfig) -> float | None:
     """
     run_dir = Path(cfg.paths.run_dir)
     resume = (
-        f"checkpoints/last.ckpt was written; continue with `python -m mmexp.train hydra.run.dir={run_dir} resume=auto`"
+        f"continue with `python -m mmexp.train hydra.run.dir={run_dir} resume=auto` "
+        "(it redoes the interrupted epoch from the checkpoint of the last completed one)"
     )
     no_metrics: dict[str, Any] = {}  # a failed sweep job: main returns NaN
     metrics = run_job(lambda: train(cfg), run_dir=run_dir, on_sweep_failure=no_metrics, on_interrupt=resume)

@@ -19,7 +19,7 @@ from mmexp.training.classifier import MultimodalClassifier
 from tests.conftest import REPO
 from tests.hf_factory import required_overrides
 
-CONF = REPO / "mmexp" / "conf"
+CONF = REPO / "conf"
 IMAGE = sorted(p.stem for p in (CONF / "image_encoder").glob("*.yaml"))
 TEXT = sorted(p.stem for p in (CONF / "text_encoder").glob("*.yaml"))
 FUSIONS = sorted(p.stem for p in (CONF / "fusion").glob("*.yaml"))

@@ -18,7 +18,7 @@ from mmexp.models.contracts import EncoderOutput
 from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.encoders.text import BagOfWordsEncoder, BiGRUEncoder, LSTMEncoder, TransformerTextEncoder
 
-CONF = Path(__file__).resolve().parents[1] / "mmexp" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 SIZE, VOCAB = 16, 50
 
 IMAGE_ENCODERS: dict[str, Callable[..., nn.Module]] = {

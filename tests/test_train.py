@@ -15,7 +15,7 @@ from mmexp.train import train
 from tests.conftest import REPO, run_cli
 from tests.hf_factory import required_overrides
 
-FUSIONS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "fusion").glob("*.yaml"))
+FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
 RUN_FILES = (
     "config.yaml",
     "run_info.json",
@@ -164,7 +164,7 @@ def test_cli_config_error_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-PRESETS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "experiment").glob("seed*.yaml"))
+PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("seed*.yaml"))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -186,8 +186,8 @@ def test_presets_reproduce_the_origin_sizes(make_cfg) -> None:
     assert set(seed004.encoders) == {"image"}
 
 
-IMAGE_ENCODERS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "image_encoder").glob("*.yaml"))
-TEXT_ENCODERS = sorted(p.stem for p in (REPO / "mmexp" / "conf" / "text_encoder").glob("*.yaml"))
+IMAGE_ENCODERS = sorted(p.stem for p in (REPO / "conf" / "image_encoder").glob("*.yaml"))
+TEXT_ENCODERS = sorted(p.stem for p in (REPO / "conf" / "text_encoder").glob("*.yaml"))
 
 
 PRETRAINED = {"efficientnet_lite0", "hf"}  # end to end with one partner each; every fusion in test_combinations

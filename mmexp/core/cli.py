@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -52,8 +53,26 @@ def run_job(
         if run_dir is not None and not isinstance(e, RunDirInUse):  # never touch another run's files
             mark_failed(run_dir, e, overrides=task_overrides())
         if in_multirun():
-            log.exception("job failed (recorded in run_info.json); the sweep goes on")
+            log_sweep_failure(e)
             return on_sweep_failure
         if isinstance(e, ConfigError):
             raise SystemExit(f"mmexp: error: {e}") from None
         raise
+
+
+def log_sweep_failure(error: Exception) -> None:
+    """One line on the console; the traceback only in the job's log file, where it is wanted.
+
+    A sweep of fifty jobs with one bad option should read like a single run's one-line error, not a wall
+    of tracebacks; a bug's traceback is still kept, beside the job's other log lines.
+    """
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "job failed", (), sys.exc_info())
+    for handler in files:
+        if record.levelno >= handler.level:
+            handler.handle(record)
+    where = f"traceback in {files[0].baseFilename}" if files and not isinstance(error, ConfigError) else ""
+    detail = "; ".join(filter(None, [where, "recorded in run_info.json", "the sweep goes on"]))
+    log.error(
+        "job failed: %s (%s)", error if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}", detail
+    )

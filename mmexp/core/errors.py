@@ -1,5 +1,10 @@
 """Errors a user can cause; entry points print their message as one line, without a traceback."""
 
+from __future__ import annotations
+
+import errno
+import os
+
 
 class ConfigError(ValueError):
     """A config value, path or data record is wrong; the message names the field and the fix."""
@@ -9,9 +14,36 @@ class RunDirInUse(ConfigError):
     """The run directory already holds another run, which must be left untouched."""
 
 
+class OutputError(ConfigError, OSError):
+    """The operating system refused to write a run's file (disk full, read-only dir); nothing was half-written.
+
+    A ConfigError, so every entry point prints it as one line (the fix is the user's: space, permissions);
+    an OSError, so best-effort writers (caches) that skip a failed write still do.
+    """
+
+
 def run_dir_in_use(run_dir: object) -> RunDirInUse:
     """The refusal for a run dir that already holds a run (``run_info.json``), raised before touching it."""
     return RunDirInUse(
         f"run dir {run_dir} already holds a run; refusing to overwrite it "
         "(use a new hydra.run.dir, or resume=auto to continue it)"
     )
+
+
+_HINTS = {
+    errno.ENOSPC: "free some space, or point paths.output_dir at another disk",
+    errno.EDQUOT: "free some space, or point paths.output_dir at another disk",
+    errno.EROFS: "choose a writable paths.output_dir or hydra.run.dir",
+    errno.EACCES: "choose a writable paths.output_dir or hydra.run.dir",
+    errno.EPERM: "choose a writable paths.output_dir or hydra.run.dir",
+    errno.EFBIG: "the file size limit (ulimit -f) is too small for it",
+}
+
+
+def output_error(error: OSError, path: object, *, action: str = "writing") -> OutputError:
+    """One line naming the cause and the path: ``no space left on device while writing <path>; <fix>``."""
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    hint = _HINTS.get(error.errno or 0)
+    failure = OutputError(f"{reason} while {action} {path}" + (f"; {hint}" if hint else ""))
+    failure.errno = error.errno  # for callers that look at it; the message stays the line above
+    return failure

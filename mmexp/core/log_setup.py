@@ -1,4 +1,4 @@
-"""Make Lightning's log lines go through Hydra's handlers once, instead of printing twice."""
+"""Make Lightning's log lines go through Hydra's handlers once, instead of printing twice, without its adverts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,17 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
+def not_a_tip(record: logging.LogRecord) -> bool:
+    """Lightning advertises its cloud products ("💡 Tip: ... litlogger") in every run's log."""
+    return not str(record.msg).startswith("💡 Tip")
+
+
 def route_lightning_logs() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # where rank_zero_info logs
+    if not_a_tip not in rank_zero.filters:
+        rank_zero.addFilter(not_a_tip)

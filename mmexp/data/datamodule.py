@@ -17,7 +17,8 @@ from mmexp.core.errors import ConfigError
 from mmexp.data.dataset import TensorBatchDataset, collate
 from mmexp.data.image_cache import cache_key as image_cache_key
 from mmexp.data.image_cache import load_or_decode
-from mmexp.data.images import RESIZE_MODES
+from mmexp.data.images import MAX_IMAGE_PIXELS, RESIZE_MODES
+from mmexp.data.labels import sorted_labels
 from mmexp.data.leakage import LeakReport, check_leakage
 from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records, read_rows
 from mmexp.data.splits import Split
@@ -55,15 +56,6 @@ class DatasetInfo:
         return [r.id for r in self.records]
 
 
-def sorted_labels(labels: list[str]) -> list[str]:
-    """Numeric labels sort as numbers ("2" < "10"), anything else as strings."""
-    unique = set(labels)
-    try:
-        return sorted(unique, key=float)
-    except ValueError:
-        return sorted(unique)
-
-
 def resident_on(device: torch.device, dataset: TensorBatchDataset, mode: str | bool, budget_gb: float) -> bool:
     """Keep the dataset's tensors on ``device``: always when ``mode`` is True, never when False;
     ``auto``: on a GPU when the tensors fit in ``budget_gb``. On the CPU they are resident already."""
@@ -97,6 +89,7 @@ class MultimodalDataModule(L.LightningDataModule):
         text: Tokenizer | None = None,
         image_size: int = 32,
         resize: str = "squash",
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
         image_cache: bool = True,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
@@ -119,6 +112,9 @@ class MultimodalDataModule(L.LightningDataModule):
         self.tokenizer: Tokenizer = text or WordTokenizer()
         if resize not in RESIZE_MODES:
             raise ConfigError(f"data.resize must be one of {', '.join(RESIZE_MODES)} (got {resize!r})")
+        if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels < 1:
+            raise ConfigError(f"data.max_image_pixels must be a positive integer (got {max_image_pixels!r})")
+        self.max_image_pixels = max_image_pixels
         self.image_size, self.resize, self.batch_size = image_size, resize, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.on_bad_record, self.on_leak = num_workers, on_bad_record, on_leak
@@ -167,9 +163,15 @@ class MultimodalDataModule(L.LightningDataModule):
         records, bad = parse_records(read_rows(manifest), self.data_root, self.columns)
         cache = Path(self.cache_dir) / "images" if self.image_cache else None
         paths = [r.image for r in records]
-        key = image_cache_key(paths, self.image_size, manifest, self.resize)
+        key = image_cache_key(paths, self.image_size, manifest, self.resize, self.max_image_pixels)
         images, problems = load_or_decode(
-            paths, self.image_size, manifest=manifest, cache_dir=cache, key=key, resize=self.resize
+            paths,
+            self.image_size,
+            manifest=manifest,
+            cache_dir=cache,
+            key=key,
+            resize=self.resize,
+            max_pixels=self.max_image_pixels,
         )
         bad += [BadRow(records[i].line, reason, {"id": records[i].id}) for i, reason in problems.items()]
         if bad:
@@ -179,7 +181,7 @@ class MultimodalDataModule(L.LightningDataModule):
             log.warning("data: skipped %d bad row(s) of %s (see skipped.jsonl in the run dir)", len(bad), manifest)
         good = [i for i in range(len(records)) if i not in problems]
         if not good:
-            raise ConfigError(f"data: no usable rows in {manifest}")
+            raise ConfigError(f"data: no usable rows in {manifest}; " + format_bad_rows(bad, manifest))
         kept = images if len(good) == len(images) else images[good]  # all good: stays a memory map
         return [records[i] for i in good], bad, kept, key
 
@@ -235,6 +237,11 @@ class MultimodalDataModule(L.LightningDataModule):
         )
 
     def _check_split(self, split: Split, labels: np.ndarray) -> None:
+        if len(self.label_names) < 2:
+            raise ConfigError(
+                f"data: every usable row of {self.manifest} has the label {self.label_names[0]!r}; a classifier "
+                f"needs at least two classes (check data.label_col={self.columns.label!r} and the skipped rows)"
+            )
         for name in SETS:
             if len(getattr(split, name)) == 0:
                 raise ConfigError(
@@ -290,6 +297,18 @@ class MultimodalDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader[Batch]:
         return self._loader("test", shuffle=False)
+
+    def use_test_rows(self, rows: list[int]) -> None:
+        """Make ``rows`` (positions in ``info.records``) the test set: a run's recorded test rows, for eval."""
+        test = self._datasets["test"]
+        self._datasets["test"] = TensorBatchDataset(
+            images=test.images,
+            text_ids=test.text_ids,
+            text_mask=test.text_mask,
+            labels=test.labels,
+            texts=test.texts,
+            rows=torch.tensor(rows, dtype=torch.int64),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Saved inside every checkpoint so evaluation reuses the exact tokenizer state and label map."""

@@ -89,9 +89,17 @@ class SyntheticSpec:
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def synthetic_root(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / f"synthetic-{spec.fingerprint()}"
+
+
+def synthetic_cached(spec: SyntheticSpec, cache_dir: str | Path) -> bool:
+    return (synthetic_root(spec, cache_dir) / MANIFEST_NAME).exists()
+
+
 def ensure_synthetic(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
     """Return the dataset root for ``spec``, generating it once; safe under concurrent sweeps."""
-    root = Path(cache_dir) / f"synthetic-{spec.fingerprint()}"
+    root = synthetic_root(spec, cache_dir)
     if (root / MANIFEST_NAME).exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from mmexp.core.cli import task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.config_io import load_config, resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
+from mmexp.evaluation.recorded_split import recorded_test_rows
 
 log = logging.getLogger("mmexp.eval")
 DEFINITIONS = {
@@ -79,6 +80,7 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
 
     Tokenization and image size always come from training (the model was fitted to them); caches go
     to this run's ``paths.cache_dir``; the training data's leakage check already ran at training time.
+    The run's own data is read whole and its test rows are then taken by the ids in its split.json.
     """
     user_data = cfg.get("data") is not None
     if not user_data and split_chosen():
@@ -90,7 +92,8 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
     node.text, node.image_size = train_cfg.data.text, train_cfg.data.image_size  # the word tokenizer's spec
     node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
     node.cache_dir = cfg.paths.cache_dir
-    if not user_data:
+    if not user_data:  # every row is read; the run's own test rows are picked by id (recorded_split)
+        node.split = {"_target_": "mmexp.data.splits.AllRowsSplit"}
         node.on_leak = "ignore"
     return node
 
@@ -222,6 +225,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # setup keeps this tokenizer state and label map
     datamodule.prepare_data()
     datamodule.setup("test")
+    if cfg.get("data") is None:
+        datamodule.use_test_rows(recorded_test_rows(train_dir, datamodule.info))
     device = pick_device(str(cfg.device))
     recorder.start(device=str(device))
     torch.manual_seed(cfg.seed)

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mmexp.core.errors import run_dir_in_use
+from mmexp.core.errors import ConfigError
+from mmexp.run.claim import Claim, claim_run_dir
 
 FIRST_RUN = "first_run"  # .hydra/first_run/: the files of the run's original command, kept across resumes
 
@@ -28,22 +30,81 @@ def process_rank() -> int:
 
 
 class ProtectRunDir(Callback):
-    """Refuse ``hydra.run.dir=<a finished or killed run>`` before Hydra rewrites its ``.hydra/`` files.
+    """Claim the run dir (``mmexp.run.claim``) before Hydra writes ``.hydra/`` and the log into it.
 
-    With ``resume=auto`` the dir is the run's own: its original ``.hydra/`` files are kept in
-    ``.hydra/first_run/`` before Hydra overwrites them with the resuming command's.
+    A single run is claimed in ``on_run_start``, before Hydra touches its dir; a sweep claims its sweep dir
+    in ``on_multirun_start`` and each job its own dir in ``on_job_start`` (Hydra has written only that job's
+    ``.hydra/`` and log by then, in a dir inside the claimed sweep dir). DDP ranks > 0 re-run the command in
+    rank zero's run dir, by design, and claim nothing. With ``resume=auto`` on the run's own dir its original
+    ``.hydra/`` files are kept in ``.hydra/first_run/`` before Hydra overwrites them with the resuming command's.
+    A finished run is left as it is: the command says so and exits 0.
     """
 
+    def __init__(self) -> None:
+        self.claims: list[Claim] = []
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
-        if process_rank() != 0 or not (run_dir / "run_info.json").exists():
-            return  # DDP ranks > 0 re-run the command in rank zero's run dir, by design
-        hydra_dir = run_dir / str(OmegaConf.select(config, "hydra.output_subdir") or ".hydra")
-        if config.get("resume") == "auto":
-            keep = hydra_dir / FIRST_RUN
-            if hydra_dir.is_dir() and not keep.exists():
-                keep.mkdir()
-                for f in hydra_dir.glob("*.yaml"):
-                    shutil.copy2(f, keep / f.name)
-            return
-        sys.exit(f"mmexp: error: {run_dir_in_use(run_dir)}")
+        claim = self._claim(config, str(OmegaConf.select(config, "hydra.run.dir")), frozenset())
+        if claim and claim.completed:
+            claim.release()
+            print(f"mmexp: run {claim.run_dir} already completed; nothing to do (results in its metrics.json)")
+            sys.exit(0)
+        if claim and claim.resumed:
+            keep_first_run_files(claim.run_dir / _hydra_subdir(config))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
+        self._claim(config, sweep_dir, frozenset(), command_suffix=" -m")
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+            return  # a single run was claimed in on_run_start
+        hydra_made = frozenset({_hydra_subdir(config), f"{config.hydra.job.name}.log"})
+        self._claim(config, str(config.hydra.runtime.output_dir), hydra_made)  # a finished job: train() skips it
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release()
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self.claims and self.claims[-1].run_dir == Path(str(config.hydra.runtime.output_dir)):
+            self.claims.pop().release()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release()
+
+    def _claim(
+        self, config: DictConfig, run_dir: str, expected: frozenset[str], command_suffix: str = ""
+    ) -> Claim | None:
+        """Claim ``run_dir`` for this command, or exit with one line and nothing written."""
+        if process_rank() != 0:
+            return None
+        command = str(config.hydra.job.config_name) + command_suffix
+        try:
+            claim = claim_run_dir(
+                Path(run_dir),
+                command=command,
+                overrides=[str(o) for o in config.hydra.overrides.task],
+                resume=config.get("resume") == "auto",
+                expected=expected,
+            )
+        except ConfigError as e:
+            sys.exit(f"mmexp: error: {e}")
+        self.claims.append(claim)
+        return claim
+
+    def _release(self) -> None:
+        while self.claims:
+            self.claims.pop().release()
+
+
+def _hydra_subdir(config: DictConfig) -> str:
+    return str(OmegaConf.select(config, "hydra.output_subdir") or ".hydra")
+
+
+def keep_first_run_files(hydra_dir: Path) -> None:
+    """Copy the run's original ``.hydra/*.yaml`` into ``.hydra/first_run/`` (once: later resumes keep them)."""
+    keep = hydra_dir / FIRST_RUN
+    if hydra_dir.is_dir() and not keep.exists():
+        keep.mkdir()
+        for f in hydra_dir.glob("*.yaml"):
+            shutil.copy2(f, keep / f.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core.config_io import resolved_dict
 from mmexp.core.io import write_json_atomic, write_text_atomic
+from mmexp.data.fingerprint import test_digests
 from mmexp.run.run_info import now_iso, start_info
 
 if TYPE_CHECKING:
@@ -27,6 +29,17 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree if isinstance(tree, (int, float, str, bool)) or tree is None else str(tree)}
 
 
+ALIAS = re.compile(r"^\$\{\.*[\w.]+\}$")  # ${split}, ${..image_size}: a plain copy of another key
+
+
+def config_aliases(cfg: DictConfig) -> list[str]:
+    """Keys whose value is a plain reference to another key (``data.split: ${split}``), so that loggers get
+    each value once, under the key it is set at."""
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    flat = _flatten({k: v for k, v in raw.items() if k != "hydra"} if isinstance(raw, dict) else {})
+    return [key for key, value in flat.items() if isinstance(value, str) and ALIAS.match(value)]
+
+
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
@@ -35,11 +48,20 @@ class RunRecorder:
     """Writes config.yaml, run_info.json, split.json, labels/vocab and metrics.json atomically."""
 
     def __init__(
-        self, run_dir: Path, cfg: DictConfig, *, overrides: list[str], write: bool = True, resumed: bool = False
+        self,
+        run_dir: Path,
+        cfg: DictConfig,
+        *,
+        overrides: list[str],
+        write: bool = True,
+        resumed: bool = False,
+        composed: DictConfig | None = None,
     ) -> None:
-        """``write=False`` on DDP ranks other than zero: they compute, rank zero writes."""
+        """``write=False`` on DDP ranks other than zero: they compute, rank zero writes. ``composed``: the
+        command's config with its interpolations (a resumed run's ``cfg`` is its resolved config.yaml)."""
         self.run_dir, self.write = run_dir, write
         self.config = resolved_dict(cfg)
+        self.aliases = config_aliases(composed if composed is not None else cfg)
         self.info = start_info(seed=cfg.seed, overrides=overrides)
         if resumed:
             previous = json.loads((run_dir / "run_info.json").read_text())
@@ -60,11 +82,17 @@ class RunRecorder:
             write_text_atomic(self.run_dir / name, text)
 
     def flat_config(self) -> dict[str, Any]:
-        return _flatten({k: v for k, v in self.config.items() if k != "hydra"})
+        """The config as loggers get it: nested keys joined by dots, each value once (no aliases)."""
+        flat = _flatten({k: v for k, v in self.config.items() if k != "hydra"})
+        return {k: v for k, v in flat.items() if not any(k == a or k.startswith(a + ".") for a in self.aliases)}
 
     def write_data_artifacts(self, info: DatasetInfo, tokenizer: Tokenizer) -> None:
-        """split.json, labels.json, vocab.json (the tokenizer's tokens in id order), skipped.jsonl."""
-        self._write_json("split.json", info.split.to_json(info.ids))
+        """split.json, labels.json, vocab.json (the tokenizer's tokens in id order), skipped.jsonl.
+
+        split.json also holds a content digest of every test row, so ``mmexp.eval`` can refuse data
+        whose held-out rows changed since training.
+        """
+        self._write_json("split.json", {**info.split.to_json(info.ids), "test_digests": test_digests(info)})
         self._write_json("labels.json", info.label_names)
         self._write_json("vocab.json", tokenizer.tokens())
         if info.skipped:

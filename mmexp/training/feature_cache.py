@@ -35,7 +35,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from mmexp.core.io import write_atomic
 from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.models.contracts import Batch, EncoderOutput
-from mmexp.training.feature_cache_keys import FORMAT, cache_key, is_cacheable, stage_context
+from mmexp.training.feature_cache_keys import FORMAT, cache_key, content_checksum, is_cacheable, stage_context
 
 if TYPE_CHECKING:  # the classifier imports this module
     from mmexp.training.classifier import MultimodalClassifier
@@ -118,11 +118,16 @@ class FeatureCache:
         pos = torch.where(steps < lengths[:, None], self.offsets[index, None] + steps, sentinel)
         return EncoderOutput(self.pooled[index], self.tokens[pos], self.mask[pos])
 
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.pooled, self.tokens, self.mask, self.lengths]
+
     def save(self, path: Path, key: str) -> None:
         """Atomic (temp file + rename): concurrent sweep jobs only ever read complete files."""
         state = {
             "format": FORMAT,
             "key": key,
+            "checksum": content_checksum(self.tensors),
             "pooled": self.pooled,
             "tokens": self.tokens,
             "mask": self.mask,
@@ -133,10 +138,14 @@ class FeatureCache:
 
     @classmethod
     def load(cls, path: Path, key: str) -> FeatureCache:
+        """The file's cache; ValueError when it holds another cache or its bytes changed since it was saved."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("format") != FORMAT or state.get("key") != key:
             raise ValueError(f"{path} holds another cache (format {state.get('format')}, key {state.get('key')})")
-        return cls(state["pooled"], state["tokens"], state["mask"], state["lengths"], int(state["width"]))
+        pooled, tokens, mask, lengths = state["pooled"], state["tokens"], state["mask"], state["lengths"]
+        if state.get("checksum") != content_checksum([pooled, tokens, mask, lengths]):
+            raise ValueError("its content is not what was written (checksum mismatch: truncated or corrupted)")
+        return cls(pooled, tokens, mask, lengths, int(state["width"]))
 
 
 def pack(outputs: list[EncoderOutput]) -> FeatureCache:
@@ -194,12 +203,19 @@ def load_or_compute(
     context: str,
     budget_bytes: float,
     forward_context: AbstractContextManager[object],
+    unsaved: dict[Path, FeatureCache] | None = None,
 ) -> FeatureCache | None:
-    """The cache file for this encoder and data when it is current, else computed now and written."""
+    """The cache file for this encoder and data when it is current, else computed now and written.
+
+    A file that fails to load or to verify is recomputed and replaced (one warning). One that cannot be
+    written goes into ``unsaved`` (one warning), where a later stage of the same run finds it.
+    """
     encoder = module.encoders[modality]
     key = cache_key(encoder, modality, inputs, context=context)
     path = inputs.cache_dir / f"features-{key}.pt"
     name = f"{modality} encoder {type(encoder).__name__}"
+    if unsaved is not None and path in unsaved:
+        return unsaved[path]
     if path.exists():
         try:
             loaded = FeatureCache.load(path, key)
@@ -227,6 +243,8 @@ def load_or_compute(
         cache.save(path, key)
     except OSError as e:
         log.warning("feature cache: %s: cannot write %s (%s); using it for this run only", name, path, e)
+        if unsaved is not None:
+            unsaved[path] = cache
     log.info(
         "feature cache: %s: computed %d rows in %.1fs (%.1f MiB) -> %s",
         name,
@@ -247,6 +265,7 @@ class FeatureCacheCallback(L.Callback):
 
     def __init__(self, *, budget_gb: float = 2.0) -> None:
         self.budget_bytes = budget_gb * 2**30
+        self.unsaved: dict[Path, FeatureCache] = {}  # computed this run, not writable: kept for its other stages
 
     def attach(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         module = cast("MultimodalClassifier", pl_module)  # only the classifier adds this callback
@@ -268,6 +287,7 @@ class FeatureCacheCallback(L.Callback):
                 context=context,
                 budget_bytes=self.budget_bytes,
                 forward_context=trainer.precision_plugin.forward_context(),
+                unsaved=self.unsaved,
             )
             if cache is not None:
                 module.feature_caches[modality] = cache.to(module.device)

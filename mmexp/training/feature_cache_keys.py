@@ -2,7 +2,8 @@
 
 A key changes with the encoder (class, the source files of it and its mmexp base classes, which hold its
 preprocessing, module-tree config, input spec, weights), its input data, the device type, precision and
-torch version, and the file ``FORMAT``.
+torch version, and the file ``FORMAT``. A file's content is checked by ``content_checksum``: a key says which
+file to read, the checksum that the file still holds what was written.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import lightning as L
 import torch
 from torch import nn
 
+from mmexp.data.image_cache import checksum
 from mmexp.models.encoders.base import ImageEncoder
 
 if TYPE_CHECKING:
     from mmexp.training.feature_cache import DatasetInputs
 
-FORMAT = 2  # bump when the file layout or the meaning of a key changes
+FORMAT = 3  # bump when the file layout or the meaning of a key changes (3: content checksum)
 
 
 def mode_dependent(module: nn.Module) -> bool:
@@ -109,3 +111,11 @@ def cache_key(encoder: nn.Module, modality: str, inputs: DatasetInputs, *, conte
 def stage_context(trainer: L.Trainer, module: L.LightningModule) -> str:
     """What else shapes the outputs: device type, precision, torch version."""
     return f"{module.device.type}|{trainer.precision}|torch {torch.__version__}"
+
+
+def content_checksum(tensors: list[torch.Tensor]) -> str:
+    """Checksum of the tensors' bytes (their dtypes and shapes included): torch.load does not notice bytes
+    changed inside a tensor's data, which would reach the model as wrong features (or NaN)."""
+    cpu = [t.detach().cpu().contiguous() for t in tensors]
+    header = "|".join(f"{t.dtype}:{tuple(t.shape)}" for t in cpu).encode()
+    return checksum([header, *(t.reshape(-1).view(torch.uint8).numpy() for t in cpu)])

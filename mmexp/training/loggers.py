@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
@@ -15,9 +18,70 @@ log = logging.getLogger(__name__)
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
-    # logger=mlflow uses a local file store (no server), which MLflow 3 opens only when asked to.
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return instantiate_each(cfg.get("logger"))
+    nodes = (cfg.get("logger") or {}).values()
+    mlflow_uris = {
+        str(n.get("tracking_uri") or "") for n in nodes if n and str(n.get("_target_")).endswith("MLFlowLogger")
+    }
+    with ExitStack() as stack:
+        for uri in mlflow_uris:
+            stack.enter_context(mlflow_store(uri))
+        loggers = instantiate_each(cfg.get("logger"))
+        for logger in loggers:
+            if isinstance(logger, MLFlowLogger):
+                _ = logger.experiment  # the experiment and the run, created while the store is locked
+    return loggers
+
+
+@contextmanager
+def mlflow_store(uri: str) -> Iterator[None]:
+    """Open an MLflow store, serialized across the jobs of a sweep when it is a SQLite database.
+
+    The default store is SQLite: the first job creates its tables and the experiment, and two jobs doing
+    that at once would collide (the experiment name is unique), so a file lock beside the database orders
+    them. A file store (``file:`` URI or a path) still works; MLflow 3 opens one only when asked to.
+    """
+    if not uri.startswith("sqlite:///"):
+        if "://" not in uri or uri.startswith("file:"):
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        yield
+        return
+    import mlflow  # noqa: F401  (configures MLflow's loggers on import; quieted after that)
+    from filelock import FileLock
+
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # schema-creation chatter on first use
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock"):
+        yield
+
+
+def log_config(loggers: list[Logger], config: dict[str, Any]) -> None:
+    """The run's config, once per logger, before training. TensorBoard gets it at the end instead, with the
+    final metrics (``log_final_metrics``): its HPARAMS tab pairs each config with its results."""
+    for logger in loggers:
+        if not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(config)
+
+
+def log_final_metrics(loggers: list[Logger], config: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """TensorBoard's HPARAMS tab: the config with the best checkpoint's val and test metrics (``final/...``,
+    names of their own, so the ``val/*`` and ``test/*`` curves get no extra point)."""
+    final = {f"final/{k}": v for part in ("val", "test") for k, v in metrics[part].items() if isinstance(v, float)}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(config, metrics=final)
+
+
+def validate_unlogged(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> list[dict[str, float]]:
+    """Validate the best checkpoint after fit, for metrics.json only: with the loggers attached, its numbers
+    would become one more point at the end of every ``val/*`` curve (a kink that is not an epoch)."""
+    attached = trainer.loggers
+    trainer.loggers = []
+    try:
+        return list(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False))
+    finally:
+        trainer.loggers = attached
 
 
 def close_loggers(loggers: list[Logger], status: str) -> None:

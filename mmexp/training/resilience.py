@@ -1,16 +1,18 @@
-"""Callbacks that never lose a run: a last checkpoint on SIGTERM/Ctrl-C, exact resumes, NaN stops."""
+"""Callbacks that never lose a run: exact resumes (RNG states in the checkpoint) and NaN stops.
+
+An interrupted run (SIGTERM, Ctrl-C) writes no checkpoint mid-epoch: ``resume=auto`` redoes the epoch from
+the last completed one's last.ckpt, which is what makes the result equal an uninterrupted run's.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.callbacks import Callback
 
 from mmexp.core.errors import ConfigError
 
@@ -36,22 +38,6 @@ class RngStateInCheckpoint(Callback):
         _set_rng_states(states)
 
 
-class CheckpointOnInterrupt(Callback):
-    """On SIGTERM (Slurm preemption, `kill`) or Ctrl-C, write checkpoints/last.ckpt before exiting.
-
-    Lightning turns SIGTERM into SIGTERMException at the next batch; both reach ``on_exception``.
-    """
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        callback = trainer.checkpoint_callback
-        interrupted = isinstance(exception, (SIGTERMException, KeyboardInterrupt))
-        if not interrupted or not isinstance(callback, ModelCheckpoint):
-            return
-        if trainer.state.fn != "fit" or callback.dirpath is None:
-            return
-        trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
-
-
 class StopOnNonFiniteLoss(Callback):
     """Stop at the first NaN/inf training loss, naming the step.
 
@@ -62,6 +48,7 @@ class StopOnNonFiniteLoss(Callback):
     def __init__(self, *, check_every_n_steps: int = 25) -> None:
         self.every = check_every_n_steps
         self.first_bad: torch.Tensor | None = None
+        self.lrs: dict[int, float] = {}  # learning rate of each step since the last check (host values: free)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -69,6 +56,8 @@ class StopOnNonFiniteLoss(Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
+        if trainer.optimizers:  # read before the scheduler steps: the rate this step trained with
+            self.lrs[trainer.global_step] = trainer.optimizers[0].param_groups[0]["lr"]
         step = torch.tensor(trainer.global_step, device=loss.device)
         if self.first_bad is None or self.first_bad.device != loss.device:
             self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
@@ -82,8 +71,9 @@ class StopOnNonFiniteLoss(Callback):
 
     def _raise_if_bad(self, pl_module: L.LightningModule) -> None:
         if self.first_bad is None or int(self.first_bad) < 0:
+            self.lrs.clear()
             return
-        lr = pl_module.trainer.optimizers[0].param_groups[0]["lr"] if pl_module.trainer.optimizers else "?"
+        lr = self.lrs.get(int(self.first_bad), "?")
         raise TrainingDiverged(
             f"the training loss became NaN/inf at step {int(self.first_bad)} (learning rate then {lr}). "
             "Likely causes: a learning rate too high (lower optimizer.lr), exploding gradients "

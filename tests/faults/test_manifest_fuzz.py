@@ -1,0 +1,296 @@
+"""Property-based fuzzing of the manifest reader (issue 14, classes 1 and 2).
+
+The promise: ``read_rows`` + ``parse_records`` return exactly the valid rows and report every invalid one
+as a ``BadRow`` at the PHYSICAL line where it starts, and raise nothing but ``ConfigError`` (a whole-file
+problem), whatever the structure, quoting, line endings, encoding and label values of the file.
+The oracle below is written from the documented rules, not from the reader's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmexp.core.errors import ConfigError
+from mmexp.data.records import Columns, parse_records, read_rows
+
+FIELDS = ["id", "image", "text", "label"]
+BREAK = re.compile(r"\r\n|\r|\n")  # the documented line breaks
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# (JSON value, the class it must become or None for "missing"); CSV writes the value as text
+LABELS: list[tuple[object, str | None]] = [
+    ("cat", "cat"),
+    (" cat\t", "cat"),
+    ("Cat", "Cat"),
+    ("a,b", "a,b"),
+    ('say "hi"', 'say "hi"'),
+    ("ñandú 🐦", "ñandú 🐦"),
+    ("1", "1"),
+    ("1.0", "1"),
+    ("+1.00", "1"),
+    ("2.50", "2.5"),
+    ("1e1", "10"),
+    ("-0", "0"),
+    ("inf", "inf"),
+    ("", None),
+    ("  ", None),
+    ("NaN", None),
+    ("nan", None),
+    ("None", None),
+    ("null", None),
+    ("N/A", None),
+    ("<NA>", None),
+]
+JSON_ONLY_LABELS: list[tuple[object, str | None]] = [
+    (1, "1"),
+    (1.0, "1"),
+    (2.5, "2.5"),
+    (10, "10"),
+    (True, "true"),
+    (None, None),
+    (float("nan"), None),
+]
+TEXT_CHARS = st.sampled_from([*"ab ,;\"'\t\n\r", "\r\n", "\u2028", "\x85", "é", "中", "🙂"])
+IDS = st.sampled_from(["a", "b", "1", "2", "3", "4", "5", "x y", None, ""])
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One intended row: its values and, if any, the structural defect to write it with."""
+
+    id: object
+    text: str
+    label: tuple[object, str | None]
+    image: str
+    broken: str | None  # None | "extra" | "fewer" (CSV) | "json" (JSONL)
+
+
+def specs(fmt: str) -> st.SearchStrategy[list[Spec]]:
+    labels = st.sampled_from(LABELS + (JSON_ONLY_LABELS if fmt == "jsonl" else []))
+    random_labels = st.text(st.sampled_from("xyz_"), min_size=1, max_size=4).map(lambda s: ("L" + s, "L" + s))
+    broken = st.sampled_from(["extra", "fewer"] if fmt == "csv" else ["json", "dupkey", "array"])
+    ids = IDS if fmt == "csv" else st.one_of(IDS, st.sampled_from([1, 2, 3]))
+    spec = st.builds(
+        Spec,
+        id=ids,
+        text=st.one_of(st.lists(TEXT_CHARS, max_size=8).map("".join), st.just("plain text")),
+        label=st.one_of(labels, random_labels),
+        image=st.sampled_from(["img/0.png", "img/0.png", "img/1.png", "img/missing.png"]),
+        broken=st.one_of(st.none(), st.none(), st.none(), broken),
+    )
+    return st.lists(spec, min_size=1, max_size=8)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with two image files (the reader checks existence only, never content)."""
+    root = tmp_path_factory.mktemp("fuzz")
+    (root / "img").mkdir()
+    for name in ("0.png", "1.png"):
+        (root / "img" / name).write_bytes(b"")
+    return root
+
+
+# ---- writing a manifest, remembering where each row starts ----
+
+
+def line_after(text: str) -> int:
+    """The physical line on which the next character of a file starting with ``text`` lies."""
+    return len(BREAK.findall(text)) + 1
+
+
+def csv_line(fields: list[str], quoting: int, end: str) -> str:
+    """One CSV record ending in ``end``; written with a \\r\\n terminator first, so that any field holding
+    \\r or \\n is quoted (the csv writer quotes only the characters of its own terminator)."""
+    out = io.StringIO()
+    csv.writer(out, quoting=quoting, lineterminator="\r\n").writerow(fields)
+    return out.getvalue().removesuffix("\r\n") + end
+
+
+def write_csv(rows: list[Spec], order: list[str], quoting: int, end: str, blanks: list[bool]) -> tuple[str, list[int]]:
+    text, starts = csv_line(order, quoting, end), []
+    for spec, blank in zip(rows, blanks, strict=True):
+        if blank:
+            text += end
+        starts.append(line_after(text))
+        values = {"id": "" if spec.id is None else str(spec.id), "image": spec.image, "text": spec.text}
+        values["label"] = "" if spec.label[0] is None else str(spec.label[0])
+        fields = [values[name] for name in order]
+        if spec.broken == "extra":
+            fields.append("more")
+        elif spec.broken == "fewer":
+            fields.pop()
+        text += csv_line(fields, quoting, end)
+    return text, starts
+
+
+def write_jsonl(
+    rows: list[Spec], order: list[str], ascii_only: bool, end: str, blanks: list[bool]
+) -> tuple[str, list[int]]:
+    text, starts = "", []
+    for spec, blank in zip(rows, blanks, strict=True):
+        if blank:
+            text += end
+        starts.append(line_after(text))
+        values = {"id": spec.id, "image": spec.image, "text": spec.text, "label": spec.label[0]}
+        line = json.dumps({name: values[name] for name in order}, ensure_ascii=ascii_only)
+        if spec.broken == "json":
+            line = line[: len(line) // 2]
+        elif spec.broken == "dupkey":
+            line = line[:-1] + ', "label": "other"}'
+        elif spec.broken == "array":
+            line = json.dumps(list(values.values()))
+        text += line + end
+    return text, starts
+
+
+# ---- the oracle ----
+
+
+def expected(rows: list[Spec], starts: list[int]) -> tuple[list[tuple[str, str, str, int]], list[int]]:
+    """(id, text, label, line) of every valid row and the lines of the invalid ones, from the rules."""
+    ids = [None if s.id in (None, "") else str(s.id) for s in rows]
+    first: dict[str, int] = {}
+    for spec, rid, line in zip(rows, ids, starts, strict=True):
+        if spec.broken is None and rid is not None:
+            first.setdefault(rid, line)
+    good, bad = [], []
+    for spec, rid, line in zip(rows, ids, starts, strict=True):
+        own = rid if rid is not None else str(line)
+        valid = (
+            spec.broken is None
+            and first.get(own, line) == line
+            and spec.text.strip() != ""
+            and spec.label[1] is not None
+            and spec.image != "img/missing.png"
+        )
+        if valid:
+            good.append((own, spec.text, str(spec.label[1]), line))
+        else:
+            bad.append(line)
+    return good, bad
+
+
+def read(root: Path, name: str, raw: bytes) -> tuple[list[tuple[str, str, str, int]], list[int]]:
+    path = root / name
+    path.write_bytes(raw)
+    records, bad = parse_records(read_rows(path), root, Columns())
+    return [(r.id, r.text, r.label, r.line) for r in records], [b.line for b in bad]
+
+
+LAYOUT = {
+    "order": st.permutations(FIELDS),
+    "end": st.sampled_from(["\n", "\r\n", "\r"]),
+    "blanks": st.lists(st.booleans(), min_size=8, max_size=8),
+    "bom": st.booleans(),
+}
+
+
+@FUZZ
+@given(rows=specs("csv"), quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]), **LAYOUT)
+def test_csv_rows_are_read_exactly_with_physical_lines(
+    root: Path, rows: list[Spec], order: list[str], quoting: int, end: str, blanks: list[bool], bom: bool
+) -> None:
+    text, starts = write_csv(rows, list(order), quoting, end, blanks[: len(rows)])
+    raw = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
+    assert read(root, "manifest.csv", raw) == expected(rows, starts)
+
+
+@FUZZ
+@given(rows=specs("jsonl"), ascii_only=st.booleans(), **LAYOUT)
+def test_jsonl_rows_are_read_exactly_with_physical_lines(
+    root: Path, rows: list[Spec], order: list[str], ascii_only: bool, end: str, blanks: list[bool], bom: bool
+) -> None:
+    text, starts = write_jsonl(rows, list(order), ascii_only, end, blanks[: len(rows)])
+    raw = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
+    assert read(root, "manifest.jsonl", raw) == expected(rows, starts)
+
+
+def first_invalid_utf8(raw: bytes) -> int | None:
+    try:
+        raw.decode("utf-8")  # a UTF-8 BOM is a valid character here, so the offset counts it
+    except UnicodeDecodeError as e:
+        return e.start
+    return None
+
+
+@FUZZ
+@given(
+    rows=specs("csv"),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "cp1252", "utf-16"]),
+    end=st.sampled_from(["\n", "\r\n"]),
+)
+def test_any_encoding_is_read_as_utf8_or_refused_once_with_its_line(
+    root: Path, rows: list[Spec], encoding: str, end: str
+) -> None:
+    text, starts = write_csv(rows, FIELDS, csv.QUOTE_MINIMAL, end, [False] * len(rows))
+    try:
+        raw = text.encode(encoding)
+    except UnicodeEncodeError:
+        raw = text.encode(encoding, errors="replace")  # the file is still in that encoding, with ? for the rest
+    bad_byte = first_invalid_utf8(raw)
+    if bad_byte is None:
+        body = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+        result = read(root, "manifest.csv", raw)  # must not raise
+        if body == text:
+            assert result == expected(rows, starts)
+        return
+    with pytest.raises(ConfigError) as err:
+        read(root, "manifest.csv", raw)
+    line = len(BREAK.findall(raw[:bad_byte].decode("utf-8"))) + 1
+    assert f"byte offset {bad_byte} (line {line})" in str(err.value)
+
+
+MUTATIONS = st.lists(
+    st.tuples(st.integers(0, 10_000), st.sampled_from(['"', ",", "\n", "\r", ";", "{", "}", "\\", "", "\x00"])),
+    min_size=1,
+    max_size=6,
+)
+
+
+@FUZZ
+@given(rows=specs("csv"), fmt=st.sampled_from(["csv", "jsonl"]), mutations=MUTATIONS)
+def test_mangled_files_raise_only_config_error_and_report_lines_in_the_file(
+    root: Path, rows: list[Spec], fmt: str, mutations: list[tuple[int, str]]
+) -> None:
+    if fmt == "csv":
+        text, _ = write_csv(rows, FIELDS, csv.QUOTE_MINIMAL, "\n", [False] * len(rows))
+    else:
+        text, _ = write_jsonl(rows, FIELDS, False, "\n", [False] * len(rows))
+    for position, insert in mutations:  # insert a character, or ("") delete one
+        at = position % (len(text) + 1)
+        text = text[:at] + insert + text[at + (insert == "") :]
+    try:
+        good, bad = read(root, f"manifest.{fmt}", text.encode("utf-8"))
+    except ConfigError:
+        return
+    lines = [line for *_, line in good] + bad
+    assert len(set(lines)) == len(lines)  # one verdict per row
+    assert all(1 <= line <= line_after(text) for line in lines)
+
+
+TOKENS = ["id", "image", "text", "label", "img/0.png", "null", "NaN", "\x00", "\ufeff"]
+SYNTAX = st.sampled_from([*'{}[]",:;\n\r\t \\.-+eE0123456789', *TOKENS])
+ARBITRARY = st.one_of(
+    st.binary(max_size=200),
+    st.tuples(st.sampled_from(["", ",".join(FIELDS) + "\n"]), st.lists(SYNTAX, max_size=60).map("".join)).map(
+        lambda parts: "".join(parts).encode("utf-8")
+    ),
+)
+
+
+@FUZZ
+@given(raw=ARBITRARY, fmt=st.sampled_from(["csv", "jsonl"]))
+def test_arbitrary_content_raises_only_config_error(root: Path, raw: bytes, fmt: str) -> None:
+    with contextlib.suppress(ConfigError):
+        read(root, f"manifest.{fmt}", raw)

@@ -1,0 +1,50 @@
+"""What a user sees in a terminal: 1-based epochs, log lines on lines of their own, no adverts, no fake FLOPs."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import sys
+from pathlib import Path
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_in_terminal(*args: str, cwd: Path) -> str:
+    """``python -m mmexp.train <args>`` on a pseudo-terminal (so the Rich bar is on); its output, escapes removed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a training run that sees a terminal
+        os.chdir(cwd)
+        os.environ.update(COLUMNS="160", WANDB_MODE="offline")
+        os.execv(sys.executable, [sys.executable, "-m", "mmexp.train", *args])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, b"".join(chunks)[-3000:]
+    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r\n", "\n")
+
+
+def test_terminal_output_reads_well(tmp_path: Path) -> None:
+    out = run_in_terminal(
+        "trainer.max_epochs=2",
+        "data.synthetic.n_samples=200",
+        "logger=csv",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out and "Epoch 0/" not in out  # the bar counts as the log lines do
+    for epoch in (1, 2):
+        line = f"[mmexp.train][INFO] - epoch {epoch}/2:"
+        assert line in out
+        start = out.index(line) - len("[2026-11-23 23:57:54,135]")
+        assert out[start - 1] in "\r\n", out[start - 80 : start + 80]  # a log line starts a line of its own
+    assert "Tip" not in out and "litlogger" not in out
+    assert "Total Flops" not in out and "FLOPs per sample: metrics.json" in out
