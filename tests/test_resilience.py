@@ -67,6 +67,7 @@ def _epoch_rows(run: Path) -> list[float]:
     return [float(r[k] or -1) for r in rows for k in ("epoch", "step", "train/acc", "val/acc")]
 
 
+@pytest.mark.slow  # tests/faults/test_resume.py checks the same on every fast run (SIGTERM at step 8)
 def test_sigterm_mid_epoch_writes_no_checkpoint_and_marks_the_run_interrupted(tmp_path: Path) -> None:
     """A mid-epoch checkpoint would resume to other numbers; resume=auto redoes the epoch instead."""
     run = tmp_path / "term"

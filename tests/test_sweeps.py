@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from mmexp.core.resolvers import launcher_threads, run_name_suffix, threads_per_job
 from tests.conftest import run_cli
+from tests.test_loggers import mlflow_runs
 
 
 def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:
@@ -49,13 +50,16 @@ def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:
         assert yaml.safe_load(results.read_text())["best_value"] in recorded
 
 
-def test_parallel_sweep_records_a_failed_job_and_goes_on(tmp_path: Path) -> None:
+def test_parallel_sweep_records_a_failed_job_goes_on_and_shares_one_mlflow_store(tmp_path: Path) -> None:
+    """joblib runs jobs 0 and 1 at once (both create the MLflow database and experiment: a file lock orders them),
+    then 2 and 3, which fail; the failures are recorded and reported, the sweep goes on."""
     result = run_cli(
         "mmexp.train",
         "-m",
         "data.batch_size=16,-1",
+        "seed=0,1",
         "debug=fast",
-        "logger=none",
+        "logger=mlflow",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         f"paths.cache_dir={tmp_path / 'cache'}",
@@ -64,9 +68,11 @@ def test_parallel_sweep_records_a_failed_job_and_goes_on(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = next((tmp_path / "outputs" / "multirun").iterdir())
     jobs = {p.name.split("_")[0]: p for p in sweep.iterdir() if p.is_dir()}
-    ok, bad = (json.loads((jobs[n] / "run_info.json").read_text()) for n in ("0", "1"))
-    assert ok["status"] == "completed" and (jobs["0"] / "metrics.json").exists()
-    assert bad["status"] == "failed" and "data.batch_size=-1" in bad["error"]
+    info = {n: json.loads((jobs[n] / "run_info.json").read_text()) for n in ("0", "1", "2", "3")}
+    assert [info[n]["status"] for n in ("0", "1")] == ["completed"] * 2
+    assert [info[n]["status"] for n in ("2", "3")] == ["failed"] * 2 and "data.batch_size=-1" in info["2"]["error"]
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    assert sorted(r["params"]["seed"] for r in runs) == ["0", "1"]  # both concurrent jobs recorded, once each
     report = run_cli("mmexp.report", str(sweep), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     failed_section = (sweep / "report.md").read_text().split("Failed")[1]

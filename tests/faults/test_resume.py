@@ -130,6 +130,7 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(cache: Path, 
     assert killed.returncode == 128 + signal.SIGTERM, killed.stderr[-3000:]
     assert "resume=auto" in killed.stdout + killed.stderr
     assert _load(run, "last.ckpt")["global_step"] == 6  # the end of epoch 0, not the interrupted step
+    assert json.loads((run / "run_info.json").read_text())["status"] == "interrupted"
     _ok(_cli(cache, f"hydra.run.dir={run}", "resume=auto"))
     _assert_same_result(run, straight)
 
