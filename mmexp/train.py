@@ -82,7 +82,8 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
 
     from mmexp.core.build import build_callbacks, build_datamodule, build_model, instantiate
     from mmexp.core.log_setup import quiet_known_warnings, route_lightning_logs
-    from mmexp.evaluation.complexity import model_complexity
+    from mmexp.evaluation.complexity import model_complexity, reset_peak_memory
+    from mmexp.evaluation.predictions import write_test_predictions
     from mmexp.run.recorder import RunRecorder
     from mmexp.training.callbacks import EpochTimer
     from mmexp.training.loggers import (
@@ -106,6 +107,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     recorder = RunRecorder(
         run_dir, cfg, overrides=task_overrides(), write=rank_zero, resumed=resumed, composed=composed
     )
+    reset_peak_memory()  # this run's peak, not the process's (a sweep's jobs share one process)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg.data, cfg.text_encoder)
     datamodule.prepare_data()
@@ -146,6 +148,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         epochs=epochs,
         complexity=complexity,
     )
+    write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
     log_final_metrics(loggers, recorder.flat_config(), metrics)
     close_loggers(loggers, "success")

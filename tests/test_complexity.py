@@ -15,6 +15,7 @@ from mmexp.evaluation.complexity import (
     latency_seconds,
     model_complexity,
     peak_memory,
+    reset_peak_memory,
 )
 from mmexp.models.contracts import Batch
 from mmexp.train import train
@@ -46,7 +47,19 @@ def test_latency_is_a_median_and_cpu_memory_is_the_process_peak() -> None:
     seconds = latency_seconds(lambda: calls.append(1), torch.device("cpu"), runs=3, warmup=2)
     assert len(calls) == 5 and seconds >= 0
     memory = peak_memory(torch.device("cpu"))
-    assert memory["peak_memory_kind"] == "process_max_rss" and memory["peak_memory_bytes"] > 10 * 2**20
+    assert memory["peak_memory_kind"] == "process_peak_rss" and memory["peak_memory_bytes"] > 10 * 2**20
+
+
+def test_peak_memory_is_counted_from_the_run_start_not_the_process_start() -> None:
+    """A sweep under the basic launcher runs its jobs in one process: each job's peak must be its own."""
+    reset_peak_memory()
+    before = peak_memory(torch.device("cpu"))["peak_memory_bytes"]
+    big = torch.ones(300 * 2**20 // 4)  # 300 MiB, touched
+    during = peak_memory(torch.device("cpu"))["peak_memory_bytes"]
+    del big
+    reset_peak_memory()
+    after = peak_memory(torch.device("cpu"))["peak_memory_bytes"]
+    assert during > before + 250 * 2**20 and after < during - 250 * 2**20
 
 
 def test_epoch_timer_leaves_validation_out(monkeypatch) -> None:

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import scipy.stats as scipy_stats
 import yaml
 
 from mmexp.report import main
 from mmexp.reporting.groups import analyse
 from mmexp.reporting.runs import find_run_dirs, load_run, read_curves
-from mmexp.reporting.stats import paired_t_test, summarize, t_quantile, t_two_sided_p
+from mmexp.reporting.stats import CORRECTED_T, PAIRED_T
 from tests.conftest import run_cli
 
 LABELS = ["cat", "dog"]
@@ -35,9 +36,11 @@ def write_run(
     loss: float = 1.0,
     status: str = "completed",
     with_metrics: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> Path:
-    """A run dir as mmexp.train writes it, with known numbers."""
+    """A run dir as mmexp.train writes it, with known numbers; ``extra``: more overrides."""
     overrides = [f"fusion={fusion}", "split=kfold", f"seed={seed}"] + ([] if fold is None else [f"split.fold={fold}"])
+    overrides += list(extra)
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     split = {"k": 5, "seed": 0, **({} if fold is None else {"fold": fold})}
@@ -96,7 +99,9 @@ def test_groups_have_hand_computed_means_stds_cis_and_ranks(sweep: Path, capsys)
     assert float(concat["test/f1_macro_std"]) == pytest.approx(math.sqrt(0.005))
     half = 12.7062047 * math.sqrt(0.005) / math.sqrt(2)  # t_{0.975, df=1}
     assert float(concat["test/f1_macro_ci_low"]) == pytest.approx(0.85 - half, abs=1e-6)
-    assert float(concat["test/f1_macro_ci_high"]) == pytest.approx(0.85 + half, abs=1e-6)
+    assert float(concat["test/f1_macro_ci_high"]) == 1.0  # 0.85 + half > 1: F1 is a fraction, the CI stops at 1
+    assert concat["test/f1_macro_ci_method"] == "t, cut to [0, 1]"
+    assert float(image["test/loss_ci_low"]) < 0  # the loss is not bounded: its t interval is not cut
     assert float(image["test/f1_macro_mean"]) == pytest.approx(0.60)
     assert float(image["test/acc_mean"]) == pytest.approx(0.65)
     out = capsys.readouterr().out
@@ -110,7 +115,7 @@ def test_loss_ranks_lower_first(sweep: Path) -> None:
     assert "test/loss (lower is better)" in (sweep / "report.md").read_text()
 
 
-def test_paired_comparison_against_the_unimodal_baseline(sweep: Path) -> None:
+def test_folds_are_compared_with_the_corrected_resampled_t_test(sweep: Path) -> None:
     report = analyse(
         [load_run(d) for d in find_run_dirs([sweep])],
         metric="test/f1_macro",
@@ -119,10 +124,38 @@ def test_paired_comparison_against_the_unimodal_baseline(sweep: Path) -> None:
     )
     assert report.baseline.name == "fusion=image_only,split=kfold"
     [comparison] = report.comparisons
-    assert comparison.group == "fusion=concat,split=kfold" and comparison.test.pairs == 2
-    assert comparison.test.mean_diff == pytest.approx(0.25)
-    assert comparison.test.t == pytest.approx(5.0)
-    assert comparison.test.p == pytest.approx(1 - 2 / math.pi * math.atan(5.0))  # t with 1 df is Cauchy
+    test = comparison.test
+    assert comparison.group == "fusion=concat,split=kfold" and test.pairs == 2
+    assert test.mean_diff == pytest.approx(0.25)
+    # Nadeau-Bengio: differences 0.3, 0.2 (var 0.005), J = 2, no split.json so n_test/n_train from k=5: 1/4
+    assert test.test == CORRECTED_T and test.test_ratio == pytest.approx(0.25)
+    t = 0.25 / math.sqrt((1 / 2 + 1 / 4) * 0.005)
+    assert test.t == pytest.approx(t)
+    assert test.p == pytest.approx(1 - 2 / math.pi * math.atan(t))  # t with 1 df is Cauchy
+    assert test.p_holm == pytest.approx(test.p)  # one comparison: Holm changes nothing
+    assert test.wilcoxon_p == pytest.approx(0.5)  # exact: 2 positive differences
+
+
+def test_seeds_on_one_split_use_the_paired_t_test_and_split_json_sets_the_ratio(tmp_path: Path) -> None:
+    diffs = {0: 0.1, 1: 0.3, 2: 0.2}
+    for seed, diff in diffs.items():
+        write_run(tmp_path / f"a{seed}", fusion="image_only", fold=0, seed=seed, f1=0.5)
+        write_run(tmp_path / f"b{seed}", fusion="concat", fold=0, seed=seed, f1=0.5 + diff)
+    for fold in (1, 2):  # the same three seeds on other folds: now the pairs differ by fold
+        for name, f1 in (("image_only", 0.5), ("concat", 0.6 + 0.1 * fold)):
+            run = write_run(tmp_path / f"{name}{fold}", fusion=name, fold=fold, seed=0, f1=f1)
+            (run / "split.json").write_text(json.dumps({"train": list(range(60)), "val": [], "test": list(range(20))}))
+    runs = [load_run(d) for d in find_run_dirs([tmp_path])]
+    seeds = analyse([r for r in runs if r.fold == 0], metric="f1_macro", baseline=None, ignore=("seed",))
+    [c] = seeds.comparisons
+    expected = scipy_stats.ttest_rel([0.5 + d for d in diffs.values()], [0.5] * 3)
+    assert c.test.test == PAIRED_T and c.test.pairs == 3 and c.test.test_ratio is None
+    assert c.test.t == pytest.approx(expected.statistic) and c.test.p == pytest.approx(expected.pvalue)
+    folds = analyse(runs, metric="f1_macro", baseline=None, ignore=("seed", "split.fold"))
+    [c] = folds.comparisons
+    assert c.test.test == CORRECTED_T and c.test.pairs == 5  # (seed, fold): (0,0) (1,0) (2,0) (0,1) (0,2)
+    # split.json of the fold-1/2 runs: 20 test / 60 train rows; the fold-0 runs have none and are skipped
+    assert c.test.test_ratio == pytest.approx(20 / 60)
 
 
 def test_pairs_need_matching_folds_and_fewer_than_two_say_na(sweep: Path) -> None:
@@ -130,7 +163,7 @@ def test_pairs_need_matching_folds_and_fewer_than_two_say_na(sweep: Path) -> Non
     write_run(sweep / "6_fusion=attention", fusion="attention", fold=3, f1=0.9)  # no baseline run on fold 3
     assert main([str(sweep), "--baseline", "fusion=image_only,split=kfold"]) == 0
     md = (sweep / "report.md").read_text()
-    assert "| fusion=attention,split=kfold | 1 | +0.200 | n/a | n/a |" in md
+    assert "| fusion=attention,split=kfold | 1 | +0.200 | paired t (seeds) | n/a | n/a | n/a | n/a |" in md
     rows = read_csv(sweep / "report.csv")
     assert rows["fusion=attention,split=kfold"]["pairs"] == "1"
     assert rows["fusion=attention,split=kfold"]["p_value"] == ""
@@ -168,14 +201,19 @@ def test_csv_has_a_row_per_group_and_the_documented_columns(sweep: Path) -> None
         for stat in ("mean", "std", "ci_low", "ci_high"):
             assert f"{metric}_{stat}" in reader.fieldnames
     assert {"group", "n", "rank", "baseline", "pairs", "mean_diff", "p_value"} <= set(reader.fieldnames)
+    assert {"test", "test_ratio", "t", "p_holm", "p_wilcoxon", "test/f1_macro_ci_method"} <= set(reader.fieldnames)
 
 
-def test_a_single_run_works_with_std_shown_as_dash(tmp_path: Path, capsys) -> None:
-    run = write_run(tmp_path / "run", fusion="concat", fold=None, f1=0.75)
+def test_a_single_run_gets_a_bootstrap_interval_over_its_test_rows(tmp_path: Path, capsys) -> None:
+    # acc 0.85 is what the confusion matrix [[8, 2], [1, 9]] gives: its interval is a bootstrap over the 20
+    # test rows; F1 0.80 is not the matrix's (0.850), so the matrix describes other rows and F1 gets none
+    run = write_run(tmp_path / "run", fusion="concat", fold=None, f1=0.80)
     assert main([str(run)]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | fusion=concat,split=kfold | 1 | 0.750 ± – |" in out
-    assert read_csv(run / "report.csv")["fusion=concat,split=kfold"]["test/f1_macro_std"] == ""
+    assert re.search(r"\| 1 \| fusion=concat,split=kfold \| 1 \| 0\.800 ± – \| 0\.850 ± – \[0\.\d{3}, 1\.000\] \|", out)
+    row = read_csv(run / "report.csv")["fusion=concat,split=kfold"]
+    assert row["test/f1_macro_std"] == row["test/f1_macro_ci_low"] == ""
+    assert row["test/acc_ci_method"] == "bootstrap over test rows" and 0.6 < float(row["test/acc_ci_low"]) < 0.85
     assert (run / "report.html").exists()
 
 
@@ -206,23 +244,6 @@ def test_curves_skip_the_post_fit_revalidation(tmp_path: Path) -> None:
         "val/f1_macro": {0: 0.3, 1: 0.5},
         "val/acc": {0: 0.4, 1: 0.6},
     }
-
-
-def test_t_quantile_and_p_value_match_known_values() -> None:
-    assert t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-6)
-    assert t_quantile(0.975, 1) == pytest.approx(12.706205, abs=1e-6)
-    assert t_quantile(0.975, 30) == pytest.approx(2.042272, abs=1e-6)
-    assert t_quantile(0.975, 10_000) == pytest.approx(1.960201, abs=1e-5)
-    assert t_quantile(0.025, 4) == pytest.approx(-2.776445, abs=1e-6)
-    assert t_two_sided_p(2.776445, 4) == pytest.approx(0.05, abs=1e-6)
-    assert t_two_sided_p(0.0, 7) == pytest.approx(1.0)
-    assert summarize([1.0]).std is None and paired_t_test([1.0], [0.0]).p is None
-    scipy_stats = pytest.importorskip("scipy.stats")
-    a, b = [0.91, 0.85, 0.88, 0.93, 0.80], [0.84, 0.86, 0.79, 0.90, 0.70]
-    expected = scipy_stats.ttest_rel(a, b)
-    assert paired_t_test(a, b).p == pytest.approx(expected.pvalue, rel=1e-9)
-    for df in (1, 3, 12, 50):
-        assert t_quantile(0.9, df) == pytest.approx(scipy_stats.t.ppf(0.9, df), rel=1e-9)
 
 
 def test_importing_the_cli_loads_neither_matplotlib_nor_torch() -> None:
@@ -258,6 +279,11 @@ def test_real_sweep_end_to_end(tmp_path: Path) -> None:
         assert rows[group]["n"] == "2"
         assert float(rows[group]["test/f1_macro_mean"]) == pytest.approx(sum(values) / 2)
     assert rows["fusion=concat,split=kfold"]["pairs"] == "2"  # folds pair up against image_only
+    # folds share training rows: the corrected resampled t-test, with n_test / n_train from the runs' split.json
+    splits = [json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("split.json")]
+    ratio = sum(len(s["test"]) / len(s["train"]) for s in splits) / len(splits)
+    assert rows["fusion=concat,split=kfold"]["test"] == CORRECTED_T
+    assert float(rows["fusion=concat,split=kfold"]["test_ratio"]) == pytest.approx(ratio)
     assert (tmp_path / "multirun" / "report.html").read_text().count("data:image/png;base64,") == 3
 
 

@@ -20,7 +20,8 @@ from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import MAX_IMAGE_PIXELS, RESIZE_MODES
 from mmexp.data.labels import sorted_labels
 from mmexp.data.leakage import LeakReport, check_leakage
-from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records, read_rows
+from mmexp.data.manifest import read_rows
+from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records
 from mmexp.data.splits import Split
 from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer

@@ -6,11 +6,13 @@ laptop CPU and one from a GPU are different quantities.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -93,13 +95,30 @@ def latency_seconds(forward: Callable[[], Any], device: torch.device, *, runs: i
     return statistics.median(times)
 
 
+STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def reset_peak_memory() -> None:
+    """Start a run's peak-memory count afresh: a sweep under the basic launcher runs every job in one process,
+    whose lifetime peak (``ru_maxrss``) would otherwise be every job's figure. Linux resets the peak resident set
+    size when "5" is written to ``/proc/self/clear_refs``; elsewhere the lifetime peak is all there is."""
+    for index in range(torch.cuda.device_count()):
+        torch.cuda.reset_peak_memory_stats(index)
+    with contextlib.suppress(OSError):
+        CLEAR_REFS.write_text("5")
+
+
 def peak_memory(device: torch.device) -> dict[str, Any]:
-    """Peak CUDA memory allocated by tensors on a GPU; else the process's peak resident set size."""
+    """Peak CUDA memory allocated by tensors on a GPU; else the process's peak resident set size since
+    ``reset_peak_memory`` (Linux ``VmHWM``), or over its lifetime where that cannot be reset."""
     if device.type == "cuda":
         return {
             "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)),
             "peak_memory_kind": "cuda_max_memory_allocated",
         }
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        line = next(x for x in STATUS.read_text().splitlines() if x.startswith("VmHWM:"))
+        return {"peak_memory_bytes": int(line.split()[1]) * 1024, "peak_memory_kind": "process_peak_rss"}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "peak_memory_bytes": int(rss if sys.platform == "darwin" else rss * 1024),  # Linux reports KiB

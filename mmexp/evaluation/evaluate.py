@@ -90,6 +90,7 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
         )
     node = resolved_copy(cfg.data if user_data else train_cfg.data)
     node.text, node.image_size = train_cfg.data.text, train_cfg.data.image_size  # the word tokenizer's spec
+    node.resize = train_cfg.data.get("resize", "squash")  # images made square as the model saw them
     node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
     node.cache_dir = cfg.paths.cache_dir
     if not user_data:  # every row is read; the run's own test rows are picked by id (recorded_split)
@@ -216,9 +217,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from mmexp.core.build import build_datamodule
     from mmexp.core.io import write_json_atomic
     from mmexp.core.log_setup import quiet_known_warnings
+    from mmexp.evaluation.complexity import reset_peak_memory
     from mmexp.run.recorder import RunRecorder
 
     quiet_known_warnings()
+    reset_peak_memory()  # this evaluation's peak, not the process's
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
     ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
     datamodule = build_datamodule(data_node(cfg, train_cfg), train_cfg.text_encoder)

@@ -1,6 +1,8 @@
 """CLI: turn run dirs or sweep dirs into report.md, report.csv and a self-contained report.html.
 
     python -m mmexp.report outputs/multirun/<sweep> [--out DIR] [--baseline GROUP] [--metric test/f1_macro]
+    python -m mmexp.report <sweep per dataset>... --across          # methods ranked over datasets (Friedman)
+    python -m mmexp.report <sweep> --across data.synthetic.interaction  # datasets = values of an override
 
 Reads only the files a run writes.
 """
@@ -9,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from mmexp.core.io import write_text_atomic
-from mmexp.reporting.groups import DEFAULT_IGNORE, DEFAULT_METRIC, ReportError, analyse
-from mmexp.reporting.runs import find_run_dirs, load_run
+from mmexp.core.io import write_atomic, write_text_atomic
+from mmexp.reporting.groups import DEFAULT_IGNORE, DEFAULT_METRIC, Report, ReportError, analyse
+from mmexp.reporting.runs import Run, find_run_dirs, load_run
 
 OUTPUT_FILES = ("report.md", "report.csv", "report.html")
+ACROSS_CSV = "report_across.csv"  # --across: scores and ranks per (dataset, method), Friedman, CD
+CD_FILE = "cd_diagram.png"  # --across: the critical-difference diagram, also inline in report.html
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +57,39 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEYS",
         help="comma-separated override keys (glob patterns) left out when grouping (default: %(default)s)",
     )
+    parser.add_argument(
+        "--across",
+        nargs="?",
+        const="sweep",
+        default=None,
+        metavar="KEY",
+        help="also rank the methods over several datasets (average rank, Friedman test, Nemenyi critical "
+        "difference diagram): alone, each input path is one dataset; with KEY, each value of that override "
+        "(e.g. data.synthetic.interaction) is one",
+    )
     return parser
+
+
+def load_runs(paths: list[Path], *, tag: bool) -> list[Run]:
+    """Every run under ``paths``; with ``tag``, each run gets the override ``sweep=<its input path>``."""
+    if not tag:
+        return [load_run(d) for d in find_run_dirs(paths)]
+    runs: dict[Path, Run] = {}
+    for path, label in zip(paths, short_labels(paths), strict=True):
+        for d in find_run_dirs([path]):
+            run = load_run(d)
+            runs.setdefault(d, replace(run, overrides=(*run.overrides, f"sweep={label}")))
+    return list(runs.values())
+
+
+def short_labels(paths: list[Path]) -> list[str]:
+    """The shortest trailing parts of the resolved paths that tell them apart (``a/x``, ``b/x``; ``y``)."""
+    parts = [p.resolve().parts for p in paths]
+    for n in range(1, max(map(len, parts), default=0) + 1):
+        labels = ["/".join(p[-n:]) for p in parts]
+        if len(set(labels)) == len(set(map(tuple, parts))):
+            return labels
+    return [str(p) for p in paths]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     ignore = tuple(k.strip() for k in args.ignore.split(",") if k.strip())
     try:
         report = analyse(
-            [load_run(d) for d in run_dirs],
+            load_runs(args.paths, tag=args.across == "sweep"),
             metric=args.metric,
             baseline=args.baseline,
             ignore=ignore,
             inputs=tuple(map(str, args.paths)),
             base_dir=out,
+            across=args.across,
         )
     except ReportError as e:
         fail(str(e))
@@ -93,6 +131,29 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(out / "report.md", markdown)
     write_text_atomic(out / "report.csv", to_csv(doc))
     write_text_atomic(out / "report.html", to_html(doc))
+    written = [out / f for f in OUTPUT_FILES]
+    if report.across is not None:
+        from mmexp.reporting.csv_file import across_csv
+
+        write_text_atomic(out / ACROSS_CSV, across_csv(report.across))
+        written.append(out / ACROSS_CSV)
+    if report.across is not None and (png := _cd_png(report)) is not None:
+        write_atomic(out / CD_FILE, lambda f: f.write(png))
+        written.append(out / CD_FILE)
     print(markdown, end="")
-    print(f"mmexp.report: wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}", file=sys.stderr)
+    print(f"mmexp.report: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
+
+
+def _cd_png(report: Report) -> bytes | None:
+    """The critical-difference diagram as PNG bytes; None without matplotlib or without a CD."""
+    import base64
+
+    from mmexp.reporting import plots
+
+    assert report.across is not None
+    try:
+        encoded = plots.cd_diagram(report.across)
+    except ImportError:
+        return None
+    return None if encoded is None else base64.b64decode(encoded)

@@ -13,12 +13,12 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 
 def fmt_summary(s: Summary | None) -> str:
-    """``mean ± std [CI low, CI high]``; a single run shows ``mean ± –``."""
+    """``mean ± std [CI low, CI high]``; a single run shows ``mean ± – [CI]`` (its bootstrap interval) or
+    ``mean ± –`` without one."""
     if s is None:
         return DASH
-    if s.std is None:
-        return f"{s.mean:.3f} ± {DASH}"
-    return f"{s.mean:.3f} ± {s.std:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}]"
+    interval = "" if s.ci_low is None or s.ci_high is None else f" [{s.ci_low:.3f}, {s.ci_high:.3f}]"
+    return f"{s.mean:.3f} ± {DASH if s.std is None else f'{s.std:.3f}'}{interval}"
 
 
 def fmt_p(p: float | None) -> str:
@@ -31,6 +31,12 @@ def fmt_diff(c: Comparison) -> str:
 
 def fmt_t(c: Comparison) -> str:
     return "n/a" if c.test.t is None else f"{c.test.t:.2f}"
+
+
+def fmt_test(c: Comparison) -> str:
+    """The t-test's name, with n_test/n_train for the corrected one."""
+    ratio = c.test.test_ratio
+    return c.test.test if ratio is None else f"{c.test.test}, n_test/n_train={ratio:.3g}"
 
 
 def header(metric: str) -> str:

@@ -2,8 +2,9 @@
 
 A group is every completed run with the same command-line overrides once replicate axes (seed, fold,
 split seed) and bookkeeping (paths, hydra, logger, ckpt_path, debug) are left out; its name is what
-remains, sorted and joined by ",". Runs pair up across groups when their (seed, split.fold, split.seed) from
-config.yaml agree, so a fold is only ever compared with the same fold.
+remains, sorted and joined by "," (Hydra's ``+``/``++`` prefixes left out). Runs pair up across groups when
+their (seed, split.fold, split.seed) from config.yaml agree, so a fold is only ever compared with the same fold.
+Which test compares the pairs is chosen in ``pair_test`` (docs/statistics.md).
 """
 
 from __future__ import annotations
@@ -11,14 +12,27 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmexp.reporting.evals import EvalGroup, eval_groups
 from mmexp.reporting.runs import Run
-from mmexp.reporting.stats import PairedTest, Summary, paired_t_test, summarize
+from mmexp.reporting.stats import (
+    CORRECTED_T,
+    CORRECTED_T_SPLITS,
+    PairedTest,
+    Summary,
+    confusion_bootstrap,
+    holm,
+    is_bounded,
+    paired_test,
+    summarize,
+)
+
+if TYPE_CHECKING:
+    from mmexp.reporting.across import Across
 
 DEFAULT_IGNORE = (
     "seed",
@@ -74,8 +88,10 @@ def override_key(override: str) -> str:
 
 
 def group_overrides(overrides: tuple[str, ...], ignore: tuple[str, ...]) -> tuple[str, ...]:
-    """The overrides that define a group: sorted, without those whose key matches an ignore pattern."""
-    return tuple(sorted(o for o in overrides if not any(fnmatch.fnmatchcase(override_key(o), pat) for pat in ignore)))
+    """The overrides that define a group: sorted, without ``+``/``++`` (``+a=1`` is ``a=1``), without those
+    whose key matches an ignore pattern."""
+    kept = (o.lstrip("+") for o in overrides if not any(fnmatch.fnmatchcase(override_key(o), p) for p in ignore))
+    return tuple(sorted(kept))
 
 
 def eval_group_name(train: tuple[str, ...], own: tuple[str, ...], *, ignore: tuple[str, ...]) -> str:
@@ -97,13 +113,25 @@ def build_groups(runs: list[Run], *, metric: str, ignore: tuple[str, ...]) -> li
     groups = [Group(",".join(key) or NO_OVERRIDES, key, members) for key, members in by_key.items()]
     for group in groups:
         names = sorted({k for run in group.runs for k in _metrics(run).get("test", {})})
-        values = {k: [_value(_metrics(run)["test"].get(k)) for run in group.runs] for k in names}
-        group.stats = {k: s for k, v in values.items() if (s := summarize([x for x in v if x is not None]))}
+        group.stats = {k: s for k in names if (s := summarize_metric(group.runs, k))}
     sign = 1.0 if lower_is_better(metric) else -1.0
     ranked = sorted((g for g in groups if metric in g.stats), key=lambda g: (sign * g.stats[metric].mean, g.name))
     for i, group in enumerate(ranked, start=1):
         group.rank = i
     return ranked + sorted((g for g in groups if metric not in g.stats), key=lambda g: g.name)
+
+
+def summarize_metric(runs: list[Run], metric: str) -> Summary | None:
+    """Mean, std and interval of ``metric`` over ``runs``: t (cut to [0, 1] for fractions), or for one run
+    a bootstrap over its test rows from its confusion matrix."""
+    values = [v for run in runs if (v := _value(_metrics(run).get("test", {}).get(metric))) is not None]
+
+    def single() -> tuple[float, float] | None:
+        [run] = [run for run in runs if _value(_metrics(run).get("test", {}).get(metric)) is not None]
+        matrix = _metrics(run).get("confusion_matrix")
+        return confusion_bootstrap(matrix, metric, values[0]) if isinstance(matrix, list) else None
+
+    return summarize(values, bounds=(0.0, 1.0) if is_bounded(metric) else None, single=single)
 
 
 def _metrics(run: Run) -> dict[str, Any]:
@@ -132,20 +160,61 @@ def choose_baseline(groups: list[Group], requested: str | None) -> Group | None:
     return ranked[-1] if ranked else groups[-1]
 
 
-def compare(groups: list[Group], baseline: Group | None, metric: str) -> list[Comparison]:
-    """Paired t-test of every other group against ``baseline``; duplicate pair keys are averaged."""
+def compare(groups: list[Group], baseline: Group | None, metric: str, *, within: str | None = None) -> list[Comparison]:
+    """Test every other group against ``baseline`` on paired runs (duplicate pair keys are averaged), then
+    Holm-adjust the p-values of all comparisons together.
+
+    ``within``: an override key that names the dataset (``--across``); each group is then compared with the
+    baseline's group of its own dataset (the baseline's overrides with this key's value swapped).
+    """
     if baseline is None:
         return []
-    base = _paired_values(baseline, metric)
+    by_overrides = {g.overrides: g for g in groups}
     out = []
     for group in groups:
-        if group is baseline:
+        base = baseline if within is None else by_overrides.get(_swap(baseline.overrides, group.overrides, within))
+        if base is None or group is base:
             continue
-        mine = _paired_values(group, metric)
-        keys = sorted(set(mine) & set(base), key=repr)
-        test = paired_t_test([mine[k] for k in keys], [base[k] for k in keys])
-        out.append(Comparison(group.name, baseline.name, metric, test))
-    return out
+        mine, theirs = _paired_values(group, metric), _paired_values(base, metric)
+        keys = sorted(set(mine) & set(theirs), key=repr)
+        test = pair_test([mine[k] for k in keys], [theirs[k] for k in keys], keys, [*group.runs, *base.runs])
+        out.append(Comparison(group.name, base.name, metric, test))
+    adjusted = holm([c.test.p for c in out])
+    return [replace(c, test=replace(c.test, p_holm=p)) for c, p in zip(out, adjusted, strict=True)]
+
+
+def _swap(overrides: tuple[str, ...], other: tuple[str, ...], key: str) -> tuple[str, ...]:
+    """``overrides`` with its ``key=...`` item replaced by ``other``'s (or dropped when ``other`` has none)."""
+    mine = [o for o in overrides if override_key(o) != key]
+    return tuple(sorted(mine + [o for o in other if override_key(o) == key]))
+
+
+def pair_test(a: list[float], b: list[float], keys: list[tuple[Any, ...]], runs: list[Run]) -> PairedTest:
+    """The paired t-test when every pair shares its split (the pairs differ by seed only); the corrected
+    resampled t-test when the pairs differ by split.fold or split.seed, i.e. are resamplings of the data whose
+    training sets overlap (Nadeau & Bengio 2003), with n_test / n_train from the runs' splits."""
+    folds, split_seeds = {k[1] for k in keys}, {k[2] for k in keys}
+    if len(folds) < 2 and len(split_seeds) < 2:
+        return paired_test(a, b)
+    kind = CORRECTED_T if len(folds) > 1 else CORRECTED_T_SPLITS
+    paired = set(keys)
+    return paired_test(a, b, test_ratio=split_ratio([r for r in runs if r.pair_key in paired]), kind=kind)
+
+
+def split_ratio(runs: list[Run]) -> float:
+    """Mean n_test / n_train of the runs: split.json's sizes, else the config's split (k and val for k-fold,
+    test and train fractions otherwise); 1 / (k - 1) with k = 5 when neither is there."""
+    ratios = [r.n_test / r.n_train for r in runs if r.n_test and r.n_train]
+    if not ratios:
+        for run in runs:
+            split = run.split
+            if isinstance(k := split.get("k"), int) and k >= 2:
+                val = split.get("val", 0.0)
+                val = float(val) if isinstance(val, (int, float)) and 0 <= val < 1 else 0.0
+                ratios.append((1 / k) / ((1 - 1 / k) * (1 - val)))
+            elif all(isinstance(split.get(f), (int, float)) and split[f] > 0 for f in ("train", "test")):
+                ratios.append(float(split["test"]) / float(split["train"]))
+    return math.fsum(ratios) / len(ratios) if ratios else 0.25
 
 
 def _paired_values(group: Group, metric: str) -> dict[tuple[Any, ...], float]:
@@ -202,7 +271,7 @@ def mean_curve(group: Group, key: str) -> dict[int, tuple[float, float]]:
             by_epoch[epoch].append(value)
     out = {}
     for epoch in sorted(by_epoch):
-        s = summarize(by_epoch[epoch])
+        s = summarize(by_epoch[epoch])  # a t interval, unused here
         assert s is not None  # read_curves keeps finite values only, and every epoch listed has one
         out[epoch] = (s.mean, s.std or 0.0)
     return out
@@ -221,6 +290,7 @@ class Report:
     inputs: tuple[str, ...] = ()
     base_dir: Path | None = None
     evals: list[EvalGroup] = field(default_factory=list)
+    across: Across | None = None
 
     def shown_path(self, run: Run) -> str:
         """A run's path relative to ``base_dir`` (the output dir) when below it, else absolute."""
@@ -256,8 +326,15 @@ def analyse(
     ignore: tuple[str, ...],
     inputs: tuple[str, ...] = (),
     base_dir: Path | None = None,
+    across: str | None = None,
 ) -> Report:
-    """Group, rank and compare training runs; group eval dirs; ``metric`` may omit its ``test/`` prefix."""
+    """Group, rank and compare training runs; group eval dirs; ``metric`` may omit its ``test/`` prefix.
+
+    ``across``: the override key that names the dataset; methods are then also ranked over the datasets
+    (across.py), and each group is compared with the baseline of its own dataset.
+    """
+    from mmexp.reporting.across import across as across_datasets
+
     metric = metric if "/" in metric else f"test/{metric}"
     trained = [run for run in runs if run.kind == "train"]
     available = sorted({k for run in trained if run.ok for k in _metrics(run).get("test", {})})
@@ -269,10 +346,11 @@ def analyse(
         metric=metric,
         groups=groups,
         baseline=base,
-        comparisons=compare(groups, base, metric),
+        comparisons=compare(groups, base, metric, within=across),
         failed=[run for run in runs if not run.ok],
         ignore=ignore,
         inputs=inputs,
         base_dir=base_dir,
         evals=eval_groups(runs, key=partial(eval_group_name, ignore=ignore)),
+        across=None if across is None else across_datasets(trained, key=across, metric=metric, ignore=ignore),
     )

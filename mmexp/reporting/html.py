@@ -14,6 +14,8 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } tr.baseline td { background: #fff8e1; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.text { overflow-wrap: anywhere; min-width: 8em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
 .note { color: #555; } code { background: #f4f4f4; padding: 0 3px; }
 """
@@ -55,14 +57,20 @@ def figure(f: Figure) -> str:
 
 
 def table(t: Table) -> str:
-    """Numeric columns get tabular digits and no wrapping; baseline rows are highlighted."""
+    """Numeric columns get tabular digits and no wrapping; text cells wrap (after commas first); a table wider
+    than the page scrolls inside its own box, not the page; baseline rows are highlighted."""
     th = "".join(f"<th>{escape(h)}</th>" for h in t.headers)
     trs = []
     for i, row in enumerate(t.rows):
         cls = ' class="baseline"' if i < len(t.highlight) and t.highlight[i] else ""
         cells = "".join(
-            f'<td class="num">{escape(c)}</td>' if j >= t.numeric_from else f"<td>{escape(c)}</td>"
+            f'<td class="num">{escape(c)}</td>' if j >= t.numeric_from else f'<td class="text">{_breakable(c)}</td>'
             for j, c in enumerate(row)
         )
         trs.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{"".join(trs)}</tbody></table></div>'
+
+
+def _breakable(text: str) -> str:
+    """Escaped, with a line-break opportunity after every comma (group names are comma-joined overrides)."""
+    return escape(text).replace(",", ",<wbr>")

@@ -10,11 +10,14 @@ import base64
 import io
 import itertools
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmexp.reporting import evals
 from mmexp.reporting.groups import Report, confusion, mean_curve
 from mmexp.reporting.runs import CURVE_KEYS
+
+if TYPE_CHECKING:
+    from mmexp.reporting.across import Across
 
 
 def _figure(width: float, height: float) -> Any:
@@ -69,7 +72,7 @@ def bar_chart(report: Report) -> str | None:
     ax.set_yticks(ypos, [_wrap(names[g.name]) + f"  (n={len(g.runs)})" for g in groups], fontsize=8)
     for y, m, s in zip(ypos, means, stds, strict=True):
         ax.text(m + s, y, f"  {m:.3f}", va="center", ha="left", fontsize=8)
-    ax.set_xlabel(f"{report.metric} (mean ± std)")
+    ax.set_xlabel(f"{report.metric}: mean over runs, error bars ± 1 std (n per group in the labels)")
     ax.margins(x=0.15)
     return _to_base64(fig)
 
@@ -92,10 +95,11 @@ def learning_curves(report: Report) -> str | None:
             epochs = list(curve)
             mean = [curve[e][0] for e in epochs]
             std = [curve[e][1] for e in epochs]
-            ax.plot(epochs, mean, marker="o", ms=3, color=colors[group.name], label=names[group.name])
+            label = f"{names[group.name]} (n={len(group.runs)})"
+            ax.plot(epochs, mean, marker="o", ms=3, color=colors[group.name], label=label)
             low, high = [m - s for m, s in zip(mean, std, strict=True)], [m + s for m, s in zip(mean, std, strict=True)]
             ax.fill_between(epochs, low, high, color=colors[group.name], alpha=0.15, linewidth=0)
-        ax.set_title(key)
+        ax.set_title(f"{key}: mean ± 1 std over runs")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -140,6 +144,7 @@ def confusion_matrices(report: Report) -> str | None:
 def robustness_curves(report: Report) -> str | None:
     """Accuracy vs corruption severity, one panel per corruption, one line per eval group."""
     curves = {g.name: evals.robustness(g) for g in report.evals}
+    counts = {g.name: len(g.evals) for g in report.evals}
     names = list(dict.fromkeys(name for by_name in curves.values() for name in by_name))
     if not names:
         return None
@@ -160,7 +165,7 @@ def robustness_curves(report: Report) -> str | None:
                     marker="o",
                     ms=3,
                     color=cmap(i % 10),
-                    label=_wrap(group, 60),
+                    label=_wrap(f"{group} (n={counts[group]} evals, mean)", 60),
                 )
         ax.set_title(f"{name} ({modality})", fontsize=9)
         ax.set_xlabel("severity", fontsize=8)
@@ -208,4 +213,53 @@ def reliability_diagrams(report: Report) -> str | None:
     for ax in axes[len(diagrams) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="upper left")
+    return _to_base64(fig)
+
+
+def cliques(ranks: list[float], cd: float) -> list[tuple[int, int]]:
+    """Maximal runs (first, last) of positions in ``ranks`` (sorted ascending) that span less than ``cd``."""
+    out: list[tuple[int, int]] = []
+    for i in range(len(ranks)):
+        j = max(k for k in range(i, len(ranks)) if ranks[k] - ranks[i] < cd)
+        if j > i and not any(a <= i and j <= b for a, b in out):
+            out.append((i, j))
+    return out
+
+
+def cd_diagram(a: Across) -> str | None:
+    """Demšar's critical-difference diagram: average ranks on an axis (1 = best, left), the CD as a bar,
+    thick lines joining methods whose average ranks differ by less than the CD."""
+    if a.cd is None or len(a.methods) < 2:
+        return None
+    k = len(a.methods)
+    order = sorted(range(k), key=lambda i: a.average_ranks[i])
+    ranks = [a.average_ranks[i] for i in order]
+    names = [a.methods[i].replace(",", ", ") for i in order]
+    half = (k + 1) // 2
+    rows = max(half, k - half)
+    fig = _figure(9, 1.3 + 0.3 * rows)
+    ax = fig.add_subplot()
+    margin = max(1.0, 0.45 * (k - 1))  # room for the labels on both sides
+    ax.set_xlim(1 - margin, k + margin)
+    ax.set_ylim(-(0.6 * rows + 0.4), 1.6)
+    ax.axis("off")
+    ax.hlines(0, 1, k, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.vlines(r, 0, 0.15, color="black", lw=1)
+        ax.text(r, 0.25, str(r), ha="center", va="bottom", fontsize=8)
+    ax.hlines(1.1, 1, 1 + a.cd, color="black", lw=1.5)
+    ax.vlines([1, 1 + a.cd], 1.0, 1.2, color="black", lw=1.5)
+    ax.text(1 + a.cd / 2, 1.25, f"CD = {a.cd:.2f} (Nemenyi, alpha = {a.alpha})", ha="center", va="bottom", fontsize=8)
+    for pos, (rank, name) in enumerate(zip(ranks, names, strict=True)):
+        left = pos < half
+        y = -(pos + 1) * 0.6 if left else -(k - pos) * 0.6
+        x_end = 1 - 0.2 * margin if left else k + 0.2 * margin
+        ax.plot([rank, rank, x_end], [0, y, y], color="black", lw=0.8)
+        label = f"{name} ({rank:.2f})" if left else f"({rank:.2f}) {name}"
+        ax.text(x_end, y, f" {label} ", ha="right" if left else "left", va="center", fontsize=8)
+    for line, (i, j) in enumerate(cliques(ranks, a.cd)):
+        y = -0.15 - 0.12 * line
+        ax.hlines(y, ranks[i] - 0.03, ranks[j] + 0.03, color="tab:red", lw=3)
+    n = f"{len(a.datasets)} datasets, {a.metric}"
+    ax.set_title(f"Average rank over {n} (1 = best); red: no significant difference", fontsize=9)
     return _to_base64(fig)

@@ -32,6 +32,9 @@ class Run:
     kind: str = "train"  # "eval": a `python -m mmexp.eval` dir (eval.json, optional robustness.json)
     evaluation: dict[str, Any] | None = None
     robustness: dict[str, Any] | None = None
+    n_train: int | None = None  # rows in split.json's train / test lists (the corrected t-test's ratio)
+    n_test: int | None = None
+    split: dict[str, Any] = field(default_factory=dict)  # config.yaml's split.* (k, fold, fractions)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +86,8 @@ def load_run(path: Path) -> Run:
         seed=config.get("seed", info.get("seed")),
         fold=split.get("fold"),
         split_seed=split.get("seed"),
+        split=split,
+        **_split_sizes(path / "split.json"),
     )
     if status != "completed":
         return Run(**common, problem=status)
@@ -115,6 +120,17 @@ def load_eval(path: Path, common: dict[str, Any]) -> Run:
     return Run(
         **common, kind="eval", evaluation=evaluation, robustness=robustness if isinstance(robustness, dict) else None
     )
+
+
+def _split_sizes(path: Path) -> dict[str, int]:
+    """``n_train`` / ``n_test``: the lengths of split.json's id lists (nothing when unreadable)."""
+    try:
+        split = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(split, dict):
+        return {}
+    return {f"n_{name}": len(ids) for name in ("train", "test") if isinstance(ids := split.get(name), list)}
 
 
 def _hydra_overrides(path: Path) -> tuple[str, ...]:

@@ -22,21 +22,39 @@ from mmexp.reporting.formatting import (
     fmt_p,
     fmt_summary,
     fmt_t,
+    fmt_test,
     header,
 )
 from mmexp.reporting.groups import Report, lower_is_better, per_class_mean
-from mmexp.reporting.stats import CONFIDENCE
+from mmexp.reporting.stats import ALPHA, CONFIDENCE
 
 TITLE = "mmexp report"
 COMPARISON_NOTE = (
-    "Runs pair up when seed, split.fold and split.seed agree; two-sided paired t-test, "
-    "not corrected for multiple comparisons; n/a with fewer than 2 pairs."
+    "Runs pair up when seed, split.fold and split.seed agree; n/a with fewer than 2 pairs. "
+    "Test: paired t when the pairs share their split (they differ by seed only); corrected resampled t "
+    "(Nadeau & Bengio 2003) when the pairs are different folds or split seeds, whose training sets overlap "
+    "so that the plain t-test is overconfident: the variance is inflated by n_test/n_train (from split.json). "
+    "p: two-sided, raw; p (Holm): adjusted over all the comparisons in this table (Holm-Bonferroni); "
+    "Wilcoxon: two-sided signed-rank p on the same pairs (exact for small n; it cannot go below 0.5 with "
+    "2 pairs or 0.25 with 3). See docs/statistics.md."
+)
+CI_NOTE = (
+    f"{CONFIDENCE:.0%} CI of the mean: Student t over the runs, cut to [0, 1] for fractions (accuracy, "
+    "precision, recall, F1, AUROC, ECE); for a group of one run, a percentile bootstrap over its test rows "
+    "(resampled from its confusion matrix: accuracy and precision/recall/F1 only), else none."
 )
 
 
 def build_document(report: Report) -> Document:
     """The whole report; figures are drawn later, and only by the renderers that show them."""
-    sections = (ranking(report), comparison(report), *details(report), *eval_sections(report), failed(report))
+    sections = (
+        *across_sections(report),
+        ranking(report),
+        comparison(report),
+        *details(report),
+        *eval_sections(report),
+        failed(report),
+    )
     return Document(TITLE, intro(report), sections, data_table(report))
 
 
@@ -46,9 +64,10 @@ def intro(report: Report) -> tuple[Paragraph, ...]:
     completed = sum(len(g.runs) for g in report.groups)
     lines = [
         (
-            f"Ranked by {report.metric} ({direction} is better). Cells: mean ± std "
-            f"[{CONFIDENCE:.0%} CI of the mean, Student t] over the runs of a group; {DASH} where a group has one run."
+            f"Ranked by {report.metric} ({direction} is better). Cells: mean ± std [{CONFIDENCE:.0%} CI] over the "
+            f"n runs of a group (seeds, folds); std {DASH} where a group has one run."
         ),
+        CI_NOTE,
         f"A group is the runs with the same overrides, ignoring {', '.join(report.ignore) or 'nothing'}.",
         f"Runs: {completed} completed in {len(report.groups)} group(s), {len(report.failed)} failed or incomplete.",
     ]
@@ -81,6 +100,13 @@ def ranking(report: Report) -> Section:
             Paragraph(("Highlighted: the baseline ", Code(report.baseline.name), "."), note=True, detail=True)
         )
     blocks.append(Figure(partial(plots.bar_chart, report), f"{report.metric} per group"))
+    blocks.append(
+        Paragraph(
+            ("Bars: mean over each group's runs (n in the label); error bars: ± 1 std over the runs.",),
+            note=True,
+            detail=True,
+        )
+    )
     if common := report.common_overrides():
         blocks.append(
             Paragraph(
@@ -99,20 +125,57 @@ def comparison(report: Report) -> Section:
     else:
         blocks = [Paragraph(("Baseline: ", Code(report.baseline.name), f". {COMPARISON_NOTE}"), note=True)]
     if report.comparisons:
-        head = ("group", "pairs", f"mean diff ({report.metric}, group - baseline)", "t", "p (paired t-test)")
-        rows = tuple((c.group, str(c.test.pairs), fmt_diff(c), fmt_t(c), fmt_p(c.test.p)) for c in report.comparisons)
-        blocks.append(Table(head, rows))
+        several = len({c.baseline for c in report.comparisons}) > 1  # --across: one baseline per dataset
+        head = (
+            "group",
+            *(("baseline",) if several else ()),
+            "pairs",
+            f"mean diff ({report.metric}, group - baseline)",
+            "test",
+            "t",
+            "p",
+            "p (Holm)",
+            "p (Wilcoxon)",
+        )
+        rows = tuple(
+            (
+                c.group,
+                *((c.baseline,) if several else ()),
+                str(c.test.pairs),
+                fmt_diff(c),
+                fmt_test(c),
+                fmt_t(c),
+                fmt_p(c.test.p),
+                fmt_p(c.test.p_holm),
+                fmt_p(c.test.wilcoxon_p),
+            )
+            for c in report.comparisons
+        )
+        blocks.append(Table(head, rows, numeric_from=3 if several else 2))
     return Section("Paired comparison against the baseline", tuple(blocks))
 
 
 def details(report: Report) -> tuple[Section, ...]:
     """The page's extra sections: learning curves, confusion matrices, per-class F1, all test metrics."""
     return (
-        Section("Learning curves", (Figure(partial(plots.learning_curves, report), "validation curves"),), detail=True),
+        Section(
+            "Learning curves",
+            (
+                Figure(partial(plots.learning_curves, report), "validation curves"),
+                Paragraph(
+                    ("Lines: mean over each group's runs that reached the epoch; bands: ± 1 std over them.",),
+                    note=True,
+                ),
+            ),
+            detail=True,
+        ),
         Section(
             "Confusion matrices",
             (
-                Paragraph(("Summed over each group's runs, normalized per row (rows = true class).",), note=True),
+                Paragraph(
+                    ("Summed over each group's runs (n in each title), normalized per row (rows = true class).",),
+                    note=True,
+                ),
                 Figure(partial(plots.confusion_matrices, report), "confusion matrices"),
             ),
             detail=True,
@@ -153,19 +216,27 @@ def data_table(report: Report) -> Table:
     metrics = report.all_metrics()
     head = ["group", "rank", "n"]
     for m in metrics:
-        head += [f"{m}_mean", f"{m}_std", f"{m}_ci_low", f"{m}_ci_high"]
-    head += ["baseline", "pairs", "mean_diff", "p_value"]
+        head += [f"{m}_mean", f"{m}_std", f"{m}_ci_low", f"{m}_ci_high", f"{m}_ci_method"]
+    comparison_head = ["baseline", "pairs", "mean_diff", "test", "test_ratio", "t", "p_value", "p_holm", "p_wilcoxon"]
+    head += comparison_head
     by_group = {c.group: c for c in report.comparisons}
     rows = []
     for g in report.groups:
         row = [g.name, _raw(g.rank), _raw(len(g.runs))]
         for m in metrics:
             s = g.stats.get(m)
-            row += ["", "", "", ""] if s is None else [_raw(s.mean), _raw(s.std), _raw(s.ci_low), _raw(s.ci_high)]
+            row += (
+                [""] * 5
+                if s is None
+                else [_raw(s.mean), _raw(s.std), _raw(s.ci_low), _raw(s.ci_high), s.ci_method or ""]
+            )
         c = by_group.get(g.name)
-        row += (
-            ["", "", "", ""] if c is None else [c.baseline, _raw(c.test.pairs), _raw(c.test.mean_diff), _raw(c.test.p)]
-        )
+        if c is None:
+            row += [""] * len(comparison_head)
+        else:
+            t = c.test
+            row += [c.baseline, _raw(t.pairs), _raw(t.mean_diff), t.test, _raw(t.test_ratio), _raw(t.t), _raw(t.p)]
+            row += [_raw(t.p_holm), _raw(t.wilcoxon_p)]
         rows.append(tuple(row))
     return Table(tuple(head), tuple(rows), numeric_from=1)
 
@@ -173,3 +244,62 @@ def data_table(report: Report) -> Table:
 def _raw(value: float | None) -> str:
     """Full precision, as ``str`` writes it; blank for a missing value (or rank)."""
     return "" if value is None else str(value)
+
+
+def across_sections(report: Report) -> tuple[Section, ...]:
+    """``--across``: the methods' scores and ranks per dataset, the Friedman test and the CD diagram."""
+    a = report.across
+    if a is None:
+        return ()
+    title = "Across datasets"
+    if not a.methods or not a.datasets:
+        return (Section(title, (Paragraph(("No method has runs in every dataset.",)),)),)
+    counts = sorted({n for row in a.runs for n in row})
+    n_text = f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}–{counts[-1]}"
+    blocks: list[Block] = [
+        Paragraph(
+            (
+                f"Datasets: the values of {a.key}" if a.key != "sweep" else "Datasets: the input paths",
+                f" ({len(a.datasets)}); methods: groups without {a.key} and data overrides ({len(a.methods)}). ",
+                f"Cells: mean {a.metric} over the cell's runs ({n_text} per cell), "
+                "rank within the dataset in brackets (1 = best, ties averaged). Demšar (2006): average ranks, "
+                "Friedman test, Nemenyi critical difference.",
+            ),
+            note=True,
+        )
+    ]
+    head = ("dataset", *a.methods)
+    rows = [
+        (d, *(f"{s:.3f} ({r:g})" for s, r in zip(a.scores[i], a.ranks[i], strict=True)))
+        for i, d in enumerate(a.datasets)
+    ]
+    rows.append(("average rank", *(f"{r:.3f}" for r in a.average_ranks)))
+    blocks.append(Table(head, tuple(rows), numeric_from=1))
+    f = a.friedman
+    if f is None:
+        blocks.append(Paragraph(("Friedman test: n/a (it needs 3 or more methods and 2 or more datasets).",)))
+    else:
+        text = f"Friedman χ² = {f.chi2:.3f} (df {f.methods - 1}, N = {f.datasets} datasets), p = {fmt_p(f.p)}"
+        if f.f is not None:
+            df2 = (f.methods - 1) * (f.datasets - 1)
+            text += f"; Iman-Davenport F = {f.f:.3f} (df {f.methods - 1}, {df2}), p = {fmt_p(f.f_p)}"
+        blocks.append(Paragraph((text + ".",)))
+    if a.cd is not None:
+        same = a.not_different()
+        blocks.append(
+            Paragraph(
+                (
+                    f"Nemenyi critical difference (alpha = {ALPHA}): CD = {a.cd:.3f}; two methods differ significantly "
+                    "when their average ranks differ by more than CD. The diagram joins methods that do not.",
+                ),
+                note=True,
+            )
+        )
+        blocks.append(Figure(partial(plots.cd_diagram, a), "critical difference diagram"))
+        if not same:
+            blocks.append(Paragraph(("Every pair of methods differs by more than CD.",)))
+    if a.left_out:
+        blocks.append(
+            Paragraph((f"Left out (no runs in some dataset): {', '.join(a.left_out)}.",), note=True, detail=True)
+        )
+    return (Section(title, tuple(blocks)),)

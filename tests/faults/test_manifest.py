@@ -17,7 +17,8 @@ import pytest
 
 from mmexp.core.errors import ConfigError
 from mmexp.data.datamodule import MultimodalDataModule, sorted_labels
-from mmexp.data.records import BadRow, Columns, Record, parse_records, read_rows
+from mmexp.data.manifest import read_rows
+from mmexp.data.records import BadRow, Columns, Record, parse_records
 from mmexp.data.splits import stratified_split
 from tests.data_factory import clean_rows, write_manifest
 

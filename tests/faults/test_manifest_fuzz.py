@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmexp.core.errors import ConfigError
-from mmexp.data.records import Columns, parse_records, read_rows
+from mmexp.data.manifest import read_rows
+from mmexp.data.records import Columns, parse_records
 
 FIELDS = ["id", "image", "text", "label"]
 BREAK = re.compile(r"\r\n|\r|\n")  # the documented line breaks

@@ -1,0 +1,230 @@
+"""Per-row predictions: every run's ``predictions/test.csv``, and ``mmexp.predict`` over new rows.
+
+Both write one CSV format: ``id``, ``label`` (the true label, empty when the row has none), ``predicted``,
+``confidence`` (the predicted class's probability), ``missing`` (``none``, ``image`` or ``text``: the
+modality the row lacked, removed the way ``mmexp.eval`` removes it), then ``p_<class>`` per class in
+label-map order. Probabilities are written with 9 significant digits (float32 round-trips exactly).
+``mmexp.predict`` streams: rows are read, decoded, tokenized, scored and written ``batch_size`` at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import torch
+
+from mmexp.core.errors import ConfigError
+from mmexp.core.io import write_atomic, write_text_atomic
+from mmexp.data.images import decode_images
+from mmexp.data.manifest import ERROR, RowProblem, iter_rows
+from mmexp.data.records import (
+    BadRow,
+    Columns,
+    ScoringRecord,
+    check_scoring_columns,
+    explicit_ids,
+    scoring_record,
+    with_mmf_image_column,
+)
+from mmexp.models.contracts import Batch
+from mmexp.models.missing import remove_modality
+
+if TYPE_CHECKING:
+    import lightning as L
+
+    from mmexp.data.datamodule import MultimodalDataModule
+    from mmexp.training.classifier import MultimodalClassifier
+
+COLUMNS = ("id", "label", "predicted", "confidence", "missing")
+PROBABILITY = "p_"  # prefix of the per-class probability columns
+
+
+class _Utf8:
+    """A text sink over a binary file, for ``csv.writer`` inside ``write_atomic``."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+
+    def write(self, text: str) -> int:
+        return self.f.write(text.encode("utf-8"))
+
+
+class PredictionWriter:
+    """Writes the header, then rows of scored batches; counts rows and missing modalities."""
+
+    def __init__(self, f: IO[bytes], labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.csv = csv.writer(_Utf8(f), lineterminator="\n")
+        self.csv.writerow([*COLUMNS, *(PROBABILITY + name for name in self.labels)])
+        self.missing: Counter[str] = Counter()
+
+    def write(
+        self, ids: Sequence[str], true: Sequence[str | None], probs: torch.Tensor, missing: Sequence[str]
+    ) -> None:
+        """One row per id; ``probs`` (B, C) are class probabilities."""
+        probs = probs.detach().float().cpu()
+        confidence, predicted = probs.max(dim=1)
+        for i, row in enumerate(probs.tolist()):
+            self.csv.writerow(
+                [
+                    ids[i],
+                    true[i] or "",
+                    self.labels[int(predicted[i])],
+                    f"{float(confidence[i]):.9g}",
+                    missing[i],
+                    *(f"{p:.9g}" for p in row),
+                ]
+            )
+        self.missing.update(missing)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.missing.values())
+
+
+def write_test_predictions(
+    path: Path, trainer: L.Trainer, model: MultimodalClassifier, datamodule: MultimodalDataModule
+) -> None:
+    """Every test row scored by ``model`` as ``trainer.test`` left it (the best checkpoint's weights), under the
+    trainer's precision, into ``path`` (a run's ``predictions/test.csv``). Rank zero writes; the others return."""
+    if not trainer.is_global_zero:
+        return
+    device, labels, ids = trainer.strategy.root_device, datamodule.label_names, datamodule.info.ids
+
+    def write(f: IO[bytes]) -> None:
+        out = PredictionWriter(f, labels)
+        model.eval()
+        with torch.inference_mode(), trainer.precision_plugin.forward_context():
+            for batch in datamodule.test_dataloader():
+                batch = batch.to(device)
+                index = batch.index.tolist() if batch.index is not None else []
+                probs = model(batch).float().softmax(-1)
+                out.write(
+                    [ids[i] for i in index], [labels[y] for y in batch.label.tolist()], probs, ["none"] * len(index)
+                )
+
+    write_atomic(path, write)
+
+
+@dataclass
+class Manifest:
+    """A manifest checked for scoring: its columns, its ids (the only thing kept per row) and its bad rows."""
+
+    path: Path
+    root: Path
+    columns: Columns
+    first_line_of: dict[str, int]
+    bad: list[BadRow] = field(default_factory=list)
+
+    def records(self) -> Iterator[ScoringRecord]:
+        """The usable rows, read again from the file one at a time."""
+        bad_lines = {b.line for b in self.bad}
+        for line, row in iter_rows(self.path):
+            if line in bad_lines:
+                continue
+            try:
+                yield scoring_record(line, row, self.root, self.columns, self.first_line_of)
+            except RowProblem as problem:  # the file or an image changed since it was checked
+                raise ConfigError(f"data: {self.path} line {line} changed while being scored: {problem}") from None
+
+
+def check_manifest(path: Path, root: Path, columns: Columns) -> Manifest:
+    """Read the manifest twice without decoding anything: its columns and ids, then every row's problems.
+
+    Columns that do not match are one ``ConfigError``; bad rows are listed in ``Manifest.bad``.
+    """
+    found: set[str] = set()
+
+    def noting_columns() -> Iterator[tuple[int, dict[str, Any]]]:
+        for line, row in iter_rows(path):
+            if ERROR not in row:
+                found.update(row)
+            yield line, row
+
+    first_line_of = explicit_ids(noting_columns(), columns)
+    columns = with_mmf_image_column(columns, [(0, dict.fromkeys(found))])
+    if found:  # no readable row at all: the bad rows say why
+        check_scoring_columns(found, columns)
+    manifest = Manifest(path, root.resolve(), columns, first_line_of)
+    for line, row in iter_rows(path):
+        try:
+            scoring_record(line, row, manifest.root, columns, first_line_of)
+        except RowProblem as problem:
+            manifest.bad.append(BadRow(line, str(problem), row))
+    return manifest
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """How the checkpoint's model wants its inputs: tokenizer, image size and resize mode."""
+
+    tokenizer: Any
+    image_size: int
+    resize: str
+    max_pixels: int
+
+
+def to_batch(records: list[ScoringRecord], inputs: Inputs) -> tuple[Batch, dict[int, str]]:
+    """The rows as one ``Batch`` with each missing modality removed; images that fail to decode by position."""
+    with_image = [i for i, r in enumerate(records) if r.image is not None]
+    paths = [r.image for r in records if r.image is not None]
+    decoded, failed = decode_images(paths, inputs.image_size, inputs.resize, inputs.max_pixels)
+    size = inputs.image_size
+    images = torch.zeros(len(records), 3, size, size, dtype=torch.uint8)
+    images[with_image] = torch.from_numpy(decoded)
+    texts = [r.text or "" for r in records]
+    text_ids, text_mask = inputs.tokenizer.encode(texts)
+    batch = Batch(
+        image=images, text_ids=text_ids, text_mask=text_mask, label=torch.zeros(len(records), dtype=torch.long)
+    )
+    batch = batch.replace(texts=texts)
+    for modality in ("image", "text"):
+        rows = torch.tensor([r.missing == modality for r in records])
+        if bool(rows.any()):
+            batch = remove_modality(batch, modality, rows)
+    return batch, {with_image[k]: reason for k, reason in failed.items()}
+
+
+def score_manifest(
+    f: IO[bytes],
+    manifest: Manifest,
+    model: MultimodalClassifier,
+    labels: Sequence[str],
+    inputs: Inputs,
+    *,
+    batch_size: int,
+    device: torch.device,
+    skip_bad: bool,
+) -> PredictionWriter:
+    """Score the manifest's usable rows ``batch_size`` at a time into ``f``; an image that fails to decode is
+    a bad row (listed in ``manifest.bad`` with ``skip_bad``, else one ``ConfigError``)."""
+    out = PredictionWriter(f, labels)
+    model.eval()
+    records = manifest.records()
+    while chunk := list(itertools.islice(records, batch_size)):
+        batch, failed = to_batch(chunk, inputs)
+        if failed and not skip_bad:
+            line, reason = chunk[min(failed)].line, failed[min(failed)]
+            raise ConfigError(
+                f"data: {manifest.path} line {line}: {reason}; fix the image, or set data.on_bad_record=skip "
+                "to predict without such rows (they go to skipped.jsonl)"
+            )
+        manifest.bad += [BadRow(chunk[i].line, reason, {"id": chunk[i].id}) for i, reason in failed.items()]
+        keep = [i for i in range(len(chunk)) if i not in failed]
+        with torch.inference_mode():
+            probs = model(batch.to(device)).float().softmax(-1)[keep]
+        rows = [chunk[i] for i in keep]
+        out.write([r.id for r in rows], [r.label for r in rows], probs, [r.missing for r in rows])
+    return out
+
+
+def write_skipped(path: Path, bad: list[BadRow]) -> None:
+    lines = [json.dumps({"line": b.line, "reason": b.reason, "row": b.row}, default=str) for b in bad]
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
