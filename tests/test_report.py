@@ -188,7 +188,7 @@ def test_html_is_self_contained_with_inline_images(sweep: Path) -> None:
     assert html.count('src="data:image/png;base64,') == 3  # bar chart, learning curves, confusion matrices
     without_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
     assert "http" not in without_images and "<script" not in without_images and "<link" not in without_images
-    assert "Per-class F1" in html and "<th>cat</th>" in html
+    assert "Per-class scores" in html and "<th>support</th>" in html and '<td class="text">cat</td>' in html
 
 
 def test_csv_has_a_row_per_group_and_the_documented_columns(sweep: Path) -> None:

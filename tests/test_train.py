@@ -61,7 +61,7 @@ def test_run_dir_is_complete_and_consistent(make_cfg, tmp_path: Path) -> None:
         )
     }
     assert expected <= set(saved["test"]) and "val/f1_macro" in saved["val"]
-    assert set(saved["test_per_class"]) == {"precision", "recall", "f1"}
+    assert set(saved["test_per_class"]) == {"precision", "recall", "f1", "support"}
     assert set(saved["test_per_class"]["f1"]) == set(labels)
     matrix = saved["confusion_matrix"]
     split = json.loads((run / "split.json").read_text())

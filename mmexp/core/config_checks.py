@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mmexp.core.errors import ConfigError
+
+
+def _class_weights(value: object) -> bool:
+    """none, balanced or a non-empty list of positive numbers (its length is checked against the data)."""
+    if value is None or value in ("none", "balanced"):
+        return True
+    return (
+        isinstance(value, (list, ListConfig))
+        and len(value) > 0
+        and all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in value)
+    )
+
 
 # key -> (is the value valid?, what a valid value looks like)
 RULES: dict[str, tuple[Callable[[object], bool], str]] = {
@@ -14,6 +27,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.eval_batch_size": (lambda v: v is None or (isinstance(v, int) and v > 0), "null or a positive integer"),
     "data.image_size": (lambda v: isinstance(v, int) and v >= 8, "an integer >= 8, e.g. data.image_size=32"),
     "data.num_workers": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0 = load in the main process)"),
+    "data.sampler": (lambda v: v in (None, "none", "balanced"), "null (shuffle) or balanced"),
     "data.text.max_tokens": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "trainer.max_epochs": (
         lambda v: v is None or (isinstance(v, int) and (v >= 1 or v == -1)),
@@ -21,6 +35,10 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "optimizer.lr": (lambda v: isinstance(v, (int, float)) and v > 0, "a positive number, e.g. optimizer.lr=1e-3"),
     "model.dropout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
+    "model.class_weights": (
+        _class_weights,
+        "none, balanced, or one positive weight per class in labels.json order, e.g. model.class_weights=[1.0,4.0]",
+    ),
     "model.backbone_lr": (
         lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
         "null (the optimizer's) or a positive number, e.g. model.backbone_lr=1e-5",

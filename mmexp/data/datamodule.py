@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mmexp.core.errors import ConfigError
+from mmexp.data.balance import BalancedSampler
 from mmexp.data.dataset import TensorBatchDataset, collate
 from mmexp.data.image_cache import cache_key as image_cache_key
 from mmexp.data.image_cache import load_or_decode
@@ -29,6 +30,7 @@ from mmexp.models.contracts import Batch
 
 log = logging.getLogger(__name__)
 SETS = ("train", "val", "test")
+SAMPLERS = (None, "none", "balanced")  # data.sampler
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class MultimodalDataModule(L.LightningDataModule):
         on_leak: str = "warn",
         device_resident: str | bool = "auto",
         resident_budget_gb: float = 4.0,
+        sampler: str | None = None,
     ) -> None:
         super().__init__()
         if on_bad_record not in ("error", "skip"):
@@ -122,6 +125,10 @@ class MultimodalDataModule(L.LightningDataModule):
         if device_resident not in ("auto", True, False):
             raise ConfigError(f"data.device_resident must be auto, true or false (got {device_resident!r})")
         self.device_resident, self.resident_budget_gb = device_resident, resident_budget_gb
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"data.sampler must be null (shuffle) or balanced (got {sampler!r})")
+        self.sampler = None if sampler == "none" else sampler
+        self.sampler_seed = 0  # the run's seed: torch's initial seed when setup() runs (after seed_everything)
         self.label_names: list[str] = []  # set before setup() by load_state_dict (a checkpoint's map wins)
         self._info: DatasetInfo | None = None
         self._datasets: dict[str, TensorBatchDataset] = {}
@@ -189,6 +196,7 @@ class MultimodalDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._info is not None:
             return
+        self.sampler_seed = torch.initial_seed()
         records, skipped, images, image_key = self.load_records()
         self.label_names = self.label_names or sorted_labels([r.label for r in records])  # a checkpoint's wins
         unknown = sorted_labels(list({r.label for r in records} - set(self.label_names)))
@@ -256,9 +264,19 @@ class MultimodalDataModule(L.LightningDataModule):
                 f"split: class(es) {names} have no training example; use split=stratified or add data for them"
             )
 
+    def train_labels(self) -> torch.Tensor:
+        """The class index of every train row (CPU, int64): what balanced loss weights and the sampler count."""
+        train = self._datasets["train"]
+        return train.labels[train.rows]
+
     def _loader(self, name: str, shuffle: bool) -> DataLoader[Batch]:
+        """Train (``shuffle``): reshuffled every epoch, or drawn by ``data.sampler``; val/test in order."""
         dataset = self._datasets[name]
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        sampler = None
+        if shuffle and self.sampler == "balanced":
+            sampler = BalancedSampler(self.train_labels(), num_classes=self.num_classes, seed=self.sampler_seed)
+        order: dict[str, Any] = {"shuffle": shuffle} if sampler is None else {"sampler": sampler}
         if resident_on(device, dataset, self.device_resident, self.resident_budget_gb):
             # batches are cut on the device by one index operation per tensor: no workers, no copies
             return DataLoader(
@@ -266,16 +284,16 @@ class MultimodalDataModule(L.LightningDataModule):
                 collate_fn=collate,
                 num_workers=0,
                 batch_size=self.batch_size if shuffle else self.eval_batch_size,
-                shuffle=shuffle,
+                **order,
             )
         return DataLoader(
             dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=device.type == "cuda",
+            **order,
         )
 
     def _on_device(self, dataset: TensorBatchDataset, device: torch.device) -> TensorBatchDataset:

@@ -1,20 +1,41 @@
-"""Built-in procedural dataset whose label needs both the image and the text.
+"""Built-in procedural benchmark: image + caption pairs whose label depends on them in a known way.
 
-The label is ``<shape>-<word>``: the shape is drawn only in the image, the word is stated
-only in the caption. The caption also names a random (usually wrong) shape and the image
-has a random colour, position, size and background noise, so neither modality alone can
-beat ``1 / n_words`` (image only) or ``1 / n_shapes`` (text only) accuracy.
+``interaction`` picks the rule. With S = n_shapes, W = n_words, V = min(S, W), n = n_objects,
+m = missing_cue, the Bayes ceilings from the generating attributes (what a perfect reader of one
+modality, or of both, can reach) are:
+
+==============  =====================  ====================  =========  ===  ==============  =======  =========
+interaction     image shows            caption states        label      K    image only      text     both
+==============  =====================  ====================  =========  ===  ==============  =======  =========
+conjunction     shape s                word w                s-w        S*W  1/W             1/S      1
+unique_image    shape s                random word (noise)   s          S    1               1/S      1
+unique_text     random shape (noise)   word w                w          W    1/W             1        1
+redundant       shape y, or none (m)   word y, or none (m)   y          V    1-m+m/V         1-m+m/V  1-m²+m²/V
+synergy         shape a < V            word b < V            (a+b) % V  V    1/V             1/V      1
+relational      n shapes, n colours    one of those colours  its shape  S    E[max count]/n  1/S      1
+==============  =====================  ====================  =========  ===  ==============  =======  =========
+
+With ``label_noise`` e (the label is replaced by a uniformly drawn class) each ceiling p becomes
+``(1 - e) p + e / K``; ``ceilings(spec)`` computes them. Relational: the image-only reader guesses
+the commonest shape; "E[max count]" is the expected largest count among n shapes drawn uniformly
+(S=3, n=3: 17/27). Every caption also holds filler words and a decoy shape name; colour, size,
+position and pixel noise are random, so they only lower what a model reaches. Late fusion adds
+per-modality logits and cannot represent synergy (V=2: at most 3/4). The default, ``conjunction``,
+generates exactly what the first version did, into the same cache directory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,34 +45,26 @@ from mmexp.core.errors import ConfigError
 
 SHAPES = ("circle", "square", "triangle", "cross", "diamond", "bar")
 WORDS = ("calm", "stormy", "sunny", "foggy", "windy", "snowy")
+COLOURS = {
+    "red": (230, 50, 50),
+    "green": (60, 200, 70),
+    "blue": (70, 110, 255),
+    "yellow": (240, 220, 50),
+    "magenta": (220, 70, 220),
+    "cyan": (60, 220, 230),
+}
+INTERACTIONS = ("conjunction", "unique_image", "unique_text", "redundant", "synergy", "relational")
 FILLERS = (
-    "a",
-    "the",
-    "picture",
-    "photo",
-    "of",
-    "with",
-    "some",
-    "nice",
-    "today",
-    "seen",
-    "near",
-    "here",
-    "small",
-    "large",
-    "maybe",
-    "looks",
-    "like",
-    "and",
-    "very",
-    "scene",
+    *("a", "the", "picture", "photo", "of", "with", "some", "nice", "today", "seen"),
+    *("near", "here", "small", "large", "maybe", "looks", "like", "and", "very", "scene"),
 )
 MANIFEST_NAME = "manifest.jsonl"
+_LATER_FIELDS = ("interaction", "n_objects", "missing_cue")  # in the fingerprint only when not default
 
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """Size and difficulty of the built-in dataset; generation is deterministic in ``seed``."""
+    """Size, label rule and difficulty of the built-in dataset; generation is deterministic in ``seed``."""
 
     n_samples: int = 2000
     n_shapes: int = 3
@@ -61,8 +74,15 @@ class SyntheticSpec:
     pixel_noise: float = 0.1
     n_fillers: int = 6
     seed: int = 0
+    interaction: str = "conjunction"
+    n_objects: int = 3  # relational: objects per image, each a different colour
+    missing_cue: float = 0.5  # redundant: chance that a modality omits its cue, independently
 
     def __post_init__(self) -> None:
+        if self.interaction not in INTERACTIONS:
+            raise ConfigError(
+                f"data.synthetic.interaction={self.interaction!r} is not one of: {', '.join(INTERACTIONS)}"
+            )
         checks = {
             "n_samples": self.n_samples >= 10,
             "n_shapes": 1 <= self.n_shapes <= len(SHAPES),
@@ -71,22 +91,126 @@ class SyntheticSpec:
             "label_noise": 0.0 <= self.label_noise < 1.0,
             "pixel_noise": 0.0 <= self.pixel_noise <= 1.0,
             "n_fillers": self.n_fillers >= 0,
+            "n_objects": 1 <= self.n_objects <= len(COLOURS),
+            "missing_cue": 0.0 <= self.missing_cue <= 1.0,
         }
         for field, ok in checks.items():
             if not ok:
                 raise ConfigError(
                     f"data.synthetic.{field}={getattr(self, field)!r} is out of range "
                     f"(n_samples>=10, 1<=n_shapes<={len(SHAPES)}, 1<=n_words<={len(WORDS)}, "
-                    "image_size>=8, 0<=label_noise<1, 0<=pixel_noise<=1)"
+                    f"image_size>=8, 0<=label_noise<1, 0<=pixel_noise<=1, n_fillers>=0, "
+                    f"1<=n_objects<={len(COLOURS)}, 0<=missing_cue<=1)"
                 )
 
     @property
+    def n_values(self) -> int:
+        """V: the values each modality takes under ``redundant`` and ``synergy``."""
+        return min(self.n_shapes, self.n_words)
+
+    @property
     def n_classes(self) -> int:
-        return self.n_shapes * self.n_words
+        return {
+            "conjunction": self.n_shapes * self.n_words,
+            "unique_image": self.n_shapes,
+            "unique_text": self.n_words,
+            "redundant": self.n_values,
+            "synergy": self.n_values,
+            "relational": self.n_shapes,
+        }[self.interaction]
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        defaults = {f.name: f.default for f in fields(self) if f.name in _LATER_FIELDS}
+        spec = {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
+        blob = json.dumps(spec, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """What one generated image shows, what its caption states, and its label before label noise."""
+
+    shapes: tuple[int, ...]  # shape index of each object drawn (empty: no shape)
+    colours: tuple[str, ...]  # relational: the palette colour of each object; else empty (random colour)
+    keys: tuple[str, ...]  # the words the caption states besides fillers and the decoy
+    label: int
+
+
+def ceilings(spec: SyntheticSpec) -> dict[str, float]:
+    """Bayes accuracy of a perfect image-only, text-only and image+text reader (see the module table)."""
+    s, w, v, m = spec.n_shapes, spec.n_words, spec.n_values, spec.missing_cue
+    clean = {
+        "conjunction": (1 / w, 1 / s),
+        "unique_image": (1.0, 1 / s),
+        "unique_text": (1 / w, 1.0),
+        "redundant": (1 - m + m / v, 1 - m + m / v),
+        "synergy": (1 / v, 1 / v),
+        "relational": (_expected_max_count(s, spec.n_objects) / spec.n_objects, 1 / s),
+    }[spec.interaction]
+    both = 1 - m * m + m * m / v if spec.interaction == "redundant" else 1.0
+    e, k = spec.label_noise, spec.n_classes
+    return {name: (1 - e) * p + e / k for name, p in zip(("image", "text", "both"), (*clean, both), strict=True)}
+
+
+def _expected_max_count(n_shapes: int, n_objects: int) -> float:
+    """E[largest count of one shape] among ``n_objects`` shapes drawn uniformly from ``n_shapes``."""
+    draws = itertools.product(range(n_shapes), repeat=n_objects)
+    return sum(max(Counter(d).values()) for d in draws) / n_shapes**n_objects
+
+
+def _class_names(spec: SyntheticSpec) -> list[str]:
+    shapes, words = SHAPES[: spec.n_shapes], WORDS[: spec.n_words]
+    return {
+        "conjunction": [f"{shape}-{word}" for shape in shapes for word in words],
+        "unique_image": list(shapes),
+        "unique_text": list(words),
+        "redundant": [f"class{k}" for k in range(spec.n_values)],
+        "synergy": [f"class{k}" for k in range(spec.n_values)],
+        "relational": list(shapes),
+    }[spec.interaction]
+
+
+def _sample_pair(spec: SyntheticSpec, rng: random.Random) -> Pair:
+    kind, s, w, v = spec.interaction, spec.n_shapes, spec.n_words, spec.n_values
+    if kind == "relational":
+        colours = tuple(rng.sample(sorted(COLOURS), spec.n_objects))
+        shapes = tuple(rng.randrange(s) for _ in colours)
+        target = rng.randrange(spec.n_objects)
+        return Pair(shapes, colours, (colours[target],), shapes[target])
+    if kind in ("redundant", "synergy"):
+        a, b = rng.randrange(v), rng.randrange(v)  # image value, text value (redundant: both state a)
+        if kind == "synergy":
+            return Pair((a,), (), (WORDS[b],), (a + b) % v)
+        image_has, text_has = rng.random() >= spec.missing_cue, rng.random() >= spec.missing_cue
+        return Pair((a,) if image_has else (), (), (WORDS[a],) if text_has else (), a)
+    shape, word = rng.randrange(s), rng.randrange(w)  # conjunction draws first, as the first version did
+    label = {"conjunction": shape * w + word, "unique_image": shape, "unique_text": word}[kind]
+    return Pair((shape,), (), (WORDS[word],), label)
+
+
+def _noisy_label(spec: SyntheticSpec, rng: random.Random, label: int) -> int:
+    if rng.random() >= spec.label_noise:
+        return label
+    if spec.interaction == "conjunction":  # two draws, as the first version did
+        return rng.randrange(spec.n_shapes) * spec.n_words + rng.randrange(spec.n_words)
+    return rng.randrange(spec.n_classes)
+
+
+def generate(spec: SyntheticSpec) -> Iterator[tuple[dict[str, str], Image.Image, Pair]]:
+    """Yield each manifest row (image path not yet written), its image and the pair behind it."""
+    rng = random.Random(spec.seed)
+    names = _class_names(spec)
+    for i in range(spec.n_samples):
+        pair = _sample_pair(spec, rng)
+        image = _draw(pair, spec, rng)
+        label = names[_noisy_label(spec, rng, pair.label)]
+        row = {
+            "id": f"s{i:06d}",
+            "image": f"images/{i:06d}.png",
+            "text": _caption(pair.keys, spec, rng),
+            "label": label,
+        }
+        yield row, image, pair
 
 
 def synthetic_root(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
@@ -116,37 +240,53 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
 
 
 def _write_dataset(spec: SyntheticSpec, root: Path) -> None:
-    rng = random.Random(spec.seed)
     (root / "images").mkdir()
     rows = []
-    for i in range(spec.n_samples):
-        shape, word = rng.randrange(spec.n_shapes), rng.randrange(spec.n_words)
-        image_path = f"images/{i:06d}.png"
-        _draw(SHAPES[shape], spec, rng).save(root / image_path)
-        label = f"{SHAPES[shape]}-{WORDS[word]}"
-        if rng.random() < spec.label_noise:
-            label = f"{SHAPES[rng.randrange(spec.n_shapes)]}-{WORDS[rng.randrange(spec.n_words)]}"
-        rows.append({"id": f"s{i:06d}", "image": image_path, "text": _caption(WORDS[word], spec, rng), "label": label})
+    for row, image, _ in generate(spec):
+        image.save(root / row["image"])
+        rows.append(row)
     with open(root / MANIFEST_NAME, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
 
 
-def _caption(word: str, spec: SyntheticSpec, rng: random.Random) -> str:
-    """Filler words plus the label word plus a decoy shape name unrelated to the image."""
+def _caption(keys: tuple[str, ...], spec: SyntheticSpec, rng: random.Random) -> str:
+    """Filler words plus the stated ``keys`` plus a decoy shape name unrelated to the image."""
     tokens = [rng.choice(FILLERS) for _ in range(spec.n_fillers)]
-    tokens.insert(rng.randrange(len(tokens) + 1), word)
+    for key in keys:
+        tokens.insert(rng.randrange(len(tokens) + 1), key)
     tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(SHAPES[: spec.n_shapes]))
     return " ".join(tokens)
 
 
-def _draw(shape: str, spec: SyntheticSpec, rng: random.Random) -> Image.Image:
+def _draw(pair: Pair, spec: SyntheticSpec, rng: random.Random) -> Image.Image:
+    """One shape of a random colour anywhere, or (relational) one shape per colour, each in its own cell."""
     s = spec.image_size
     background = tuple(rng.randrange(0, 80) for _ in range(3))
     image = Image.new("RGB", (s, s), background)
     draw = ImageDraw.Draw(image)
-    color = tuple(rng.randrange(120, 256) for _ in range(3))
-    half = rng.uniform(0.22, 0.38) * s
-    cx, cy = rng.uniform(half, s - half), rng.uniform(half, s - half)
+    if pair.colours:
+        grid = 2 if len(pair.shapes) <= 4 else 3
+        cell = s / grid
+        slots = rng.sample(range(grid * grid), len(pair.shapes))
+        for shape, colour, slot in zip(pair.shapes, pair.colours, slots, strict=True):
+            half = rng.uniform(0.28, 0.42) * cell
+            jitter = cell / 2 - half
+            cx = (slot % grid + 0.5) * cell + rng.uniform(-jitter, jitter)
+            cy = (slot // grid + 0.5) * cell + rng.uniform(-jitter, jitter)
+            _paint(draw, SHAPES[shape], cx, cy, half, COLOURS[colour])
+    elif pair.shapes:
+        color = tuple(rng.randrange(120, 256) for _ in range(3))
+        half = rng.uniform(0.22, 0.38) * s
+        cx, cy = rng.uniform(half, s - half), rng.uniform(half, s - half)
+        _paint(draw, SHAPES[pair.shapes[0]], cx, cy, half, color)
+    if spec.pixel_noise > 0:
+        noise_rng = np.random.default_rng(rng.randrange(2**32))
+        noise = noise_rng.integers(0, 256, size=(s, s, 3), dtype=np.uint8)
+        image = Image.blend(image, Image.fromarray(noise), 0.5 * spec.pixel_noise)
+    return image
+
+
+def _paint(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, half: float, color: tuple[int, ...]) -> None:
     box = (cx - half, cy - half, cx + half, cy + half)
     w = max(1, round(half / 2.5))
     if shape == "circle":
@@ -162,8 +302,3 @@ def _draw(shape: str, spec: SyntheticSpec, rng: random.Random) -> Image.Image:
         draw.polygon([(cx, cy - half), (cx + half, cy), (cx, cy + half), (cx - half, cy)], fill=color)
     else:  # bar
         draw.rectangle((cx - half, cy - w / 2, cx + half, cy + w / 2), fill=color)
-    if spec.pixel_noise > 0:
-        noise_rng = np.random.default_rng(rng.randrange(2**32))
-        noise = noise_rng.integers(0, 256, size=(s, s, 3), dtype=np.uint8)
-        image = Image.blend(image, Image.fromarray(noise), 0.5 * spec.pixel_noise)
-    return image

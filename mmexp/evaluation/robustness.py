@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from mmexp.core.errors import ConfigError
 from mmexp.data.tokenizers import Tokenizer
@@ -46,12 +45,13 @@ def predict(
     """Run ``model`` in eval mode over ``loader``; ``transform`` edits each CPU batch first."""
     model.eval()
     probs, labels, loss_sum = [], [], 0.0
-    smoothing = float(model.label_smoothing)
     with torch.inference_mode():
         for batch in loader:
             batch = (transform(batch) if transform else batch).to(device, non_blocking=True)
             logits = model(batch).float()
-            loss_sum += float(F.cross_entropy(logits, batch.label, label_smoothing=smoothing, reduction="sum"))
+            # the model's own loss (label smoothing, class weights), a batch mean weighted by the batch size as
+            # Lightning aggregates test/loss, so eval reproduces the training run's figure
+            loss_sum += float(model.loss(logits, batch.label)) * len(batch.label)
             probs.append(logits.softmax(-1).cpu())
             labels.append(batch.label.cpu())
     probs_all, labels_all = torch.cat(probs), torch.cat(labels)

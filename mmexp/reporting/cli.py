@@ -3,6 +3,7 @@
     python -m mmexp.report outputs/multirun/<sweep> [--out DIR] [--baseline GROUP] [--metric test/f1_macro]
     python -m mmexp.report <sweep per dataset>... --across          # methods ranked over datasets (Friedman)
     python -m mmexp.report <sweep> --across data.synthetic.interaction  # datasets = values of an override
+    python -m mmexp.report <sweep> --errors 0                 # no error analysis (default: 8 rows per gallery)
 
 Reads only the files a run writes.
 """
@@ -67,7 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
         "difference diagram): alone, each input path is one dataset; with KEY, each value of that override "
         "(e.g. data.synthetic.interaction) is one",
     )
+    parser.add_argument(
+        "--errors",
+        type=_rows,
+        default=8,
+        metavar="K",
+        help="error analysis: per group, the K most confident mistakes and K least confident correct test rows "
+        "(from predictions/test.csv, with thumbnails in report.html) and the most confused class pairs; "
+        "0 leaves it out (default: %(default)s)",
+    )
     return parser
+
+
+def _rows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text!r})")
+    return value
 
 
 def load_runs(paths: list[Path], *, tag: bool) -> list[Run]:
@@ -126,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmexp.reporting.markdown import to_markdown
     from mmexp.reporting.sections import build_document
 
-    doc = build_document(report)
+    doc = build_document(report, errors=args.errors)
     markdown = to_markdown(doc)
     write_text_atomic(out / "report.md", markdown)
     write_text_atomic(out / "report.csv", to_csv(doc))

@@ -45,7 +45,26 @@ class Figure:
     alt: str
 
 
-Block = Paragraph | Table | Figure
+@dataclass(frozen=True)
+class Tile:
+    """One gallery item: an inline JPEG (base64), or a "no image" placeholder when ``image`` is None."""
+
+    caption: tuple[str, ...]
+    image: str | None = None
+    alt: str = ""
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Thumbnails with captions on the page; report.md shows ``table`` (the same items, no images) unless
+    ``detail``."""
+
+    tiles: tuple[Tile, ...]
+    table: Table
+    detail: bool = False
+
+
+Block = Paragraph | Table | Figure | Gallery
 
 
 @dataclass(frozen=True)

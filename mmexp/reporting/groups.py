@@ -227,13 +227,24 @@ def _paired_values(group: Group, metric: str) -> dict[tuple[Any, ...], float]:
 
 
 def per_class_mean(group: Group, kind: str = "f1") -> dict[str, float]:
-    """Mean over the group's runs of one per-class metric (``f1``, ``precision`` or ``recall``)."""
+    """Mean over the group's runs of one per-class value: ``f1``, ``precision``, ``recall``, or ``support`` (the
+    class's test rows; from the confusion matrix for a metrics.json written before it held support)."""
     values: dict[str, list[float]] = defaultdict(list)
     for run in group.runs:
-        for label, value in (_metrics(run).get("test_per_class", {}).get(kind) or {}).items():
+        metrics = _metrics(run)
+        per_class = metrics.get("test_per_class", {}).get(kind) or (_support(metrics) if kind == "support" else {})
+        for label, value in per_class.items():
             if (v := _value(value)) is not None:
                 values[label].append(v)
     return {label: math.fsum(v) / len(v) for label, v in values.items()}
+
+
+def _support(metrics: dict[str, Any]) -> dict[str, float]:
+    """Test rows of each class: the confusion matrix's row sums (rows = true class), by label."""
+    matrix, names = metrics.get("confusion_matrix"), metrics.get("labels")
+    if not matrix or not names or len(matrix) != len(names):
+        return {}
+    return {name: math.fsum(row) for name, row in zip(names, matrix, strict=True)}
 
 
 def confusion(group: Group) -> tuple[list[str], list[list[float]], int] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from mmexp.reporting.document import Block, Code, Document, Figure, Paragraph, Table
+from mmexp.reporting.document import Block, Code, Document, Figure, Gallery, Paragraph, Table
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -18,6 +18,11 @@ td.text { overflow-wrap: anywhere; min-width: 8em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
 .note { color: #555; } code { background: #f4f4f4; padding: 0 3px; }
+.gallery { display: flex; flex-wrap: wrap; gap: 8px; margin: 0.8em 0; }
+.tile { width: 172px; margin: 0; padding: 6px; border: 1px solid #ddd; font-size: 12px; overflow-wrap: anywhere; }
+.tile img, .tile .noimg { width: 96px; height: 96px; object-fit: contain; margin: 0 0 4px; background: #f4f4f4; }
+.tile img { image-rendering: pixelated; } .tile .noimg { display: flex; align-items: center; justify-content: center;
+       color: #888; } .tile figcaption div:last-child { color: #555; }
 """
 
 
@@ -37,6 +42,8 @@ def to_html(doc: Document) -> str:
 def block(b: Block) -> str:
     if isinstance(b, Paragraph):
         return paragraph(b)
+    if isinstance(b, Gallery):
+        return gallery(b)
     return table(b) if isinstance(b, Table) else figure(b)
 
 
@@ -54,6 +61,20 @@ def figure(f: Figure) -> str:
     if png is None:
         return '<p class="note">(nothing to plot)</p>'
     return f'<img alt="{escape(f.alt)}" src="data:image/png;base64,{png}">'
+
+
+def gallery(g: Gallery) -> str:
+    """Inline JPEG thumbnails (a grey "no image" box where there is none), each with its caption lines."""
+    tiles = []
+    for tile in g.tiles:
+        image = (
+            f'<img alt="{escape(tile.alt)}" src="data:image/jpeg;base64,{tile.image}">'
+            if tile.image
+            else '<div class="noimg">no image</div>'
+        )
+        lines = "".join(f"<div>{escape(line)}</div>" for line in tile.caption)
+        tiles.append(f'<figure class="tile">{image}<figcaption>{lines}</figcaption></figure>')
+    return f'<div class="gallery">{"".join(tiles)}</div>'
 
 
 def table(t: Table) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmexp.reporting.document import Block, Code, Document, Paragraph, Table
+from mmexp.reporting.document import Block, Code, Document, Gallery, Paragraph, Table
 
 
 def to_markdown(doc: Document) -> str:
@@ -17,9 +17,11 @@ def to_markdown(doc: Document) -> str:
 
 
 def block(b: Block) -> str | None:
-    """The block's Markdown; None for figures and ``detail`` paragraphs."""
+    """The block's Markdown; None for figures and ``detail`` paragraphs; a gallery as its table (no images)."""
     if isinstance(b, Table):
         return table(b)
+    if isinstance(b, Gallery):
+        return None if b.detail else table(b.table)
     return text(b) if isinstance(b, Paragraph) and not b.detail else None
 
 

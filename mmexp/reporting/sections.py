@@ -14,6 +14,8 @@ from mmexp.reporting.document import (
     Section,
     Table,
 )
+from mmexp.reporting.error_sections import error_sections
+from mmexp.reporting.errors import DEFAULT_K
 from mmexp.reporting.eval_sections import eval_sections
 from mmexp.reporting.formatting import (
     DASH,
@@ -38,6 +40,10 @@ COMPARISON_NOTE = (
     "Wilcoxon: two-sided signed-rank p on the same pairs (exact for small n; it cannot go below 0.5 with "
     "2 pairs or 0.25 with 3). See docs/statistics.md."
 )
+PER_CLASS_NOTE = (
+    "support: the class's test rows (per run; mean over the group's runs when they differ); precision, recall, "
+    "F1: mean over the group's runs. A small support makes a class's scores noisy."
+)
 CI_NOTE = (
     f"{CONFIDENCE:.0%} CI of the mean: Student t over the runs, cut to [0, 1] for fractions (accuracy, "
     "precision, recall, F1, AUROC, ECE); for a group of one run, a percentile bootstrap over its test rows "
@@ -45,13 +51,15 @@ CI_NOTE = (
 )
 
 
-def build_document(report: Report) -> Document:
-    """The whole report; figures are drawn later, and only by the renderers that show them."""
+def build_document(report: Report, *, errors: int = DEFAULT_K) -> Document:
+    """The whole report; figures are drawn later, and only by the renderers that show them. ``errors``: rows per
+    error-analysis gallery (0: no error analysis)."""
     sections = (
         *across_sections(report),
         ranking(report),
         comparison(report),
         *details(report),
+        *error_sections(report, errors),
         *eval_sections(report),
         failed(report),
     )
@@ -180,20 +188,34 @@ def details(report: Report) -> tuple[Section, ...]:
             ),
             detail=True,
         ),
-        Section("Per-class F1 (mean over runs)", (per_class(report),), detail=True),
+        Section(
+            "Per-class scores (mean over runs)",
+            (per_class(report), Paragraph((PER_CLASS_NOTE,), note=True)),
+            detail=True,
+        ),
         Section("All test metrics", (all_metrics(report),), detail=True),
     )
 
 
 def per_class(report: Report) -> Table | Paragraph:
-    means = {g.name: per_class_mean(g, "f1") for g in report.groups}
-    labels = list(dict.fromkeys(label for m in means.values() for label in m))  # metrics.json order
-    if not labels:
+    """One row per group and class: support beside precision, recall and F1 (a classification report per group;
+    the group's name and run count only on its first row)."""
+    kinds = ("support", "precision", "recall", "f1")
+    rows, highlight = [], []
+    for g in report.groups:
+        means = {kind: per_class_mean(g, kind) for kind in kinds}
+        support = means["support"]
+        labels = dict.fromkeys([*means["f1"], *means["precision"], *means["recall"]])  # metrics.json order
+        for i, label in enumerate(labels):
+            count = support.get(label)
+            shown = DASH if count is None else f"{count:.0f}" if count.is_integer() else f"{count:.1f}"
+            scores = (fmt(means[kind].get(label)) for kind in kinds[1:])
+            rows.append((g.name if i == 0 else "", label, str(len(g.runs)) if i == 0 else "", shown, *scores))
+            highlight.append(g is report.baseline)
+    if not rows:
         return Paragraph(("No per-class metrics.",))
-    rows = tuple(
-        (g.name, str(len(g.runs)), *(fmt(means[g.name].get(label)) for label in labels)) for g in report.groups
-    )
-    return Table(("group", "n", *labels), rows, highlight=_highlight(report))
+    head = ("group", "class", "n", "support", "precision", "recall", "F1")
+    return Table(head, tuple(rows), highlight=tuple(highlight))
 
 
 def all_metrics(report: Report) -> Table | Paragraph:

@@ -118,12 +118,19 @@ class RunRecorder:
         epochs: int,
         complexity: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """``complexity``: cost figures from ``mmexp.evaluation.complexity.model_complexity`` (params, FLOPs, times)."""
+        """``complexity``: cost figures from ``mmexp.evaluation.complexity.model_complexity`` (params, FLOPs, times).
+
+        ``test_per_class`` holds precision, recall and F1 per class, and ``support``: each class's test rows.
+        """
         per_class = {
             name: dict(zip(labels, values, strict=True))
             for name, values in details.items()
             if name != "confusion_matrix"
         }
+        if details.get("confusion_matrix"):  # support: the test rows of each class (rows = true class)
+            per_class["support"] = dict(
+                zip(labels, (int(sum(row)) for row in details["confusion_matrix"]), strict=True)
+            )
         metrics = {
             "val": {k: _plain(v) for k, v in val.items()},
             "test": {k: _plain(v) for k, v in test.items()},

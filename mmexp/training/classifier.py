@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import lightning as L
@@ -12,6 +13,8 @@ from torch import nn
 
 from mmexp.core.errors import ConfigError
 from mmexp.data.augment import Augment
+from mmexp.data.balance import balanced_class_weights
+from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.models.contracts import Batch, Encoder, EncoderOutput, Fusion
 from mmexp.models.head import build_head
 from mmexp.models.missing import modality_dropout
@@ -35,6 +38,7 @@ class MultimodalClassifier(L.LightningModule):
         head_hidden: int = 256,
         dropout: float = 0.1,
         label_smoothing: float = 0.0,
+        class_weights: str | Sequence[float] | None = None,
         modality_dropout: dict[str, float] | None = None,
         feature_cache: bool = True,
         feature_cache_budget_gb: float = 2.0,
@@ -62,6 +66,12 @@ class MultimodalClassifier(L.LightningModule):
         self.layer_lr_decay = layer_lr_decay
         self.augment = augment if "image" in self.encoders else None
         self.label_smoothing = label_smoothing
+        self.class_weights = _class_weights_option(class_weights)
+        # the loss's class weights, resolved by setup() and saved in the checkpoint; None: no key in the state dict
+        self.class_weight: torch.Tensor | None
+        self.register_buffer("class_weight", None if self.class_weights is None else torch.ones(num_classes))
+        if isinstance(self.class_weights, list) and len(self.class_weights) == num_classes:
+            self.class_weight = torch.tensor(self.class_weights)
         self.modality_dropout = {m: float(p) for m, p in (modality_dropout or {}).items() if m in self.encoders}
         for modality, rate in self.modality_dropout.items():
             if not 0.0 <= rate < 1.0:
@@ -94,6 +104,34 @@ class MultimodalClassifier(L.LightningModule):
         parts: list[nn.Module] = [*self.encoders.values(), cast(nn.Module, self.fusion), self.head]
         for part in parts:
             part.compile(backend=backend)
+
+    def setup(self, stage: str) -> None:
+        """Resolve ``class_weights`` against the data: ``balanced`` from the train split's class counts, a list
+        checked against the label map. A checkpoint loaded after this (resume, test) restores its own values."""
+        if self.class_weights is None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not isinstance(datamodule, MultimodalDataModule):
+            if self.class_weights == "balanced":
+                raise ConfigError("model.class_weights=balanced counts the train labels of an mmexp datamodule")
+            return
+        names = datamodule.label_names
+        if self.class_weights == "balanced":
+            weights = balanced_class_weights(datamodule.train_labels(), len(names))
+        elif len(self.class_weights) != len(names):
+            raise ConfigError(
+                f"model.class_weights has {len(self.class_weights)} value(s); expected {len(names)}, one per "
+                f"class in this order (labels.json): {', '.join(names)}"
+            )
+        else:
+            weights = torch.tensor(self.class_weights)
+        self.class_weight = weights.to(self.device)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy with label smoothing and the class weights (``mean``: weighted by the labels' weights,
+        as ``torch.nn.functional.cross_entropy`` does). Training, val/loss and test/loss all use it."""
+        weight = None if self.class_weight is None else self.class_weight.to(logits.dtype)
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction=reduction)
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The frozen-encoder feature cache comes with the model, so every Trainer stage can use it.
@@ -130,7 +168,7 @@ class MultimodalClassifier(L.LightningModule):
 
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)
-        loss = F.cross_entropy(logits, batch.label, label_smoothing=self.label_smoothing)
+        loss = self.loss(logits, batch.label)
         self.log(
             f"{stage}/loss",
             loss,
@@ -190,3 +228,16 @@ class MultimodalClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"},
         }
+
+
+def _class_weights_option(value: str | Sequence[float] | None) -> str | list[float] | None:
+    """``model.class_weights`` as None, ``"balanced"`` or a list of positive finite floats."""
+    if value is None or value == "none":
+        return None
+    if value == "balanced":
+        return "balanced"
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise ConfigError(f"model.class_weights={value!r} must be none, balanced or a list of weights, e.g. [1.0,4.0]")
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in value):
+        raise ConfigError(f"model.class_weights={list(value)!r}: every weight must be a positive number")
+    return [float(w) for w in value]
