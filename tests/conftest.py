@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from omegaconf import DictConfig
@@ -48,3 +49,18 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300, extra_path: Path | None =
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout
     )
+
+
+def cover_fast(cases: list[tuple[Any, ...]], *axes: Callable[[tuple[Any, ...]], Any]) -> list[Any]:
+    """``cases`` for ``parametrize``: the first case with an unseen value on some axis stays in the fast suite,
+    the rest are marked slow. The fast suite still meets every value of every axis (every encoder, every
+    fusion); ``-m slow`` runs the full cross product."""
+    seen: list[set[Any]] = [set() for _ in axes]
+    out: list[Any] = []
+    for case in cases:
+        values = [axis(case) for axis in axes]
+        new = any(v not in s for v, s in zip(values, seen, strict=True))
+        for v, s in zip(values, seen, strict=True):
+            s.add(v)
+        out.append(case if new else pytest.param(*case, marks=pytest.mark.slow))
+    return out
