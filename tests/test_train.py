@@ -137,6 +137,7 @@ def test_fusion_needs_both_modalities(fusion: str, low: float, high: float, make
     assert low <= metrics["test"]["test/acc"] <= high
 
 
+@pytest.mark.slow  # the fast suite runs sweeps (tests/test_sweeps.py) and commands from other dirs (test_packaging)
 def test_cli_multirun_from_another_directory(tmp_path: Path) -> None:
     out = tmp_path / "elsewhere"
     out.mkdir()
@@ -197,9 +198,15 @@ PAIRS = [
     for t in TEXT_ENCODERS
     if (i not in PRETRAINED or t == "lstm") and (t not in PRETRAINED or i == "cnn")
 ]
+# EfficientNet-Lite0 trains end to end in the fast suite already (test_pretrained_preset_trains_on_frozen_cached_
+# features, 224 px), so its pair here (12 s) runs with -m slow only
+FAST_PAIRS = [p for p in PAIRS if p[0] != "efficientnet_lite0"]
+SLOW_PAIRS = [pytest.param(*p, marks=pytest.mark.slow) for p in PAIRS if p[0] == "efficientnet_lite0"]
 
 
-@pytest.mark.parametrize(("image_encoder", "text_encoder"), cover_fast(PAIRS, lambda c: c[0], lambda c: c[1]))
+@pytest.mark.parametrize(
+    ("image_encoder", "text_encoder"), [*cover_fast(FAST_PAIRS, lambda c: c[0], lambda c: c[1]), *SLOW_PAIRS]
+)
 def test_every_encoder_pair_trains(image_encoder: str, text_encoder: str, make_cfg) -> None:
     metrics = train(
         make_cfg(
