@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import DictConfig
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from mmexp.core.compose import compose_train_config
 
@@ -30,6 +32,22 @@ def compose_cfg(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | Non
     return compose_train_config(
         [f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides], run_dir=run_dir or out / "run"
     )
+
+
+def compose_command(name: str, out: Path, cache_dir: Path, *overrides: str, run_dir: Path) -> DictConfig:
+    """Compose ``<name>.yaml`` (eval, predict) as @hydra.main would, with its output dir at ``run_dir``."""
+    with initialize_config_module("mmexp.conf", version_base="1.3"):
+        cfg = compose(
+            name,
+            overrides=[f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.job.name = name
+        HydraConfig.instance().set_config(cfg)
+        del cfg.hydra
+    return cfg
 
 
 @pytest.fixture

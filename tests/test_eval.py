@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.eval import evaluate
 from mmexp.train import train
-from tests.conftest import REPO, compose_cfg, run_cli
+from tests.conftest import REPO, compose_cfg, compose_command, run_cli
 
 FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
 NO_CORRUPTIONS = "~robustness.corruptions"
@@ -23,18 +21,7 @@ NO_CORRUPTIONS = "~robustness.corruptions"
 
 def compose_eval(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | None = None) -> DictConfig:
     """Compose eval.yaml as @hydra.main would, with the eval dir at ``run_dir`` (default out/eval)."""
-    with initialize_config_module("mmexp.conf", version_base="1.3"):
-        cfg = compose(
-            "eval",
-            overrides=[f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
-            return_hydra_config=True,
-        )
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir or out / "eval")
-        cfg.hydra.job.name = "eval"
-        HydraConfig.instance().set_config(cfg)
-        del cfg.hydra
-    return cfg
+    return compose_command("eval", out, cache_dir, *overrides, run_dir=run_dir or out / "eval")
 
 
 def train_run(out: Path, cache_dir: Path, *overrides: str) -> Path:

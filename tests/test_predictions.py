@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from mmexp.core.config_io import load_config
@@ -21,7 +19,7 @@ from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.data.manifest import iter_rows, read_rows
 from mmexp.predict import predict
 from mmexp.train import train
-from tests.conftest import compose_cfg, run_cli
+from tests.conftest import compose_cfg, compose_command, run_cli
 from tests.data_factory import clean_rows, write_manifest
 
 FIXED = ["id", "label", "predicted", "confidence", "missing"]
@@ -46,18 +44,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, data: Pat
 
 def compose_predict(out: Path, cache_dir: Path, *overrides: str) -> DictConfig:
     """Compose predict.yaml as @hydra.main would, with the prediction dir at out/predict."""
-    with initialize_config_module("mmexp.conf", version_base="1.3"):
-        cfg = compose(
-            "predict",
-            overrides=[f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *overrides],
-            return_hydra_config=True,
-        )
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out / "predict")
-        cfg.hydra.job.name = "predict"
-        HydraConfig.instance().set_config(cfg)
-        del cfg.hydra
-    return cfg
+    return compose_command("predict", out, cache_dir, *overrides, run_dir=out / "predict")
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
