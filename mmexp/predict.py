@@ -21,10 +21,10 @@ from mmexp.core.cli import run_job, task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.config_io import load_config
 from mmexp.core.errors import ConfigError, RunDirInUse
+from mmexp.data.records import format_bad_rows
 from mmexp.evaluation.evaluate import data_node, load_checkpoint, locate_run, pick_device
 
 log = logging.getLogger("mmexp.predict")
-MAX_SHOWN = 20  # bad rows listed in the error
 
 
 def check_output_dir(run_dir: Path, train_dir: Path) -> None:
@@ -57,20 +57,14 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     quiet_known_warnings()
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
     ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
-    node = data_node(cfg, train_cfg)
-    node.resize = train_cfg.data.get("resize", "squash")  # the model was fitted to these pixels
+    node = data_node(cfg, train_cfg)  # the training run's tokenization, image size and resize
     datamodule = build_datamodule(node, train_cfg.text_encoder)
     datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # the checkpoint's vocabulary and label map
     datamodule.prepare_data()
     manifest = pr.check_manifest(datamodule.manifest, datamodule.data_root, datamodule.columns)
     skip_bad = datamodule.on_bad_record == "skip"
     if manifest.bad and not skip_bad:
-        shown = "\n  ".join(b.describe() for b in manifest.bad[:MAX_SHOWN])
-        more = f"\n  ... and {len(manifest.bad) - MAX_SHOWN} more" if len(manifest.bad) > MAX_SHOWN else ""
-        raise ConfigError(
-            f"{len(manifest.bad)} bad row(s) in {manifest.path}:\n  {shown}{more}\n"
-            "Fix the rows, or set data.on_bad_record=skip to predict without them."
-        )
+        raise ConfigError(format_bad_rows(manifest.bad, manifest.path, action="predict"))
     labels = datamodule.label_names
     model = build_model(train_cfg, num_classes=len(labels), **datamodule.tokenizer.encoder_kwargs())
     model.load_state_dict(ckpt["state_dict"])

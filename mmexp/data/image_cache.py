@@ -13,7 +13,6 @@ import json
 import logging
 import multiprocessing
 import os
-import zlib
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mmexp.core.io import atomic_path, write_json_atomic
+from mmexp.core.io import atomic_path, checksum, write_json_atomic
 from mmexp.data.images import MAX_IMAGE_PIXELS, decode_images
 
 log = logging.getLogger(__name__)
@@ -51,15 +50,6 @@ def cache_key(
         except OSError:
             digest.update(f"{path}|missing\n".encode())
     return digest.hexdigest()[:20]
-
-
-def checksum(buffers: Iterable[Any]) -> str:
-    """crc32 of the buffers' bytes in order: it catches truncation, zeroing and random bytes (the failures of
-    files on disk) at memory speed; a cache is no security boundary, so a cryptographic hash buys nothing."""
-    crc = 0
-    for buffer in buffers:
-        crc = zlib.crc32(buffer, crc)
-    return f"crc32:{crc:08x}"
 
 
 def images_checksum(images: np.ndarray, problems: dict[int, str]) -> str:

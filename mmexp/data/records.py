@@ -98,7 +98,7 @@ def explicit_ids(rows: Iterable[tuple[int, Row]], columns: Columns) -> dict[str,
         if ERROR in row:
             continue
         try:
-            rid = _id_of(row.get(columns.id), columns.id)
+            rid = id_of(row.get(columns.id), columns.id)
         except RowProblem:
             continue
         if rid is not None:
@@ -131,7 +131,7 @@ def _record(line: int, row: Row, root: Path, columns: Columns, first_line_of: di
 
 def _row_id(line: int, row: Row, columns: Columns, first_line_of: dict[str, int]) -> str:
     """The row's own id, or its line number when it has none; either must be unique in the file."""
-    rid = _id_of(row.get(columns.id), columns.id)
+    rid = id_of(row.get(columns.id), columns.id)
     if rid is not None:
         if first_line_of[rid] != line:
             raise RowProblem(f"duplicate {columns.id} {rid!r} (first on line {first_line_of[rid]})")
@@ -144,7 +144,7 @@ def _row_id(line: int, row: Row, columns: Columns, first_line_of: dict[str, int]
     return str(line)
 
 
-def _id_of(value: object, name: str) -> str | None:
+def id_of(value: object, name: str) -> str | None:
     """An id as text (JSON 7 and "7" are the same id); None when the row has none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -236,12 +236,13 @@ def scoring_record(line: int, row: Row, root: Path, columns: Columns, first_line
     return ScoringRecord(id=rid, image=path, text=text if text and text.strip() else None, label=label, line=line)
 
 
-def format_bad_rows(bad: list[BadRow], manifest: Path, limit: int = 20) -> str:
+def format_bad_rows(bad: list[BadRow], manifest: Path, limit: int = 20, *, action: str = "train") -> str:
+    """The bad rows as one error: the first ``limit`` with their lines, and how to ``action`` without them."""
     lines = [b.describe() for b in bad[:limit]]
     more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
     return (
         f"{len(bad)} bad row(s) in {manifest}:\n  "
         + "\n  ".join(lines)
         + more
-        + "\nFix the rows, or set data.on_bad_record=skip to train without them."
+        + f"\nFix the rows, or set data.on_bad_record=skip to {action} without them."
     )

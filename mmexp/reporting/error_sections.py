@@ -14,8 +14,8 @@ import yaml
 from PIL import Image
 
 from mmexp.core.errors import ConfigError
-from mmexp.data.manifest import ERROR, Row, read_rows
-from mmexp.data.records import Columns, parse_records
+from mmexp.data.manifest import ERROR, Row, RowProblem, read_rows
+from mmexp.data.records import Columns, id_of, parse_records
 from mmexp.data.synthetic import MANIFEST_NAME, SyntheticSpec, synthetic_root
 from mmexp.reporting.document import Block, Code, Gallery, Paragraph, Section, Table, Tile
 from mmexp.reporting.errors import (
@@ -125,13 +125,12 @@ def data_source(run_dir: Path) -> tuple[Path, Path, Columns] | str:
 
 
 def _row_id(line: int, row: Row, columns: Columns) -> str:
-    """The id the training run gave the row: its id column as text, else its line number."""
-    value = row.get(columns.id)
-    if ERROR in row or value is None or value == "":
-        return str(line)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip() or str(line)
+    """The id the training run gave the row (``records.id_of``: its id column as text), else its line number."""
+    try:
+        rid = None if ERROR in row else id_of(row.get(columns.id), columns.id)
+    except RowProblem:  # an id training refused: no run scored this row
+        rid = None
+    return rid if rid is not None else str(line)
 
 
 def excerpt(text: Any, limit: int = EXCERPT_CHARS) -> str:

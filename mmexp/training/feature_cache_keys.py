@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from mmexp.data.image_cache import checksum
+from mmexp.core.io import checksum
 from mmexp.models.encoders.base import ImageEncoder
 
 if TYPE_CHECKING:
