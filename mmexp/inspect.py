@@ -28,7 +28,7 @@ def inspect_data(cfg: DictConfig) -> str:
     check_config(cfg)
     with tempfile.TemporaryDirectory(prefix="mmexp-inspect-") as scratch:
         datamodule = build_datamodule(
-            cfg.data, cfg.text_encoder, on_bad_record="skip", on_leak="warn", image_cache=False
+            cfg.data, cfg.text_encoder, task=cfg.get("task"), on_bad_record="skip", on_leak="warn", image_cache=False
         )
         if datamodule.synthetic is not None and not synthetic_cached(datamodule.synthetic, datamodule.cache_dir):
             datamodule.cache_dir = scratch

@@ -58,15 +58,15 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
     ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
     node = data_node(cfg, train_cfg)  # the training run's tokenization, image size and resize
-    datamodule = build_datamodule(node, train_cfg.text_encoder)
+    datamodule = build_datamodule(node, train_cfg.text_encoder, task=train_cfg.get("task"))
     datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # the checkpoint's vocabulary and label map
     datamodule.prepare_data()
-    manifest = pr.check_manifest(datamodule.manifest, datamodule.data_root, datamodule.columns)
+    manifest = pr.check_manifest(datamodule.manifest, datamodule.data_root, datamodule.columns, datamodule.task)
     skip_bad = datamodule.on_bad_record == "skip"
     if manifest.bad and not skip_bad:
         raise ConfigError(format_bad_rows(manifest.bad, manifest.path, action="predict"))
     labels = datamodule.label_names
-    model = build_model(train_cfg, num_classes=len(labels), **datamodule.tokenizer.encoder_kwargs())
+    model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
     model.load_state_dict(ckpt["state_dict"])
     device = pick_device(str(cfg.device))
     recorder.start(device=str(device))

@@ -109,11 +109,13 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     )
     reset_peak_memory()  # this run's peak, not the process's (a sweep's jobs share one process)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg.data, cfg.text_encoder)
+    datamodule = build_datamodule(cfg.data, cfg.text_encoder, task=cfg.get("task"))
     datamodule.prepare_data()
     datamodule.setup("fit")
     recorder.write_data_artifacts(datamodule.info, datamodule.tokenizer)
-    model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
+    model = build_model(
+        cfg, num_classes=datamodule.num_classes, labels=datamodule.label_names, **datamodule.tokenizer.encoder_kwargs()
+    )
     loggers = build_loggers(cfg)
     if previous is not None and rank_zero:
         forget_logged_after(loggers, start_step)
@@ -147,6 +149,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         labels=datamodule.label_names,
         epochs=epochs,
         complexity=complexity,
+        thresholds=model.decision_thresholds(datamodule.label_names),
     )
     write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)

@@ -14,6 +14,7 @@ from torch import nn
 
 from mmexp.core.build import build_text_encoder
 from mmexp.core.compose import compose_train_config
+from mmexp.data.task import Task
 from mmexp.models.contracts import Batch
 from mmexp.training.classifier import MultimodalClassifier
 from tests.conftest import REPO, cover_fast
@@ -61,16 +62,19 @@ def batch_of(size: int) -> Batch:
     )
 
 
-def build(image_name: str, text_name: str, fusion: str) -> MultimodalClassifier:
+def build(
+    image_name: str, text_name: str, fusion: str, task: Task | None = None, classes: int = CLASSES
+) -> MultimodalClassifier:
     """A classifier over the shared encoder instances, in train mode, without the feature cache."""
     fusion_cfg = compose_train_config([f"fusion={fusion}"], run_dir=Path("unused")).fusion
     model = MultimodalClassifier(
         image_encoder=encoder("image_encoder", image_name),
         text_encoder=encoder("text_encoder", text_name),
         fusion=hydra.utils.instantiate(fusion_cfg),
-        num_classes=CLASSES,
+        num_classes=classes,
         optimizer=torch.optim.AdamW,
         feature_cache=False,
+        task=task,
     )
     return model.train()
 
@@ -90,6 +94,24 @@ def test_combination_trains_every_used_encoder(image_name: str, text_name: str, 
         if trainable:  # frozen encoders (MiniLM by default) get none, by design
             assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable), modality
     assert set(model.encoders) == set(model.fusion.modalities)
+
+
+@pytest.mark.parametrize("task", ["binary", "multilabel"])
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_fusion_trains_for_each_task(fusion: str, task: str) -> None:
+    """The task's loss and probabilities on every fusion's logits (binary: 2 classes; multilabel: K sigmoids)."""
+    classes = 2 if task == "binary" else CLASSES
+    model = build("cnn", "bow", fusion, Task(name=task), classes)
+    batch = batch_of(4)
+    target = batch.label % 2 if task == "binary" else F.one_hot(batch.label, CLASSES).float()
+    model.zero_grad(set_to_none=True)
+    logits = model(batch)
+    loss = model.loss(logits, target)
+    loss.backward()
+    probs = model.objective.probabilities(logits)
+    assert probs.shape == (4, classes) and torch.isfinite(loss)
+    assert torch.allclose(probs.sum(1), torch.ones(4)) == (task == "binary")  # multilabel: one sigmoid per class
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoders.parameters())
 
 
 BF16_CASES = sorted(

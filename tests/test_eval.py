@@ -149,9 +149,7 @@ def test_every_fusion_evaluates_with_each_modality_missing(fusion: str, tmp_path
     model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     loader = datamodule.test_dataloader()
     clean = predict(model, loader, device=torch.device("cpu"))
-    scores = missing_modality(
-        model, loader, device=torch.device("cpu"), num_classes=datamodule.num_classes, clean=clean
-    )
+    scores = missing_modality(model, loader, device=torch.device("cpu"), clean=clean)
     assert set(scores) == {"both", "no_image", "no_text"}
     for condition in scores.values():
         assert all(math.isfinite(v) for v in condition.values()), condition

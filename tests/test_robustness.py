@@ -140,14 +140,13 @@ def test_accuracy_falls_with_severity_and_severity_zero_is_clean_accuracy(
 ) -> None:
     model, datamodule = trained_concat
     cpu, loader = torch.device("cpu"), datamodule.test_dataloader()
-    clean = scores(predict(model, loader, device=cpu), datamodule.num_classes)["acc"]
+    clean = scores(predict(model, loader, device=cpu), model)["acc"]
     assert clean > 0.9
     curves = robustness_curves(
         model,
         loader,
         corruptions,
         device=cpu,
-        num_classes=datamodule.num_classes,
         tokenizer=datamodule.tokenizer,
         seed=0,
         baselines={"image": None, "text": None},
@@ -162,7 +161,6 @@ def test_accuracy_falls_with_severity_and_severity_zero_is_clean_accuracy(
         loader,
         {"gaussian_noise": corruptions["gaussian_noise"]},
         device=cpu,
-        num_classes=datamodule.num_classes,
         tokenizer=datamodule.tokenizer,
         seed=0,
         baselines={},

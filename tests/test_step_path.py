@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import mmexp.core.build
+from mmexp.data.task import Task
 from mmexp.train import train
-from mmexp.training.metrics import EpochPredictions, scalar_metrics
+from mmexp.training.metrics import EpochPredictions, TaskMetrics
+from mmexp.training.objective import Objective
 from tests.callbacks_for_tests import HostSyncRecorder
 
 
@@ -54,15 +56,22 @@ def test_training_steps_never_sync_the_host_and_epoch_metrics_are_logged_once(
     assert summary == pytest.approx([float(r["train/acc"]) for r in rows if r.get("train/acc")], abs=1e-4)
 
 
-def test_epoch_predictions_give_the_per_step_metrics() -> None:
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
+def test_epoch_predictions_give_the_per_step_metrics(task: str) -> None:
     torch.manual_seed(0)
-    per_step, deferred, pending = scalar_metrics(5, "x"), scalar_metrics(5, "x"), EpochPredictions()
+    objective = Objective(Task(name=task), 2 if task == "binary" else 5)
+    per_step, deferred, pending = TaskMetrics(objective, "x/"), TaskMetrics(objective, "x/"), EpochPredictions()
+    thresholds = torch.rand(objective.n_thresholds) if objective.n_thresholds else None
     for _ in range(7):
-        logits, labels = torch.randn(13, 5), torch.randint(0, 5, (13,))
-        per_step.update(logits, labels)
-        pending.add(logits, labels)
-    assert pending.flush_into(deferred) and not pending.flush_into(deferred)
+        probs = objective.probabilities(torch.randn(13, objective.num_classes))
+        k = objective.num_classes
+        labels = torch.randint(0, 2, (13, k)).float() if task == "multilabel" else torch.randint(0, k, (13,))
+        per_step.update(probs, labels, thresholds)
+        pending.add(probs, labels)
+    epoch = pending.flush()
+    assert epoch is not None and pending.flush() is None
+    deferred.update(*epoch, thresholds)
     expected, got = per_step.compute(), deferred.compute()
-    assert expected.keys() == got.keys() and len(got) == 7
+    assert expected.keys() == got.keys() and len(got) >= 7
     for name in expected:
-        assert torch.equal(expected[name], got[name]), name
+        assert torch.allclose(expected[name], got[name]), name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import hydra
@@ -69,28 +70,42 @@ def without(node: DictConfig, key: str) -> DictConfig:
     return copy
 
 
-def build_datamodule(data: DictConfig, text_encoder: DictConfig, **overrides: Any) -> MultimodalDataModule:
-    """The datamodule of ``data``, tokenizing texts the way ``text_encoder`` reads them.
+def build_datamodule(
+    data: DictConfig, text_encoder: DictConfig, *, task: DictConfig | None = None, **overrides: Any
+) -> MultimodalDataModule:
+    """The datamodule of ``data``, tokenizing texts the way ``text_encoder`` reads them and reading labels the
+    way ``task`` (a run config's ``task`` node; None: multiclass) defines them.
 
     A text encoder with a tokenizer of its own (``text_encoder.tokenizer``) gets its texts tokenized by
     that one; the others read word ids from the word tokenizer of ``data.text``.
     """
+    from mmexp.data.task import task_of
+
     if text_encoder.get(TOKENIZER) is not None:
         overrides.setdefault("text", instantiate(text_encoder[TOKENIZER]))
-    return instantiate(data, **overrides)
+    factory = instantiate(data, _partial_=True, **overrides)  # the Task object passes as is (not as a config)
+    return factory(task=task_of(task))
 
 
-def build_model(cfg: DictConfig, *, num_classes: int, **text_inputs: int) -> MultimodalClassifier:
-    """Encoders and fusion need sizes known only after the data is read.
+def build_model(
+    cfg: DictConfig, *, num_classes: int, labels: Sequence[str] | None = None, **text_inputs: int
+) -> MultimodalClassifier:
+    """Encoders and fusion need sizes known only after the data is read; a binary task's positive class is
+    found in the label map ``labels`` (None: the second class).
 
     ``text_inputs`` are what the text encoder's tokenizer says it needs (``tokenizer.encoder_kwargs()``:
     ``vocab_size`` for word-level encoders, nothing for pretrained ones).
     """
+    from mmexp.data.task import task_of
+
     text_encoder = build_text_encoder(cfg.text_encoder, **text_inputs)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     augment = instantiate(cfg.augment, _convert_="all") if cfg.get("augment") else None  # augment=none: empty
     model = instantiate(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
+    task = task_of(cfg.get("task"))
     return model(
+        task=task,
+        positive=task.positive_index(labels) if task.binary and labels is not None else None,
         image_encoder=instantiate(cfg.image_encoder),
         text_encoder=text_encoder,
         fusion=instantiate(cfg.fusion),

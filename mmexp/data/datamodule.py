@@ -25,6 +25,7 @@ from mmexp.data.manifest import read_rows
 from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records
 from mmexp.data.splits import Split
 from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
+from mmexp.data.task import Task
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer
 from mmexp.models.contracts import Batch
 
@@ -102,8 +103,10 @@ class MultimodalDataModule(L.LightningDataModule):
         device_resident: str | bool = "auto",
         resident_budget_gb: float = 4.0,
         sampler: str | None = None,
+        task: Task | None = None,
     ) -> None:
         super().__init__()
+        self.task = task or Task()
         if on_bad_record not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
         if root is None and synthetic is None:
@@ -127,6 +130,11 @@ class MultimodalDataModule(L.LightningDataModule):
         self.device_resident, self.resident_budget_gb = device_resident, resident_budget_gb
         if sampler not in SAMPLERS:
             raise ConfigError(f"data.sampler must be null (shuffle) or balanced (got {sampler!r})")
+        if sampler == "balanced" and self.task.multilabel:
+            raise ConfigError(
+                "data.sampler=balanced draws rows by their one class, which a multi-label row does not have; "
+                "for task=multilabel weigh the rare labels with model.pos_weight=balanced instead"
+            )
         self.sampler = None if sampler == "none" else sampler
         self.sampler_seed = 0  # the run's seed: torch's initial seed when setup() runs (after seed_everything)
         self.label_names: list[str] = []  # set before setup() by load_state_dict (a checkpoint's map wins)
@@ -168,7 +176,7 @@ class MultimodalDataModule(L.LightningDataModule):
         Returns the usable records, the bad rows, their images and the key of those decoded images.
         """
         manifest = self.manifest
-        records, bad = parse_records(read_rows(manifest), self.data_root, self.columns)
+        records, bad = parse_records(read_rows(manifest), self.data_root, self.columns, self.task)
         cache = Path(self.cache_dir) / "images" if self.image_cache else None
         paths = [r.image for r in records]
         key = image_cache_key(paths, self.image_size, manifest, self.resize, self.max_image_pixels)
@@ -198,15 +206,15 @@ class MultimodalDataModule(L.LightningDataModule):
             return
         self.sampler_seed = torch.initial_seed()
         records, skipped, images, image_key = self.load_records()
-        self.label_names = self.label_names or sorted_labels([r.label for r in records])  # a checkpoint's wins
-        unknown = sorted_labels(list({r.label for r in records} - set(self.label_names)))
+        if not self.label_names:  # a checkpoint's map wins
+            self.label_names = self.task.label_names([r.label for r in records])
+        unknown = sorted_labels(set(self.task.classes([r.label for r in records])) - set(self.label_names))
         if unknown:
             raise ConfigError(
                 f"data: label(s) {', '.join(unknown)} are not in the checkpoint's label map "
                 f"({', '.join(self.label_names)}); evaluate on data with the labels it was trained on"
             )
-        label_index = {name: i for i, name in enumerate(self.label_names)}
-        labels = np.array([label_index[r.label] for r in records], dtype=np.int64)
+        labels = self.task.encode([r.label for r in records], self.label_names)
         split = self.split_fn(labels, groups=_column(records, "group"), predefined=_column(records, "split"))
         self._check_split(split, labels)
         leaks = check_leakage(records, split, images, self.on_leak)
@@ -246,7 +254,7 @@ class MultimodalDataModule(L.LightningDataModule):
         )
 
     def _check_split(self, split: Split, labels: np.ndarray) -> None:
-        if len(self.label_names) < 2:
+        if len(self.label_names) < 2 and not self.task.multilabel:
             raise ConfigError(
                 f"data: every usable row of {self.manifest} has the label {self.label_names[0]!r}; a classifier "
                 f"needs at least two classes (check data.label_col={self.columns.label!r} and the skipped rows)"
@@ -257,6 +265,14 @@ class MultimodalDataModule(L.LightningDataModule):
                     f"split: the {name} set is empty ({len(labels)} usable rows); "
                     f"give it a larger fraction (split.{name}) or use more data"
                 )
+        if labels.ndim == 2:  # multilabel: a label never positive in train cannot be learned, but is not fatal
+            unseen = np.flatnonzero((labels.sum(0) > 0) & (labels[split.train].sum(0) == 0))
+            if len(unseen):
+                log.warning(
+                    "split: label(s) %s are positive in no training row; the model cannot learn them",
+                    ", ".join(self.label_names[i] for i in unseen),
+                )
+            return
         missing = set(labels.tolist()) - set(labels[split.train].tolist())
         if missing:
             names = ", ".join(self.label_names[i] for i in sorted(missing))
@@ -265,7 +281,8 @@ class MultimodalDataModule(L.LightningDataModule):
             )
 
     def train_labels(self) -> torch.Tensor:
-        """The class index of every train row (CPU, int64): what balanced loss weights and the sampler count."""
+        """The targets of the train rows (CPU): class indices (N,) int64, or (multilabel) multi-hot (N, K); what
+        balanced loss weights and the sampler count."""
         train = self._datasets["train"]
         return train.labels[train.rows]
 

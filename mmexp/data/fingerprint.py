@@ -21,7 +21,8 @@ def row_digest(record: Record, image: torch.Tensor) -> str:
     cost is one pass over bytes already in memory (far below decoding them).
     """
     h = hashlib.blake2b(digest_size=8)
-    for part in (record.label, record.text):
+    label = record.label if isinstance(record.label, str) else "\x1f".join(record.label)  # multilabel: a set
+    for part in (label, record.text):
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
     h.update(image.contiguous().numpy().tobytes())

@@ -15,6 +15,7 @@ from pathlib import Path
 from mmexp.core.errors import ConfigError
 from mmexp.data.labels import InvalidLabel, normalize_label
 from mmexp.data.manifest import ERROR, Row, RowProblem
+from mmexp.data.task import Label, Task
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Record:
     id: str
     image: Path
     text: str
-    label: str
+    label: Label
     line: int
     group: str | None = None
     split: str | None = None
@@ -61,8 +62,12 @@ def with_mmf_image_column(columns: Columns, rows: list[tuple[int, Row]]) -> Colu
     return columns
 
 
-def parse_records(rows: list[tuple[int, Row]], root: Path, columns: Columns) -> tuple[list[Record], list[BadRow]]:
-    """Validate rows cheaply (no image decoding); image content is checked when decoded."""
+def parse_records(
+    rows: list[tuple[int, Row]], root: Path, columns: Columns, task: Task | None = None
+) -> tuple[list[Record], list[BadRow]]:
+    """Validate rows cheaply (no image decoding); image content is checked when decoded. ``task`` reads the
+    label (multilabel: a list, or a cell split on ``task.label_sep``)."""
+    task = task or Task()
     columns = with_mmf_image_column(columns, rows)
     check_required_columns(rows, columns)
     root = root.resolve()
@@ -71,7 +76,7 @@ def parse_records(rows: list[tuple[int, Row]], root: Path, columns: Columns) -> 
     bad: list[BadRow] = []
     for line, row in rows:
         try:
-            records.append(_record(line, row, root, columns, first_line_of))
+            records.append(_record(line, row, root, columns, first_line_of, task))
         except RowProblem as problem:
             bad.append(BadRow(line, str(problem), row))
     return records, bad
@@ -106,7 +111,7 @@ def explicit_ids(rows: Iterable[tuple[int, Row]], columns: Columns) -> dict[str,
     return first
 
 
-def _record(line: int, row: Row, root: Path, columns: Columns, first_line_of: dict[str, int]) -> Record:
+def _record(line: int, row: Row, root: Path, columns: Columns, first_line_of: dict[str, int], task: Task) -> Record:
     """The record of one row, or ``RowProblem`` with the first reason it cannot be used."""
     if ERROR in row:
         raise RowProblem(row[ERROR])
@@ -114,7 +119,7 @@ def _record(line: int, row: Row, root: Path, columns: Columns, first_line_of: di
     text = row.get(columns.text)
     if not isinstance(text, str) or not text.strip():
         raise RowProblem(f"{columns.text!r} must be a non-empty string (got {text!r})")
-    label = _category(row.get(columns.label), columns.label)
+    label = _label(row.get(columns.label), columns.label, task)
     if label is None:
         got = row.get(columns.label)
         raise RowProblem(f"missing {columns.label!r}" + ("" if got in (None, "") else f" (got {got!r})"))
@@ -165,6 +170,14 @@ def _category(value: object, name: str) -> str | None:
         raise RowProblem(f"{name!r} {e}") from None
 
 
+def _label(value: object, name: str, task: Task) -> Label | None:
+    """The row's label as the task reads it; None when missing."""
+    try:
+        return task.parse_label(value)
+    except InvalidLabel as e:
+        raise RowProblem(f"{name!r} {e}") from None
+
+
 def _image_path(image: object, root: Path, name: str) -> Path:
     """The image file under ``root``; a path that is absolute, escapes root or does not exist is refused."""
     if not isinstance(image, str) or not image:
@@ -198,7 +211,7 @@ class ScoringRecord:
     id: str
     image: Path | None
     text: str | None
-    label: str | None
+    label: Label | None
     line: int
 
     @property
@@ -219,7 +232,9 @@ def check_scoring_columns(found: Iterable[str], columns: Columns) -> None:
         )
 
 
-def scoring_record(line: int, row: Row, root: Path, columns: Columns, first_line_of: dict[str, int]) -> ScoringRecord:
+def scoring_record(
+    line: int, row: Row, root: Path, columns: Columns, first_line_of: dict[str, int], task: Task | None = None
+) -> ScoringRecord:
     """The row to score, or ``RowProblem``: an empty or absent image or text is missing, not a problem, but a
     row needs one of them; a label, when present, must be valid. ``root`` is resolved."""
     if ERROR in row:
@@ -232,7 +247,7 @@ def scoring_record(line: int, row: Row, root: Path, columns: Columns, first_line
     path = None if image in (None, "") else _image_path(image, root, columns.image)
     if path is None and not (text and text.strip()):
         raise RowProblem(f"neither {columns.image!r} nor {columns.text!r}: nothing to predict from")
-    label = _category(row.get(columns.label), columns.label)
+    label = _label(row.get(columns.label), columns.label, task or Task())
     return ScoringRecord(id=rid, image=path, text=text if text and text.strip() else None, label=label, line=line)
 
 

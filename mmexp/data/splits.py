@@ -1,5 +1,9 @@
 """Split strategies: pure, deterministic functions from labels (and groups) to index sets.
 
+``labels`` is a class index per row (N,) or, for a multi-label task, a multi-hot (N, K) matrix: the
+stratified strategies then use iterative stratification (``iterative_stratification.py``), the others only
+count the rows.
+
 Each strategy is also a small frozen dataclass that declares its options and checks them when the
 config is built (``conf/split/*.yaml`` points ``_target_`` at it); the datamodule calls it with the
 data as ``split(labels, groups=..., predefined=...)`` and it delegates to its pure function.
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmexp.core.errors import ConfigError
+from mmexp.data.iterative_stratification import iterative_assign
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,30 @@ def _finish(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Split:
     return Split(*(np.sort(np.concatenate([p[k] for p in parts])).astype(np.int64) for k in range(3)))
 
 
+def is_multilabel(labels: np.ndarray) -> bool:
+    """Multi-label tasks pass a (rows, labels) multi-hot matrix; single-label ones a class index per row."""
+    return np.ndim(labels) == 2
+
+
+def _iterative_parts(
+    labels: np.ndarray, idx: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """``idx`` dealt into len(fractions) sorted sets by iterative stratification of its multi-hot rows."""
+    subset = iterative_assign(labels[idx], fractions, rng)
+    return [np.sort(idx[subset == j]).astype(np.int64) for j in range(len(fractions))]
+
+
+def _carve_val(
+    labels: np.ndarray, idx: np.ndarray, val: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) out of ``idx``, stratified: per class, or iteratively for multi-label rows."""
+    if is_multilabel(labels):
+        train_idx, val_idx = _iterative_parts(labels, idx, (1.0 - val, val), rng)
+        return train_idx, val_idx
+    carved = _finish([_cut(rng.permutation(idx[labels[idx] == c]), val, 0.0) for c in np.unique(labels[idx])])
+    return carved.train, carved.val
+
+
 def random_split(
     labels: np.ndarray,
     *,
@@ -86,9 +115,15 @@ def stratified_split(
     groups: np.ndarray | None = None,
     predefined: np.ndarray | None = None,
 ) -> Split:
-    """Cut every class by the fractions, so each set keeps the class proportions; ``groups``/``predefined`` unused.."""
+    """Cut every class by the fractions, so each set keeps the class proportions; ``groups``/``predefined`` unused.
+
+    Multi-label rows (a 2-D multi-hot matrix) are dealt by iterative stratification instead, which keeps
+    every label's positive rate in every set.
+    """
     check_fractions(train, val, test)
     rng = np.random.default_rng(seed)
+    if is_multilabel(labels):
+        return Split(*_iterative_parts(labels, np.arange(len(labels)), (train, val, test), rng))
     return _finish([_cut(rng.permutation(np.flatnonzero(labels == c)), val, test) for c in np.unique(labels)])
 
 
@@ -105,22 +140,29 @@ def kfold_split(
 ) -> Split:
     """Fold ``fold`` of ``k`` is the test set; validation is carved (stratified) from the rest.
 
+    Multi-label rows: the folds and the validation carve use iterative stratification.
     ``groups``/``predefined`` are unused (split=group_kfold keeps groups apart).
     """
     _check_folds(k, fold)
     _check_val(val)
     rng = np.random.default_rng(seed)
+    folds = _folds(labels, k, stratified, rng)
+    test_idx = np.flatnonzero(folds == fold)
+    train_idx, val_idx = _carve_val(labels, np.flatnonzero(folds != fold), val, rng)
+    return Split(train_idx, val_idx, np.sort(test_idx))
+
+
+def _folds(labels: np.ndarray, k: int, stratified: bool, rng: np.random.Generator) -> np.ndarray:
+    """The fold of every row: stratified per class (or iteratively for multi-label rows), or plain."""
+    if stratified and is_multilabel(labels):
+        return iterative_assign(labels, (1.0 / k,) * k, rng)
     strata = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratified else [np.arange(len(labels))]
     folds = np.empty(len(labels), dtype=np.int64)
     offset = 0
     for members in strata:  # deal each class round-robin so folds stay stratified and balanced
         folds[rng.permutation(members)] = (np.arange(len(members)) + offset) % k
         offset += len(members)
-    test_idx = np.flatnonzero(folds == fold)
-    rest = np.flatnonzero(folds != fold)
-    parts = [_cut(rng.permutation(rest[labels[rest] == c]), val, 0.0) for c in np.unique(labels[rest])]
-    train_val = _finish(parts)
-    return Split(train_val.train, train_val.val, np.sort(test_idx))
+    return folds
 
 
 def _fold_of_groups(groups: np.ndarray, k: int, rng: np.random.Generator) -> dict[object, int]:
@@ -184,12 +226,7 @@ def predefined_split(
     predefined = np.asarray(predefined, dtype=object)
     train_idx, val_idx, test_idx = (np.flatnonzero(predefined == name) for name in ("train", "val", "test"))
     if len(val_idx) == 0:
-        rng = np.random.default_rng(seed)
-        parts = [
-            _cut(rng.permutation(train_idx[labels[train_idx] == c]), val, 0.0) for c in np.unique(labels[train_idx])
-        ]
-        carved = _finish(parts)
-        train_idx, val_idx = carved.train, carved.val
+        train_idx, val_idx = _carve_val(labels, train_idx, val, np.random.default_rng(seed))
     return Split(np.sort(train_idx), np.sort(val_idx), np.sort(test_idx))
 
 
@@ -212,8 +249,8 @@ def _check_on_leak(on_leak: str) -> None:
 class SplitStrategy:
     """A ``split=`` option: its fields are the options (checked when built), ``__call__`` makes the split.
 
-    Every strategy is called with the label of each row and, where the manifest has them, each row's group
-    (``data.group_col``) and predefined set (``data.split_col``).
+    Every strategy is called with the label of each row (a class index, or a multi-hot row) and, where the
+    manifest has them, each row's group (``data.group_col``) and predefined set (``data.split_col``).
     """
 
     on_leak: str = "warn"

@@ -29,7 +29,7 @@ def summarize(datamodule: MultimodalDataModule) -> str:
             sizes[f"{im.width}x{im.height}"] += 1
             modes[im.mode] += 1
     reasons = Counter(b.reason.split(" (")[0].split(":")[0] for b in info.skipped)
-    labels = Counter(r.label for r in records)
+    labels = Counter(name for r in records for name in ((r.label,) if isinstance(r.label, str) else r.label))
     pct = np.percentile(lengths, [5, 50, 95]).round().astype(int).tolist() if len(lengths) else [0, 0, 0]
     lines = [
         f"manifest:     {info.manifest}",

@@ -22,6 +22,22 @@ the commonest shape; "E[max count]" is the expected largest count among n shapes
 position and pixel noise are random, so they only lower what a model reaches. Late fusion adds
 per-modality logits and cannot represent synergy (V=2: at most 3/4). The default, ``conjunction``,
 generates exactly what the first version did, into the same cache directory.
+
+``task`` picks the label format (the default, ``multiclass``, is the table above):
+
+==========  =====================================================  ========================================
+task        label                                                  ceilings (image / text / both)
+==========  =====================================================  ========================================
+binary      "yes" iff the multiclass label is class 0, else "no"   Bayes accuracy of yes/no; any interaction
+multilabel  every "shape-word" pair with the shape shown and the   mean per-label (Hamming) accuracy;
+            word stated (a sorted list, possibly empty)            conjunction only
+==========  =====================================================  ========================================
+
+Binary positives are 1/K of the rows (the multiclass classes are uniform), a minority on purpose: it
+exercises PR-AUC and threshold tuning. Multilabel: shape i is shown, and word j stated, independently with
+chance ``presence_rates`` (0.75, 0.45, 0.27, ...), so labels have unequal frequencies and a row holds zero
+or more of them. Label noise with K = 2: binary redraws the label as a fair yes/no; multilabel flips each
+label bit with chance e/2 (the same thing per bit), so every ceiling p becomes ``(1 - e) p + e / 2``.
 """
 
 from __future__ import annotations
@@ -29,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import random
 import shutil
@@ -37,6 +54,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -54,12 +72,14 @@ COLOURS = {
     "cyan": (60, 220, 230),
 }
 INTERACTIONS = ("conjunction", "unique_image", "unique_text", "redundant", "synergy", "relational")
+TASKS = ("multiclass", "binary", "multilabel")
+BINARY_CLASSES = ("no", "yes")  # sorted: the default positive class, the second, is "yes"
 FILLERS = (
     *("a", "the", "picture", "photo", "of", "with", "some", "nice", "today", "seen"),
     *("near", "here", "small", "large", "maybe", "looks", "like", "and", "very", "scene"),
 )
 MANIFEST_NAME = "manifest.jsonl"
-_LATER_FIELDS = ("interaction", "n_objects", "missing_cue")  # in the fingerprint only when not default
+_LATER_FIELDS = ("interaction", "n_objects", "missing_cue", "task")  # in the fingerprint only when not default
 
 
 @dataclass(frozen=True)
@@ -77,11 +97,19 @@ class SyntheticSpec:
     interaction: str = "conjunction"
     n_objects: int = 3  # relational: objects per image, each a different colour
     missing_cue: float = 0.5  # redundant: chance that a modality omits its cue, independently
+    task: str = "multiclass"  # label format: multiclass | binary | multilabel (conjunction only)
 
     def __post_init__(self) -> None:
         if self.interaction not in INTERACTIONS:
             raise ConfigError(
                 f"data.synthetic.interaction={self.interaction!r} is not one of: {', '.join(INTERACTIONS)}"
+            )
+        if self.task not in TASKS:
+            raise ConfigError(f"data.synthetic.task={self.task!r} is not one of: {', '.join(TASKS)}")
+        if self.task == "multilabel" and self.interaction != "conjunction":
+            raise ConfigError(
+                f"data.synthetic.task=multilabel supports only data.synthetic.interaction=conjunction "
+                f"(got {self.interaction!r}): its labels are the shape-word pairs of image and caption"
             )
         checks = {
             "n_samples": self.n_samples >= 10,
@@ -110,6 +138,9 @@ class SyntheticSpec:
 
     @property
     def n_classes(self) -> int:
+        """K: label classes (multilabel: the S*W shape-word pairs, any number of them per row)."""
+        if self.task == "binary":
+            return len(BINARY_CLASSES)
         return {
             "conjunction": self.n_shapes * self.n_words,
             "unique_image": self.n_shapes,
@@ -131,25 +162,81 @@ class Pair:
     """What one generated image shows, what its caption states, and its label before label noise."""
 
     shapes: tuple[int, ...]  # shape index of each object drawn (empty: no shape)
-    colours: tuple[str, ...]  # relational: the palette colour of each object; else empty (random colour)
+    colours: tuple[str, ...]  # relational, multilabel: the palette colour of each object; else empty (random)
     keys: tuple[str, ...]  # the words the caption states besides fillers and the decoy
-    label: int
+    label: int | tuple[int, ...]  # a class index; multilabel: the indices of the classes present, ascending
 
 
 def ceilings(spec: SyntheticSpec) -> dict[str, float]:
-    """Bayes accuracy of a perfect image-only, text-only and image+text reader (see the module table)."""
+    """Bayes accuracy of a perfect image-only, text-only and image+text reader (see the module tables).
+
+    Multilabel: the mean over the S*W labels of each label's Bayes accuracy (Hamming accuracy).
+    """
+    derive = {"multiclass": _multiclass_ceilings, "binary": _binary_ceilings, "multilabel": _hamming_ceilings}
+    clean = derive[spec.task](spec)
+    e = spec.label_noise
+    k = spec.n_classes if spec.task == "multiclass" else 2  # binary, and each multilabel bit, is yes/no
+    return {name: (1 - e) * p + e / k for name, p in zip(("image", "text", "both"), clean, strict=True)}
+
+
+def _multiclass_ceilings(spec: SyntheticSpec) -> tuple[float, float, float]:
     s, w, v, m = spec.n_shapes, spec.n_words, spec.n_values, spec.missing_cue
-    clean = {
-        "conjunction": (1 / w, 1 / s),
-        "unique_image": (1.0, 1 / s),
-        "unique_text": (1 / w, 1.0),
-        "redundant": (1 - m + m / v, 1 - m + m / v),
-        "synergy": (1 / v, 1 / v),
-        "relational": (_expected_max_count(s, spec.n_objects) / spec.n_objects, 1 / s),
+    if spec.interaction == "relational":
+        return _expected_max_count(s, spec.n_objects) / spec.n_objects, 1 / s, 1.0
+    return {
+        "conjunction": (1 / w, 1 / s, 1.0),
+        "unique_image": (1.0, 1 / s, 1.0),
+        "unique_text": (1 / w, 1.0, 1.0),
+        "redundant": (1 - m + m / v, 1 - m + m / v, 1 - m * m + m * m / v),
+        "synergy": (1 / v, 1 / v, 1.0),
     }[spec.interaction]
-    both = 1 - m * m + m * m / v if spec.interaction == "redundant" else 1.0
-    e, k = spec.label_noise, spec.n_classes
-    return {name: (1 - e) * p + e / k for name, p in zip(("image", "text", "both"), (*clean, both), strict=True)}
+
+
+def _binary_ceilings(spec: SyntheticSpec) -> tuple[float, float, float]:
+    """Yes = multiclass class 0; a reader says the likelier answer given what it sees: max(P(yes), P(no))."""
+    s, w, v, m = spec.n_shapes, spec.n_words, spec.n_values, spec.missing_cue
+    if spec.interaction == "relational":  # P(yes | image) = (count of shape 0) / n
+        return _expected_majority_share(1 / s, spec.n_objects), _sure(1 / s), 1.0
+    return {
+        # conjunction: a reader that sees shape != 0 (word != 0) knows "no"; else P(yes) is 1/W (1/S)
+        "conjunction": ((s - 1) / s + _sure(1 / w) / s, (w - 1) / w + _sure(1 / s) / w, 1.0),
+        "unique_image": (1.0, _sure(1 / s), 1.0),
+        "unique_text": (_sure(1 / w), 1.0, 1.0),
+        "redundant": (1 - m + m * _sure(1 / v), 1 - m + m * _sure(1 / v), 1 - m * m + m * m * _sure(1 / v)),
+        "synergy": (_sure(1 / v), _sure(1 / v), 1.0),
+    }[spec.interaction]
+
+
+def _hamming_ceilings(spec: SyntheticSpec) -> tuple[float, float, float]:
+    """Label (i, j) = shape i shown and word j stated; image-only knows the first, text-only the second."""
+    image, text = label_ceilings(spec)
+    return sum(image) / len(image), sum(text) / len(text), 1.0
+
+
+def label_ceilings(spec: SyntheticSpec) -> tuple[list[float], list[float]]:
+    """Multilabel, without label noise: each class's image-only and text-only Bayes accuracy, in class order.
+
+    Image-only: absent for sure when shape i is not shown (1 - p_i), else right with max(q_j, 1 - q_j);
+    text-only symmetrically.
+    """
+    shown, stated = presence_rates(spec.n_shapes), presence_rates(spec.n_words)
+    pairs = [(p, q) for p in shown for q in stated]  # class order: shape-major, as _class_names
+    return [1 - p + p * _sure(q) for p, q in pairs], [1 - q + q * _sure(p) for p, q in pairs]
+
+
+def presence_rates(k: int) -> tuple[float, ...]:
+    """Multilabel: chance that shape (word) i is shown (stated); decreasing, so label frequencies differ."""
+    return tuple(0.75 * 0.6**i for i in range(k))
+
+
+def _sure(p: float) -> float:
+    """Accuracy of the better of two answers when the first is right with chance ``p``."""
+    return max(p, 1 - p)
+
+
+def _expected_majority_share(p: float, n: int) -> float:
+    """E[max(c, n - c)] / n for c ~ Binomial(n, p): the image reader of binary relational says the majority."""
+    return sum(math.comb(n, c) * p**c * (1 - p) ** (n - c) * max(c, n - c) / n for c in range(n + 1))
 
 
 def _expected_max_count(n_shapes: int, n_objects: int) -> float:
@@ -159,6 +246,8 @@ def _expected_max_count(n_shapes: int, n_objects: int) -> float:
 
 
 def _class_names(spec: SyntheticSpec) -> list[str]:
+    if spec.task == "binary":
+        return list(BINARY_CLASSES)
     shapes, words = SHAPES[: spec.n_shapes], WORDS[: spec.n_words]
     return {
         "conjunction": [f"{shape}-{word}" for shape in shapes for word in words],
@@ -171,6 +260,15 @@ def _class_names(spec: SyntheticSpec) -> list[str]:
 
 
 def _sample_pair(spec: SyntheticSpec, rng: random.Random) -> Pair:
+    if spec.task == "multilabel":
+        return _sample_multilabel(spec, rng)
+    pair = _sample_multiclass(spec, rng)
+    if spec.task == "binary":  # "yes" (index 1) iff class 0: a 1/K minority
+        return Pair(pair.shapes, pair.colours, pair.keys, int(pair.label == 0))
+    return pair
+
+
+def _sample_multiclass(spec: SyntheticSpec, rng: random.Random) -> Pair:
     kind, s, w, v = spec.interaction, spec.n_shapes, spec.n_words, spec.n_values
     if kind == "relational":
         colours = tuple(rng.sample(sorted(COLOURS), spec.n_objects))
@@ -188,22 +286,46 @@ def _sample_pair(spec: SyntheticSpec, rng: random.Random) -> Pair:
     return Pair((shape,), (), (WORDS[word],), label)
 
 
+def _sample_multilabel(spec: SyntheticSpec, rng: random.Random) -> Pair:
+    """Each shape shown and each word stated independently (``presence_rates``); labels are their pairs."""
+    shapes = tuple(i for i, p in enumerate(presence_rates(spec.n_shapes)) if rng.random() < p)
+    words = tuple(j for j, q in enumerate(presence_rates(spec.n_words)) if rng.random() < q)
+    colours = tuple(rng.sample(sorted(COLOURS), len(shapes)))  # one grid cell each, as relational draws them
+    labels = tuple(i * spec.n_words + j for i in shapes for j in words)
+    return Pair(shapes, colours, tuple(WORDS[j] for j in words), labels)
+
+
 def _noisy_label(spec: SyntheticSpec, rng: random.Random, label: int) -> int:
     if rng.random() >= spec.label_noise:
         return label
+    if spec.task == "binary":
+        return rng.randrange(len(BINARY_CLASSES))
     if spec.interaction == "conjunction":  # two draws, as the first version did
         return rng.randrange(spec.n_shapes) * spec.n_words + rng.randrange(spec.n_words)
     return rng.randrange(spec.n_classes)
 
 
-def generate(spec: SyntheticSpec) -> Iterator[tuple[dict[str, str], Image.Image, Pair]]:
-    """Yield each manifest row (image path not yet written), its image and the pair behind it."""
+def _noisy_labels(spec: SyntheticSpec, rng: random.Random, labels: tuple[int, ...]) -> list[int]:
+    """Multilabel: each of the K label bits flips with chance e/2 (a fair yes/no redraw with chance e)."""
+    flip = spec.label_noise / 2
+    return [k for k in range(spec.n_classes) if (k in labels) != (rng.random() < flip)]
+
+
+def generate(spec: SyntheticSpec) -> Iterator[tuple[dict[str, Any], Image.Image, Pair]]:
+    """Yield each manifest row (image path not yet written), its image and the pair behind it.
+
+    The row's ``label`` is a class name, or (multilabel) a sorted list of class names, possibly empty.
+    """
     rng = random.Random(spec.seed)
     names = _class_names(spec)
     for i in range(spec.n_samples):
         pair = _sample_pair(spec, rng)
         image = _draw(pair, spec, rng)
-        label = names[_noisy_label(spec, rng, pair.label)]
+        label: str | list[str]
+        if isinstance(pair.label, tuple):
+            label = sorted(names[k] for k in _noisy_labels(spec, rng, pair.label))
+        else:
+            label = names[_noisy_label(spec, rng, pair.label)]
         row = {
             "id": f"s{i:06d}",
             "image": f"images/{i:06d}.png",
@@ -259,7 +381,7 @@ def _caption(keys: tuple[str, ...], spec: SyntheticSpec, rng: random.Random) -> 
 
 
 def _draw(pair: Pair, spec: SyntheticSpec, rng: random.Random) -> Image.Image:
-    """One shape of a random colour anywhere, or (relational) one shape per colour, each in its own cell."""
+    """One shape of a random colour anywhere, or (relational, multilabel) one shape per colour, each in a cell."""
     s = spec.image_size
     background = tuple(rng.randrange(0, 80) for _ in range(3))
     image = Image.new("RGB", (s, s), background)

@@ -1,4 +1,9 @@
-"""Reliability diagram: per confidence bin, how often the top prediction is right, and the ECE it implies."""
+"""Reliability diagram: per confidence bin, how often the prediction is right, and the ECE it implies.
+
+Multiclass bins the top-1 confidence and asks whether the top class is right. Binary and multilabel bin
+each probability of "positive" (p(positive), or every class's sigmoid) and ask how often it is positive:
+the binary calibration of ``test/ece`` in those tasks.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,14 @@ from typing import Any
 
 import torch
 
+from mmexp.training.objective import Objective
 
-def reliability(probs: torch.Tensor, labels: torch.Tensor, *, bins: int = 15) -> dict[str, Any]:
-    """Top-1 confidence binned exactly as torchmetrics' ``MulticlassCalibrationError``, so ``ece`` is ``test/ece``.
+
+def reliability(
+    probs: torch.Tensor, labels: torch.Tensor, *, bins: int = 15, objective: Objective | None = None
+) -> dict[str, Any]:
+    """Confidence binned exactly as torchmetrics' ``MulticlassCalibrationError`` (multiclass; binary and
+    multilabel: ``BinaryCalibrationError``), so ``ece`` is ``test/ece``.
 
     Bins are left-closed, [k/bins, (k+1)/bins), on torchmetrics' float32 ``linspace`` edges (a confidence
     on an edge opens the bin above it), plus a last bin [1, 1] for confidence exactly 1.0: ``edges`` has
@@ -18,8 +28,13 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, *, bins: int = 15) ->
     """
     if bins < 1:
         raise ValueError(f"bins must be >= 1 (got {bins})")
-    confidence, predicted = probs.float().max(dim=-1)
-    correct = (predicted == labels).float()
+    if objective is None or (objective.positive is None and not objective.task.multilabel):
+        confidence, predicted = probs.float().max(dim=-1)
+        correct = (predicted == labels).float()
+    else:
+        confidence = objective.scores(probs.float()).flatten()
+        positive = labels if objective.positive is None else torch.eq(labels, objective.positive)
+        correct = positive.float().flatten()
     edges = torch.linspace(0.0, 1.0, bins + 1, dtype=confidence.dtype)
     index = torch.bucketize(confidence, edges, right=True) - 1  # torchmetrics' _binning_bucketize
     count = torch.zeros(bins + 1).scatter_add_(0, index, torch.ones_like(confidence))

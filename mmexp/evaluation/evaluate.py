@@ -93,6 +93,8 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
     node.resize = train_cfg.data.get("resize", "squash")  # images made square as the model saw them
     node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
     node.cache_dir = cfg.paths.cache_dir
+    if user_data and node.get("synthetic"):  # the built-in data labelled for the run's task
+        node.synthetic.task = (train_cfg.get("task") or {}).get("name", "multiclass")
     if not user_data:  # every row is read; the run's own test rows are picked by id (recorded_split)
         node.split = {"_target_": "mmexp.data.splits.AllRowsSplit"}
         node.on_leak = "ignore"
@@ -133,18 +135,18 @@ def run_evaluations(
     from mmexp.models.contracts import MODALITIES
 
     labels = datamodule.label_names
-    model = build_model(train_cfg, num_classes=len(labels), **datamodule.tokenizer.encoder_kwargs())
+    model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
     model.load_state_dict(ckpt["state_dict"])
     loader = datamodule.test_dataloader()
     clean = rb.predict(model.to(device), loader, device=device)
-    missing = rb.missing_modality(model, loader, device=device, num_classes=len(labels), clean=clean)
+    missing = rb.missing_modality(model, loader, device=device, clean=clean)
     results = {
         "rows": len(clean.labels),
-        "test": rb.scores(clean, len(labels), prefix="test/", ranking=True),
-        **rb.per_class(clean, labels),
+        "test": rb.scores(clean, model, prefix="test/", ranking=True),
+        **rb.per_class(clean, model, labels),
         "missing_modality": missing,
         "modality_reliance": rb.modality_reliance(missing),
-        "reliability": reliability(clean.probs, clean.labels, bins=cfg.calibration_bins),
+        "reliability": reliability(clean.probs, clean.labels, bins=cfg.calibration_bins, objective=model.objective),
         "complexity": model_complexity(model, next(iter(loader)), device=device, latency_runs=cfg.latency_runs),
     }
     log.info(
@@ -164,7 +166,6 @@ def run_evaluations(
         loader,
         corruptions,
         device=device,
-        num_classes=len(labels),
         tokenizer=datamodule.tokenizer,
         seed=cfg.seed,
         baselines=baselines,
@@ -224,7 +225,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     reset_peak_memory()  # this evaluation's peak, not the process's
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
     ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
-    datamodule = build_datamodule(data_node(cfg, train_cfg), train_cfg.text_encoder)
+    datamodule = build_datamodule(data_node(cfg, train_cfg), train_cfg.text_encoder, task=train_cfg.get("task"))
     datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # setup keeps this tokenizer state and label map
     datamodule.prepare_data()
     datamodule.setup("test")

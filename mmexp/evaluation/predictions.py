@@ -1,9 +1,13 @@
 """Per-row predictions: every run's ``predictions/test.csv``, and ``mmexp.predict`` over new rows.
 
 Both write one CSV format: ``id``, ``label`` (the true label, empty when the row has none), ``predicted``,
-``confidence`` (the predicted class's probability), ``missing`` (``none``, ``image`` or ``text``: the
-modality the row lacked, removed the way ``mmexp.eval`` removes it), then ``p_<class>`` per class in
-label-map order. Probabilities are written with 9 significant digits (float32 round-trips exactly).
+``confidence``, ``missing`` (``none``, ``image`` or ``text``: the modality the row lacked, removed the way
+``mmexp.eval`` removes it), then ``p_<class>`` per class in label-map order. Decisions and confidence follow
+the task (``mmexp.training.objective``): multiclass, the arg-max class and its probability; binary, the
+class the checkpoint's threshold decides and that class's probability; multilabel, the classes at or above
+their thresholds joined by ``task.label_sep`` (empty: none) and the probability of exactly that set when the
+classes are independent (the product over classes of p or 1 - p). Probabilities are written with 9
+significant digits (float32 round-trips exactly).
 ``mmexp.predict`` streams: rows are read, decoded, tokenized, scored and written ``batch_size`` at a time.
 """
 
@@ -33,6 +37,7 @@ from mmexp.data.records import (
     scoring_record,
     with_mmf_image_column,
 )
+from mmexp.data.task import Label, Task
 from mmexp.models.contracts import Batch
 from mmexp.models.missing import remove_modality
 
@@ -57,26 +62,39 @@ class _Utf8:
 
 
 class PredictionWriter:
-    """Writes the header, then rows of scored batches; counts rows and missing modalities."""
+    """Writes the header, then rows of scored batches with ``model``'s decisions; counts rows and missing
+    modalities."""
 
-    def __init__(self, f: IO[bytes], labels: Sequence[str]) -> None:
-        self.labels = list(labels)
+    def __init__(self, f: IO[bytes], labels: Sequence[str], model: MultimodalClassifier) -> None:
+        self.labels, self.model = list(labels), model
         self.csv = csv.writer(_Utf8(f), lineterminator="\n")
         self.csv.writerow([*COLUMNS, *(PROBABILITY + name for name in self.labels)])
         self.missing: Counter[str] = Counter()
 
+    def names(self, target: torch.Tensor) -> Label:
+        """A class index, or a multi-hot row, as the label it stands for."""
+        if target.dim() == 0:
+            return self.labels[int(target)]
+        return tuple(self.labels[k] for k in torch.nonzero(target > 0.5).flatten().tolist())
+
     def write(
-        self, ids: Sequence[str], true: Sequence[str | None], probs: torch.Tensor, missing: Sequence[str]
+        self, ids: Sequence[str], true: Sequence[Label | None], probs: torch.Tensor, missing: Sequence[str]
     ) -> None:
-        """One row per id; ``probs`` (B, C) are class probabilities."""
+        """One row per id; ``probs`` (B, C) are the model's class probabilities."""
         probs = probs.detach().float().cpu()
-        confidence, predicted = probs.max(dim=1)
+        thresholds = None if self.model.thresholds is None else self.model.thresholds.cpu()
+        decided = self.model.objective.decide(probs, thresholds)
+        if decided.dim() == 2:  # multilabel: the chance of exactly the decided set
+            confidence = torch.where(decided.bool(), probs, 1 - probs).prod(1)
+        else:
+            confidence = probs.gather(1, decided.unsqueeze(1)).squeeze(1)
+        task = self.model.task
         for i, row in enumerate(probs.tolist()):
             self.csv.writerow(
                 [
                     ids[i],
-                    true[i] or "",
-                    self.labels[int(predicted[i])],
+                    task.format(true[i]),
+                    task.format(self.names(decided[i])),
                     f"{float(confidence[i]):.9g}",
                     missing[i],
                     *(f"{p:.9g}" for p in row),
@@ -99,16 +117,15 @@ def write_test_predictions(
     device, labels, ids = trainer.strategy.root_device, datamodule.label_names, datamodule.info.ids
 
     def write(f: IO[bytes]) -> None:
-        out = PredictionWriter(f, labels)
+        out = PredictionWriter(f, labels, model)
         model.eval()
         with torch.inference_mode(), trainer.precision_plugin.forward_context():
             for batch in datamodule.test_dataloader():
                 batch = batch.to(device)
                 index = batch.index.tolist() if batch.index is not None else []
-                probs = model(batch).float().softmax(-1)
-                out.write(
-                    [ids[i] for i in index], [labels[y] for y in batch.label.tolist()], probs, ["none"] * len(index)
-                )
+                probs = model.objective.probabilities(model(batch))
+                true = [out.names(target) for target in batch.label.cpu()]
+                out.write([ids[i] for i in index], true, probs, ["none"] * len(index))
 
     write_atomic(path, write)
 
@@ -121,6 +138,7 @@ class Manifest:
     root: Path
     columns: Columns
     first_line_of: dict[str, int]
+    task: Task
     bad: list[BadRow] = field(default_factory=list)
 
     def records(self) -> Iterator[ScoringRecord]:
@@ -130,12 +148,12 @@ class Manifest:
             if line in bad_lines:
                 continue
             try:
-                yield scoring_record(line, row, self.root, self.columns, self.first_line_of)
+                yield scoring_record(line, row, self.root, self.columns, self.first_line_of, self.task)
             except RowProblem as problem:  # the file or an image changed since it was checked
                 raise ConfigError(f"data: {self.path} line {line} changed while being scored: {problem}") from None
 
 
-def check_manifest(path: Path, root: Path, columns: Columns) -> Manifest:
+def check_manifest(path: Path, root: Path, columns: Columns, task: Task) -> Manifest:
     """Read the manifest twice without decoding anything: its columns and ids, then every row's problems.
 
     Columns that do not match are one ``ConfigError``; bad rows are listed in ``Manifest.bad``.
@@ -152,10 +170,10 @@ def check_manifest(path: Path, root: Path, columns: Columns) -> Manifest:
     columns = with_mmf_image_column(columns, [(0, dict.fromkeys(found))])
     if found:  # no readable row at all: the bad rows say why
         check_scoring_columns(found, columns)
-    manifest = Manifest(path, root.resolve(), columns, first_line_of)
+    manifest = Manifest(path, root.resolve(), columns, first_line_of, task)
     for line, row in iter_rows(path):
         try:
-            scoring_record(line, row, manifest.root, columns, first_line_of)
+            scoring_record(line, row, manifest.root, columns, first_line_of, task)
         except RowProblem as problem:
             manifest.bad.append(BadRow(line, str(problem), row))
     return manifest
@@ -205,7 +223,7 @@ def score_manifest(
 ) -> PredictionWriter:
     """Score the manifest's usable rows ``batch_size`` at a time into ``f``; an image that fails to decode is
     a bad row (listed in ``manifest.bad`` with ``skip_bad``, else one ``ConfigError``)."""
-    out = PredictionWriter(f, labels)
+    out = PredictionWriter(f, labels, model)
     model.eval()
     records = manifest.records()
     while chunk := list(itertools.islice(records, batch_size)):
@@ -219,7 +237,7 @@ def score_manifest(
         manifest.bad += [BadRow(chunk[i].line, reason, {"id": chunk[i].id}) for i, reason in failed.items()]
         keep = [i for i in range(len(chunk)) if i not in failed]
         with torch.inference_mode():
-            probs = model(batch.to(device)).float().softmax(-1)[keep]
+            probs = model.objective.probabilities(model(batch.to(device)))[keep]
         rows = [chunk[i] for i in keep]
         out.write([r.id for r in rows], [r.label for r in rows], probs, [r.missing for r in rows])
     return out

@@ -24,7 +24,7 @@ from mmexp.evaluation.corruptions import SEVERITIES, Corruption, ImageCorruption
 from mmexp.models.contracts import MODALITIES, Batch
 from mmexp.models.missing import remove_modality
 from mmexp.training.classifier import MultimodalClassifier
-from mmexp.training.metrics import per_class_metrics, scalar_metrics
+from mmexp.training.metrics import TaskMetrics
 
 log = logging.getLogger(__name__)
 Transform = Callable[[Batch], Batch]
@@ -32,7 +32,7 @@ Transform = Callable[[Batch], Batch]
 
 @dataclass(frozen=True)
 class Predictions:
-    """Class probabilities (N, C) and labels (N,) on the CPU, and the mean cross-entropy."""
+    """Class probabilities (N, C) and targets (N,) or (multilabel) (N, C) on the CPU, and the mean loss."""
 
     probs: torch.Tensor
     labels: torch.Tensor
@@ -52,24 +52,34 @@ def predict(
             # the model's own loss (label smoothing, class weights), a batch mean weighted by the batch size as
             # Lightning aggregates test/loss, so eval reproduces the training run's figure
             loss_sum += float(model.loss(logits, batch.label)) * len(batch.label)
-            probs.append(logits.softmax(-1).cpu())
+            probs.append(model.objective.probabilities(logits).cpu())
             labels.append(batch.label.cpu())
     probs_all, labels_all = torch.cat(probs), torch.cat(labels)
     return Predictions(probs_all, labels_all, loss_sum / max(len(labels_all), 1))
 
 
-def scores(pred: Predictions, num_classes: int, *, prefix: str = "", ranking: bool = False) -> dict[str, float]:
-    """The training-time metric collection on ``pred`` (same torchmetrics, same names) plus the loss."""
-    values = scalar_metrics(num_classes, "test", ranking=ranking)(pred.probs, pred.labels)
-    out = {k.removeprefix("test/"): float(v) for k, v in values.items()} | {"loss": pred.loss}
-    return {f"{prefix}{k}": v for k, v in out.items()}
+def _computed(metrics: TaskMetrics, pred: Predictions, model: MultimodalClassifier) -> dict[str, torch.Tensor]:
+    thresholds = None if model.thresholds is None else model.thresholds.cpu()
+    metrics.update(pred.probs, pred.labels, thresholds)
+    return metrics.compute()
 
 
-def per_class(pred: Predictions, labels: list[str]) -> dict[str, Any]:
-    """Per-class precision/recall/F1 keyed by label name, and the confusion matrix (rows = true class)."""
-    values = per_class_metrics(len(labels))(pred.probs, pred.labels)
-    details = {k: v.tolist() for k, v in values.items()}
-    matrix = details.pop("confusion_matrix")
+def scores(
+    pred: Predictions, model: MultimodalClassifier, *, prefix: str = "", ranking: bool = False
+) -> dict[str, float]:
+    """The training-time metrics of the model's task on ``pred`` (same torchmetrics, same names, the
+    checkpoint's decision thresholds) plus the loss."""
+    values = _computed(TaskMetrics(model.objective, kind="test" if ranking else "scalar"), pred, model)
+    return {f"{prefix}{k}": float(v) for k, v in values.items()} | {f"{prefix}loss": pred.loss}
+
+
+def per_class(pred: Predictions, model: MultimodalClassifier, labels: list[str]) -> dict[str, Any]:
+    """Per-class precision/recall/F1 (and support) keyed by label name, and the confusion matrix (rows = true
+    class; None for multilabel, which has one 2x2 matrix per class instead: see the per-class counts)."""
+    details = {k: v.tolist() for k, v in _computed(TaskMetrics(model.objective, kind="per_class"), pred, model).items()}
+    matrix = details.pop("confusion_matrix", None)
+    if matrix is not None:
+        details["support"] = [int(sum(row)) for row in matrix]
     return {
         "test_per_class": {k: dict(zip(labels, v, strict=True)) for k, v in details.items()},
         "confusion_matrix": matrix,
@@ -78,16 +88,16 @@ def per_class(pred: Predictions, labels: list[str]) -> dict[str, Any]:
 
 def without(modality: str) -> Transform:
     """Remove ``modality`` from every row of a batch."""
-    return lambda batch: remove_modality(batch, modality, torch.ones_like(batch.label, dtype=torch.bool))
+    return lambda batch: remove_modality(batch, modality, torch.ones(len(batch), dtype=torch.bool))
 
 
 def missing_modality(
-    model: MultimodalClassifier, loader: Any, *, device: torch.device, num_classes: int, clean: Predictions
+    model: MultimodalClassifier, loader: Any, *, device: torch.device, clean: Predictions
 ) -> dict[str, dict[str, float]]:
     """Scores with both modalities (``clean``), with the image removed and with the text removed."""
-    out = {"both": scores(clean, num_classes)}
+    out = {"both": scores(clean, model)}
     for modality in MODALITIES:
-        out[f"no_{modality}"] = scores(predict(model, loader, device=device, transform=without(modality)), num_classes)
+        out[f"no_{modality}"] = scores(predict(model, loader, device=device, transform=without(modality)), model)
     return out
 
 
@@ -184,7 +194,6 @@ def robustness_curves(
     corruptions: Mapping[str, Corruption],
     *,
     device: torch.device,
-    num_classes: int,
     tokenizer: Tokenizer,
     seed: int,
     baselines: Mapping[str, Mapping[str, list[float]] | None],
@@ -201,7 +210,7 @@ def robustness_curves(
                 device=device,
                 transform=corrupt(corruption, severity, generator=generator, tokenizer=tokenizer),
             )
-            score = scores(pred, num_classes)
+            score = scores(pred, model)
             acc.append(score["acc"])
             f1.append(score["f1_macro"])
         base = (baselines.get(corruption.modality) or {}).get(name)

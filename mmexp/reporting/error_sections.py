@@ -89,6 +89,14 @@ class DataLookup:
         return Shown(pick, excerpt(text), thumb, None if thumb else "image unreadable or too large to inline")
 
 
+NO_PAIRS = {
+    False: "No confused pairs.",
+    True: "Confused pairs do not apply to multi-label runs: each class is its own yes/no decision, so a mistake "
+    "is a class missed or added (true vs predicted below); the per-class table gives each class's precision and "
+    "recall.",
+}
+
+
 def data_source(run_dir: Path) -> tuple[Path, Path, Columns] | str:
     """Where the run's data lives, from its config.yaml: (root, manifest, columns), or why it is not found."""
     try:
@@ -199,7 +207,7 @@ def group_blocks(a: GroupErrors, report: Report, lookup: DataLookup, max_chars: 
     if a.skipped:
         shown = "; ".join(f"{report.shown_path(run)} ({why})" for run, why in a.skipped)
         blocks.append(Paragraph((f"Skipped {len(a.skipped)} run(s): {shown}.",), note=True))
-    blocks.append(pairs_table(a.pairs) if a.pairs else Paragraph(("No confused pairs.",), note=True))
+    blocks.append(pairs_table(a.pairs) if a.pairs else Paragraph((NO_PAIRS[a.multilabel],), note=True))
     if not a.runs:
         return blocks
     mistakes = [lookup.show(p, max_chars) for p in a.mistakes]

@@ -68,6 +68,7 @@ class GroupErrors:
     unsure: list[Pick] = field(default_factory=list)
     pairs: list[ConfusedPair] = field(default_factory=list)
     skipped: list[tuple[Run, str]] = field(default_factory=list)
+    multilabel: bool = False  # no confusion matrix: each class is its own yes/no decision
 
 
 def read_predictions(run: Run) -> list[Pick]:
@@ -122,7 +123,14 @@ def analyse_group(group: Group, k: int) -> GroupErrors:
     out.mistakes = sorted(mistakes, key=lambda p: (-p.confidence, p.id))[:k]
     out.unsure = sorted(unsure, key=lambda p: (p.confidence, p.id))[:k]
     out.pairs = confused_pairs(group.runs)
+    out.multilabel = any(is_multilabel(run) for run in group.runs)
     return out
+
+
+def is_multilabel(run: Run) -> bool:
+    """A multi-label run records decision thresholds but no confusion matrix (metrics.json)."""
+    metrics = run.metrics or {}
+    return bool(metrics.get("thresholds")) and metrics.get("confusion_matrix") is None
 
 
 def confused_pairs(runs: list[Run], top: int = TOP_PAIRS) -> list[ConfusedPair]:

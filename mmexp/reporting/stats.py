@@ -26,7 +26,7 @@ ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # every bootstrap is deterministic: the same runs give the same report
 # test metrics that are fractions; intervals of their means are kept inside [0, 1]
-BOUNDED = ("acc", "f1", "precision", "recall", "auroc", "ece")
+BOUNDED = ("acc", "f1", "precision", "recall", "auroc", "ece", "pr", "map", "exact")
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,7 @@ class RunRecorder:
         labels: list[str],
         epochs: int,
         complexity: dict[str, Any] | None = None,
+        thresholds: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """``complexity``: cost figures from ``mmexp.evaluation.complexity.model_complexity`` (params, FLOPs, times).
 
@@ -127,7 +128,7 @@ class RunRecorder:
             for name, values in details.items()
             if name != "confusion_matrix"
         }
-        if details.get("confusion_matrix"):  # support: the test rows of each class (rows = true class)
+        if details.get("confusion_matrix") and "support" not in details:  # the test rows of each class (rows)
             per_class["support"] = dict(
                 zip(labels, (int(sum(row)) for row in details["confusion_matrix"]), strict=True)
             )
@@ -137,6 +138,7 @@ class RunRecorder:
             "test_per_class": per_class,
             "confusion_matrix": details.get("confusion_matrix"),
             "labels": labels,
+            "thresholds": thresholds,  # binary/multilabel decision thresholds of the tested checkpoint
             "best_checkpoint": best_checkpoint or None,
             "epochs": epochs,
         }

@@ -15,16 +15,19 @@ from mmexp.core.errors import ConfigError
 from mmexp.data.augment import Augment
 from mmexp.data.balance import balanced_class_weights
 from mmexp.data.datamodule import MultimodalDataModule
+from mmexp.data.task import Task
 from mmexp.models.contracts import Batch, Encoder, EncoderOutput, Fusion
 from mmexp.models.head import build_head
 from mmexp.models.missing import modality_dropout
 from mmexp.training.feature_cache import FeatureCache, FeatureCacheCallback
-from mmexp.training.metrics import EpochPredictions, per_class_metrics, scalar_metrics
+from mmexp.training.metrics import EpochPredictions, TaskMetrics
+from mmexp.training.objective import Objective
 from mmexp.training.param_groups import parameter_groups
 
 
 class MultimodalClassifier(L.LightningModule):
-    """Image encoder + text encoder -> fusion -> MLP head, trained with cross-entropy."""
+    """Image encoder + text encoder -> fusion -> MLP head, trained with cross-entropy (multiclass, binary) or
+    one binary cross-entropy per class (multilabel); ``task`` says which (``mmexp.data.task``)."""
 
     def __init__(
         self,
@@ -34,6 +37,9 @@ class MultimodalClassifier(L.LightningModule):
         fusion: Callable[..., Fusion],
         num_classes: int,
         optimizer: Callable[..., torch.optim.Optimizer],
+        task: Task | None = None,
+        positive: int | None = None,
+        pos_weight: str | float | Sequence[float] | None = None,
         scheduler: Callable[..., Any] | None = None,
         head_hidden: int = 256,
         dropout: float = 0.1,
@@ -51,7 +57,8 @@ class MultimodalClassifier(L.LightningModule):
         super().__init__()
         # in the checkpoint only: loggers get the whole run config once, from train.py
         self.save_hyperparameters(
-            ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler", "augment"], logger=False
+            ignore=["image_encoder", "text_encoder", "fusion", "optimizer", "scheduler", "augment", "task"],
+            logger=False,
         )
         available = {encoder.modality: encoder for encoder in (image_encoder, text_encoder)}
         self.fusion = fusion(dims={m: e.out_dim for m, e in available.items()}, num_classes=num_classes)
@@ -66,20 +73,33 @@ class MultimodalClassifier(L.LightningModule):
         self.layer_lr_decay = layer_lr_decay
         self.augment = augment if "image" in self.encoders else None
         self.label_smoothing = label_smoothing
+        self.task = task or Task()
+        self.objective = Objective(self.task, num_classes, positive)
+        # binary/multilabel decision thresholds, tuned on val (task.threshold=tune) and saved in the checkpoint;
+        # a multiclass model has no such key in its state dict
+        self.thresholds: torch.Tensor | None
+        self.register_buffer("thresholds", self.objective.initial_thresholds() if self.objective.n_thresholds else None)
         self.class_weights = _class_weights_option(class_weights)
-        # the loss's class weights, resolved by setup() and saved in the checkpoint; None: no key in the state dict
+        self.pos_weights = _pos_weight_option(pos_weight)
+        _check_weights(self.task, self.class_weights, self.pos_weights)
+        # the loss's weights, resolved by setup() and saved in the checkpoint; None: no key in the state dict.
+        # class_weight: cross-entropy's per-class weight (binary pos_weight too); pos_weight: multilabel's BCE
         self.class_weight: torch.Tensor | None
-        self.register_buffer("class_weight", None if self.class_weights is None else torch.ones(num_classes))
+        self.pos_weight: torch.Tensor | None
+        weighs_classes = self.class_weights is not None or (self.task.binary and self.pos_weights is not None)
+        self.register_buffer("class_weight", torch.ones(num_classes) if weighs_classes else None)
+        weighs_labels = self.task.multilabel and self.pos_weights is not None
+        self.register_buffer("pos_weight", torch.ones(num_classes) if weighs_labels else None)
         if isinstance(self.class_weights, list) and len(self.class_weights) == num_classes:
             self.class_weight = torch.tensor(self.class_weights)
         self.modality_dropout = {m: float(p) for m, p in (modality_dropout or {}).items() if m in self.encoders}
         for modality, rate in self.modality_dropout.items():
             if not 0.0 <= rate < 1.0:
                 raise ConfigError(f"model.modality_dropout.{modality}={rate} must be in [0, 1)")
-        self.train_metrics = scalar_metrics(num_classes, "train")
-        self.val_metrics = scalar_metrics(num_classes, "val")
-        self.test_metrics = scalar_metrics(num_classes, "test", ranking=True)
-        self.test_per_class = per_class_metrics(num_classes)
+        self.train_metrics = TaskMetrics(self.objective, "train/")
+        self.val_metrics = TaskMetrics(self.objective, "val/")
+        self.test_metrics = TaskMetrics(self.objective, "test/", kind="test")
+        self.test_per_class = TaskMetrics(self.objective, kind="per_class")
         self.epoch_predictions = {"train": EpochPredictions(), "val": EpochPredictions()}
         self.test_details: dict[str, list[Any]] = {}
         self.use_feature_cache, self.feature_cache_budget_gb = feature_cache, feature_cache_budget_gb
@@ -106,30 +126,71 @@ class MultimodalClassifier(L.LightningModule):
             part.compile(backend=backend)
 
     def setup(self, stage: str) -> None:
-        """Resolve ``class_weights`` against the data: ``balanced`` from the train split's class counts, a list
-        checked against the label map. A checkpoint loaded after this (resume, test) restores its own values."""
-        if self.class_weights is None:
+        """Resolve ``class_weights`` / ``pos_weight`` against the data: ``balanced`` from the train split's counts,
+        a list checked against the label map. A checkpoint loaded after this (resume, test) restores its own."""
+        if self.class_weights is None and self.pos_weights is None:
             return
         datamodule = getattr(self.trainer, "datamodule", None)
         if not isinstance(datamodule, MultimodalDataModule):
-            if self.class_weights == "balanced":
-                raise ConfigError("model.class_weights=balanced counts the train labels of an mmexp datamodule")
+            if "balanced" in (self.class_weights, self.pos_weights):
+                raise ConfigError("model.class_weights/pos_weight=balanced count the train labels of the datamodule")
             return
         names = datamodule.label_names
+        if self.class_weights is not None:
+            self.class_weight = self._class_weight(names, datamodule.train_labels()).to(self.device)
+            return
+        weight = self._pos_weight(names, datamodule.train_labels())
+        if self.task.binary:
+            assert self.objective.positive is not None and self.class_weight is not None
+            self.class_weight = torch.ones(len(names), device=self.device)
+            self.class_weight[self.objective.positive] = weight.to(self.device)
+        else:
+            self.pos_weight = weight.to(self.device)
+
+    def _class_weight(self, names: list[str], train_labels: torch.Tensor) -> torch.Tensor:
         if self.class_weights == "balanced":
-            weights = balanced_class_weights(datamodule.train_labels(), len(names))
-        elif len(self.class_weights) != len(names):
+            return balanced_class_weights(train_labels, len(names))
+        assert isinstance(self.class_weights, list)
+        if len(self.class_weights) != len(names):
             raise ConfigError(
                 f"model.class_weights has {len(self.class_weights)} value(s); expected {len(names)}, one per "
                 f"class in this order (labels.json): {', '.join(names)}"
             )
-        else:
-            weights = torch.tensor(self.class_weights)
-        self.class_weight = weights.to(self.device)
+        return torch.tensor(self.class_weights)
+
+    def _pos_weight(self, names: list[str], train_labels: torch.Tensor) -> torch.Tensor:
+        """Binary: one weight for the positive class; multilabel: one per class (negatives / positives)."""
+        if self.pos_weights == "balanced":
+            positive = self.objective.positive
+            hits = train_labels.float() if positive is None else torch.eq(train_labels, positive).float()
+            positives = hits.sum(0)  # (K,) multilabel, a scalar for binary
+            weight = (len(train_labels) - positives) / positives.clamp(min=1)
+            return weight.clamp(min=1e-3)
+        assert self.pos_weights is not None
+        values = self.pos_weights if isinstance(self.pos_weights, list) else [self.pos_weights]
+        expected = len(names) if self.task.multilabel and len(values) > 1 else 1
+        if len(values) != expected:
+            raise ConfigError(
+                f"model.pos_weight has {len(values)} value(s); expected "
+                + (
+                    f"one, or {len(names)} (one per class in labels.json order: {', '.join(names)})"
+                    if self.task.multilabel
+                    else "one (the positive class's weight)"
+                )
+            )
+        weight = torch.tensor(values, dtype=torch.float32)
+        return weight.expand(len(names)).clone() if self.task.multilabel else weight[0]
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
-        """Cross-entropy with label smoothing and the class weights (``mean``: weighted by the labels' weights,
-        as ``torch.nn.functional.cross_entropy`` does). Training, val/loss and test/loss all use it."""
+        """Cross-entropy with label smoothing and the class weights (``mean``: weighted by the labels' weights, as
+        ``torch.nn.functional.cross_entropy`` does); multilabel: binary cross-entropy per class with ``pos_weight``
+        and targets smoothed toward 1/2. Training, val/loss and test/loss all use it; ``none``: one value per row."""
+        if self.task.multilabel:
+            targets = labels.to(logits.dtype) * (1 - self.label_smoothing) + self.label_smoothing / 2
+            pos_weight = None if self.pos_weight is None else self.pos_weight.to(logits.dtype)
+            per_class = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
+            per_row = per_class.mean(-1)
+            return per_row if reduction == "none" else per_row.sum() if reduction == "sum" else per_row.mean()
         weight = None if self.class_weight is None else self.class_weight.to(logits.dtype)
         return F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction=reduction)
 
@@ -186,31 +247,56 @@ class MultimodalClassifier(L.LightningModule):
         if self.modality_dropout:  # teaches the model to survive a missing input at serving time
             batch = modality_dropout(batch, self.modality_dropout)
         loss, logits = self._step(batch, "train")
-        self.epoch_predictions["train"].add(logits, batch.label)
+        self.epoch_predictions["train"].add(self.objective.probabilities(logits), batch.label)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         _, logits = self._step(batch, "val")
-        self.epoch_predictions["val"].add(logits, batch.label)
+        self.epoch_predictions["val"].add(self.objective.probabilities(logits), batch.label)
 
     def on_train_epoch_end(self) -> None:
-        if self.epoch_predictions["train"].flush_into(self.train_metrics):  # no per-step metric work
-            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        self._log_epoch("train", self.train_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        if self.epoch_predictions["val"].flush_into(self.val_metrics):
-            self.log_dict(self.val_metrics, on_step=False, on_epoch=True)
+        epoch = self.epoch_predictions["val"].flush()
+        if epoch is None:
+            return
+        probs, targets = epoch
+        if self.task.tuned and not self.trainer.sanity_checking:  # each checkpoint keeps its own epoch's cut
+            every_rank = cast(tuple[torch.Tensor, torch.Tensor], self.all_gather((probs, targets)))  # same on all ranks
+            tuned = self.objective.tune(*_flat_ranks(every_rank, probs.dim()))
+            assert self.thresholds is not None
+            self.thresholds.copy_(tuned)  # in place: validation may run in inference mode, the buffer must not
+        self._log_metrics(self.val_metrics, probs, targets)
+
+    def _log_epoch(self, stage: str, metrics: TaskMetrics) -> None:
+        epoch = self.epoch_predictions[stage].flush()
+        if epoch is not None:  # no per-step metric work
+            self._log_metrics(metrics, *epoch)
+
+    def _log_metrics(self, metrics: TaskMetrics, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        metrics.update(probs, targets, self.thresholds)
+        self.log_dict(metrics.compute(), on_step=False, on_epoch=True, sync_dist=True)
+        metrics.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         _, logits = self._step(batch, "test")
-        probs = logits.float().softmax(-1)
-        self.test_metrics.update(probs, batch.label)
-        self.test_per_class.update(probs, batch.label)
-        self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
+        probs = self.objective.probabilities(logits)
+        self.test_metrics.update(probs, batch.label, self.thresholds)
+        self.test_per_class.update(probs, batch.label, self.thresholds)
 
     def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute(), on_step=False, on_epoch=True, sync_dist=True)
+        self.test_metrics.reset()
         self.test_details = {name: value.tolist() for name, value in self.test_per_class.compute().items()}
         self.test_per_class.reset()
+
+    def decision_thresholds(self, labels: Sequence[str]) -> dict[str, float] | None:
+        """The thresholds in use, by class: each class (multilabel) or the positive class (binary)."""
+        if self.thresholds is None:
+            return None
+        named = labels if self.objective.positive is None else [labels[self.objective.positive]]
+        return dict(zip(named, self.thresholds.tolist(), strict=True))
 
     def configure_optimizers(self) -> Any:
         groups = parameter_groups(
@@ -241,3 +327,45 @@ def _class_weights_option(value: str | Sequence[float] | None) -> str | list[flo
     if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in value):
         raise ConfigError(f"model.class_weights={list(value)!r}: every weight must be a positive number")
     return [float(w) for w in value]
+
+
+def _flat_ranks(gathered: tuple[torch.Tensor, torch.Tensor], probs_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``all_gather``'s output as one set of rows: it adds a leading world dimension only when distributed."""
+    probs, targets = gathered
+    if probs.dim() > probs_dim:
+        probs, targets = probs.flatten(0, 1), targets.flatten(0, 1)
+    return probs, targets
+
+
+def _pos_weight_option(value: str | float | Sequence[float] | None) -> str | float | list[float] | None:
+    """``model.pos_weight`` as None, ``"balanced"``, one positive number or a list of them."""
+    if value is None or value == "none":
+        return None
+    if value == "balanced":
+        return "balanced"
+    values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if (
+        isinstance(values, str)
+        or not isinstance(values, Sequence)
+        or not values
+        or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in values
+        )
+    ):
+        raise ConfigError(
+            f"model.pos_weight={value!r} must be none, balanced, a positive number or a list of them, e.g. 3.0"
+        )
+    return float(values[0]) if not isinstance(value, Sequence) else [float(w) for w in values]
+
+
+def _check_weights(task: Task, class_weights: object, pos_weights: object) -> None:
+    """Which weighting each task takes: class weights for one-label tasks, pos_weight for binary/multilabel."""
+    if task.multilabel and class_weights is not None:
+        raise ConfigError(
+            "model.class_weights weighs one class per row; for task=multilabel use model.pos_weight "
+            "(balanced, or one weight per class) instead"
+        )
+    if task.name == "multiclass" and pos_weights is not None:
+        raise ConfigError("model.pos_weight applies to task=binary and task=multilabel; use model.class_weights")
+    if class_weights is not None and pos_weights is not None:
+        raise ConfigError("set model.class_weights or model.pos_weight, not both (binary: pos_weight=w is [1, w])")

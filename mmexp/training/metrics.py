@@ -1,10 +1,21 @@
-"""torchmetrics collections: scalar metrics logged every epoch, per-class details at test time."""
+"""torchmetrics for each task: scalar metrics every epoch, ranking and per-class metrics at test time.
+
+Metric names are shared by all tasks where the meaning carries over (``acc``, ``f1_macro``, ``f1_micro``,
+``auroc``, ``ece``), so checkpoint monitors, sweeps and reports work unchanged; each task adds its own
+(binary: ``f1_pos``, ``f1_pos_05``, ``pr_auc``; multilabel: ``exact_match``, ``*_weighted``, ``f1_samples``,
+``map``). docs/tasks.md defines every one.
+"""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
+    BinaryAUROC,
+    BinaryAveragePrecision,
+    BinaryCalibrationError,
+    BinaryF1Score,
     MulticlassAccuracy,
     MulticlassAUROC,
     MulticlassCalibrationError,
@@ -12,57 +23,169 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
+    MultilabelAccuracy,
+    MultilabelAUROC,
+    MultilabelAveragePrecision,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+    MultilabelPrecision,
+    MultilabelRecall,
+    MultilabelStatScores,
 )
 
+from mmexp.training.objective import Objective
 
-def scalar_metrics(num_classes: int, prefix: str, *, ranking: bool = False) -> MetricCollection:
-    """Accuracy, precision, recall, F1 (macro + micro); AUROC and ECE when ``ranking``.
-
-    Binary data uses the same multiclass metrics with two classes, so names never change.
-    """
-    metrics: dict[str, Metric | MetricCollection] = {"acc": MulticlassAccuracy(num_classes, average="micro")}
-    for name, cls in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score)):
-        for average in ("macro", "micro"):
-            metrics[f"{name}_{average}"] = cls(num_classes, average=average)
-    if ranking:  # these keep every prediction, so only the test stage pays for them
-        metrics["auroc"] = MulticlassAUROC(num_classes, average="macro")
-        metrics["ece"] = MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
-    return MetricCollection(metrics, prefix=f"{prefix}/")
+PRF = ("precision", "recall", "f1")
 
 
-def per_class_metrics(num_classes: int) -> MetricCollection:
-    """Per-class precision/recall/F1 and the confusion matrix (rows = true class)."""
-    return MetricCollection(
-        {
-            "precision": MulticlassPrecision(num_classes, average=None),
-            "recall": MulticlassRecall(num_classes, average=None),
-            "f1": MulticlassF1Score(num_classes, average=None),
-            "confusion_matrix": MulticlassConfusionMatrix(num_classes),
+class SamplesF1(Metric):
+    """Multi-label F1 per row, averaged over rows (sklearn's ``average="samples"``, ``zero_division=1``: a row
+    with no true and no predicted label is right)."""
+
+    full_state_update = False
+    total: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        preds, target = preds.bool(), target.bool()
+        both = (preds & target).sum(1).double()
+        size = (preds.sum(1) + target.sum(1)).double()
+        self.total += torch.where(size > 0, 2 * both / size.clamp(min=1), 1.0).sum()
+        self.count += len(preds)
+
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count.clamp(min=1)).float()
+
+
+def _decision_metrics(objective: Objective) -> dict[str, Metric]:
+    """Metrics of the decisions (arg-max, or thresholded probabilities)."""
+    k = objective.num_classes
+    if objective.task.multilabel:
+        classes: dict[str, type[Metric]] = {
+            "precision": MultilabelPrecision,
+            "recall": MultilabelRecall,
+            "f1": MultilabelF1Score,
         }
-    )
+        metrics: dict[str, Metric] = {
+            "acc": MultilabelAccuracy(k, average="micro"),
+            "exact_match": MultilabelExactMatch(k),
+            "f1_samples": SamplesF1(),
+        }
+        for name, cls in classes.items():
+            metrics |= {f"{name}_{a}": cls(k, average=a) for a in ("macro", "micro", "weighted")}  # type: ignore[call-arg]
+        return metrics
+    multiclass: dict[str, type[Metric]] = {
+        "precision": MulticlassPrecision,
+        "recall": MulticlassRecall,
+        "f1": MulticlassF1Score,
+    }
+    metrics = {"acc": MulticlassAccuracy(k, average="micro")}
+    for name, cls in multiclass.items():
+        metrics |= {f"{name}_{a}": cls(k, average=a) for a in ("macro", "micro")}  # type: ignore[call-arg]
+    return metrics
+
+
+def _ranking_metrics(objective: Objective) -> dict[str, Metric]:
+    """Metrics of the probabilities (they keep every prediction: test time only)."""
+    k = objective.num_classes
+    if objective.task.multilabel:  # macro over the classes these rows can score (see TaskMetrics.compute)
+        return {
+            "auroc": MultilabelAUROC(k, average=None),
+            "map": MultilabelAveragePrecision(k, average=None),
+            "support": MultilabelStatScores(k, average=None),
+            "ece": BinaryCalibrationError(n_bins=15),  # every (row, class) probability: is p honest?
+        }
+    if objective.task.binary:
+        return {"auroc": BinaryAUROC(), "pr_auc": BinaryAveragePrecision(), "ece": BinaryCalibrationError(n_bins=15)}
+    return {"auroc": MulticlassAUROC(k, average="macro"), "ece": MulticlassCalibrationError(k, n_bins=15, norm="l1")}
+
+
+def _per_class_metrics(objective: Objective) -> dict[str, Metric]:
+    """Precision/recall/F1 per class; the confusion matrix (multiclass, binary) or per-class counts."""
+    k = objective.num_classes
+    if objective.task.multilabel:
+        labels = {"precision": MultilabelPrecision, "recall": MultilabelRecall, "f1": MultilabelF1Score}
+        per_label: dict[str, Metric] = {n: cls(k, average=None) for n, cls in labels.items()}
+        return per_label | {"counts": MultilabelStatScores(k, average=None)}
+    classes = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": MulticlassF1Score}
+    per_class: dict[str, Metric] = {n: cls(k, average=None) for n, cls in classes.items()}
+    return per_class | {"confusion_matrix": MulticlassConfusionMatrix(k)}
+
+
+class TaskMetrics(nn.Module):
+    """The metrics of one stage for one task, fed probabilities, targets and the decision thresholds.
+
+    ``kind``: ``scalar`` (decisions; every epoch), ``test`` (decisions + ranking), ``per_class``.
+    """
+
+    def __init__(self, objective: Objective, prefix: str = "", *, kind: str = "scalar") -> None:
+        super().__init__()
+        self.objective, self.prefix, self.kind = objective, prefix, kind
+        decided = _per_class_metrics(objective) if kind == "per_class" else _decision_metrics(objective)
+        if objective.task.binary and kind != "per_class":
+            decided |= {"f1_pos": BinaryF1Score(), "f1_pos_05": BinaryF1Score()}
+        self.decided = MetricCollection(dict(decided))
+        self.ranked = MetricCollection(dict(_ranking_metrics(objective))) if kind == "test" else None
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor, thresholds: torch.Tensor | None) -> None:
+        decisions = self.objective.decide(probs, thresholds)
+        positive = self.objective.positive
+        is_positive = target.long() if positive is None else torch.eq(target, positive).long()
+        for name, metric in self.decided.items(keep_base=True):
+            if positive is not None and name == "f1_pos":
+                metric.update(torch.eq(decisions, positive).long(), is_positive)
+            elif positive is not None and name == "f1_pos_05":
+                metric.update((probs[:, positive] >= 0.5).long(), is_positive)
+            else:
+                metric.update(decisions, target.long())
+        if self.ranked is not None:
+            self.ranked.update(self.objective.scores(probs), is_positive)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        values = dict(self.decided.compute())
+        if self.ranked is not None:
+            values |= self.ranked.compute()
+        if "support" in values:  # multilabel ranking: macro over classes with positives and negatives here
+            stats = values.pop("support")
+            usable = (stats[:, 4] > 0) & (stats[:, 4] < stats[:, :4].sum(1))
+            for name in ("auroc", "map"):
+                values[name] = values[name][usable].mean() if usable.any() else torch.tensor(float("nan"))
+        if "counts" in values:  # per class: support = positive rows of each class
+            values["support"] = values.pop("counts")[:, 4]
+        return {f"{self.prefix}{name}": value for name, value in values.items()}
+
+    def reset(self) -> None:
+        self.decided.reset()
+        if self.ranked is not None:
+            self.ranked.reset()
 
 
 class EpochPredictions:
-    """One epoch's class predictions and labels, kept on the device and fed to the metrics once at epoch end.
+    """One epoch's probabilities and targets, kept on the device and fed to the metrics once at epoch end.
 
     Why: a torchmetrics update per step launches a dozen small kernels and, for macro averages, syncs the
     host (``bincount`` sizes its output from the data), which stalls a small model on a GPU every step.
-    Accuracy, precision, recall and F1 are sums over samples, so one update with the epoch's arg-max
-    predictions gives exactly the values of per-step updates with logits.
+    The decision metrics are sums over rows, so one update at epoch end gives exactly the values of per-step
+    updates; the validation probabilities also tune the decision thresholds.
     """
 
     def __init__(self) -> None:
-        self.preds: list[torch.Tensor] = []
-        self.labels: list[torch.Tensor] = []
+        self.probs: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
 
-    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        self.preds.append(logits.detach().argmax(-1))
-        self.labels.append(labels)
+    def add(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.probs.append(probs.detach())
+        self.targets.append(targets)
 
-    def flush_into(self, metrics: MetricCollection) -> bool:
-        """Update ``metrics`` with everything added since the last flush; False when nothing was added."""
-        if not self.preds:
-            return False
-        metrics.update(torch.cat(self.preds), torch.cat(self.labels))
-        self.preds, self.labels = [], []
-        return True
+    def flush(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Everything added since the last flush (None when nothing was), and forget it."""
+        if not self.probs:
+            return None
+        out = torch.cat(self.probs), torch.cat(self.targets)
+        self.probs, self.targets = [], []
+        return out

@@ -1,0 +1,140 @@
+"""What is predicted (``task=multiclass|multilabel|binary``): how labels are read, named and encoded.
+
+* multiclass: one class per row, the label map is every class seen, targets are class indices (N,).
+* binary: exactly two classes; ``positive`` names the one whose probability is scored (AUROC, PR-AUC) and
+  thresholded. Targets stay class indices, and the model keeps two logits with a softmax: the same head,
+  loss and probability path as multiclass, so every fusion, eval feature and report works unchanged, and
+  ``p(positive)`` is one column of it (a two-logit softmax is a one-logit sigmoid of their difference).
+* multilabel: a row's label is a set of classes (a JSON list, or a CSV cell split on ``label_sep``), possibly
+  empty; targets are a multi-hot float matrix (N, K), and the model scores each class with a sigmoid.
+
+The torch side (loss, probabilities, thresholds, metrics) is ``mmexp.training.objective``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from mmexp.core.errors import ConfigError
+from mmexp.data.labels import InvalidLabel, normalize_label, sorted_labels
+
+TASKS = ("multiclass", "multilabel", "binary")
+Label = str | tuple[str, ...]  # one class, or (multilabel) the sorted set of a row's classes
+
+
+@dataclass(frozen=True)
+class Task:
+    """``conf/task/<name>.yaml``; checked when built, so a bad value fails before any data is read."""
+
+    name: str = "multiclass"
+    positive: str | None = None  # binary: the positive class (None: the second of the two in label order)
+    label_sep: str = "|"  # multilabel: the separator of labels written in one CSV cell
+    threshold: str | float = "tune"  # binary/multilabel: decision threshold, or tune it on val (max F1)
+
+    def __post_init__(self) -> None:
+        if self.name not in TASKS:
+            raise ConfigError(f"task={self.name!r} is not a task: use one of {', '.join(TASKS)}")
+        if self.name == "multilabel" and (not isinstance(self.label_sep, str) or not self.label_sep):
+            raise ConfigError(f"task.label_sep must be a non-empty string, e.g. '|' (got {self.label_sep!r})")
+        if self.threshold != "tune" and not (
+            isinstance(self.threshold, (int, float))
+            and not isinstance(self.threshold, bool)
+            and 0.0 < float(self.threshold) < 1.0
+        ):
+            raise ConfigError(f"task.threshold must be tune or a number in (0, 1) (got {self.threshold!r})")
+
+    @property
+    def multilabel(self) -> bool:
+        return self.name == "multilabel"
+
+    @property
+    def binary(self) -> bool:
+        return self.name == "binary"
+
+    @property
+    def tuned(self) -> bool:
+        """Whether decision thresholds are tuned on val (binary and multilabel only)."""
+        return self.name != "multiclass" and self.threshold == "tune"
+
+    def parse_label(self, value: object) -> Label | None:
+        """A manifest value as a label; None when missing. Raises ``InvalidLabel`` with the reason."""
+        if not self.multilabel:
+            if isinstance(value, (list, tuple)):
+                raise InvalidLabel(
+                    f"is a list ({list(value)!r}); a {self.name} row has one label (multi-label data: task=multilabel)"
+                )
+            return normalize_label(value)
+        if isinstance(value, str):
+            if normalize_label(value) is None:  # an empty or "NA"-like cell: missing, not a class
+                return None
+            value = value.split(self.label_sep)
+        if not isinstance(value, (list, tuple)):  # one bare label (e.g. a JSON number), or missing
+            single = normalize_label(value)
+            return None if single is None else (single,)
+        names = [normalize_label(v) for v in value]
+        if any(n is None for n in names):
+            raise InvalidLabel(f"has an empty or missing entry ({list(value)!r})")
+        return tuple(sorted_labels(n for n in names if n is not None))
+
+    def classes(self, labels: Iterable[Label]) -> list[str]:
+        """The distinct classes of these rows' labels, in label order."""
+        return sorted_labels(_flat(labels))
+
+    def label_names(self, labels: Iterable[Label]) -> list[str]:
+        """The label map (class order) a run trained on these labels uses: its classes, checked for the task."""
+        names = self.classes(labels)
+        if self.binary:
+            if len(names) != 2:
+                raise ConfigError(
+                    f"task=binary needs exactly two classes; the data has {len(names)}: {', '.join(names[:10])} "
+                    "(use task=multiclass, or map the labels to two values)"
+                )
+            self.positive_index(names)
+        return names
+
+    def positive_index(self, names: Sequence[str]) -> int:
+        """The index of the positive class in ``names`` (binary)."""
+        if self.positive is None:
+            return len(names) - 1
+        positive = normalize_label(self.positive)
+        if positive is None or positive not in names:
+            raise ConfigError(
+                f"task.positive={self.positive!r} is not one of the two classes ({', '.join(names)}); "
+                "set task.positive to one of them"
+            )
+        return list(names).index(positive)
+
+    def encode(self, labels: Sequence[Label], names: Sequence[str]) -> np.ndarray:
+        """Targets: class indices (N,) int64, or (multilabel) a multi-hot (N, K) float32 matrix."""
+        index = {name: i for i, name in enumerate(names)}
+        if not self.multilabel:
+            return np.array([index[str(label)] for label in labels], dtype=np.int64)
+        targets = np.zeros((len(labels), len(names)), dtype=np.float32)
+        for row, label in enumerate(labels):
+            targets[row, [index[name] for name in label]] = 1.0
+        return targets
+
+    def format(self, label: Label | None) -> str:
+        """A label as one CSV cell (multilabel: joined by ``label_sep``)."""
+        if label is None:
+            return ""
+        return self.label_sep.join(label) if isinstance(label, tuple) else label
+
+
+def _flat(labels: Iterable[Label]) -> list[str]:
+    return [name for label in labels for name in ((label,) if isinstance(label, str) else label)]
+
+
+def task_of(node: object) -> Task:
+    """The task of a run config's ``task`` node (a run recorded before tasks existed: multiclass)."""
+    if node is None:
+        return Task()
+    values = dict(node)  # type: ignore[call-overload]
+    unknown = sorted(set(values) - {f.name for f in fields(Task)})
+    if unknown:
+        options = ", ".join(f.name for f in fields(Task))
+        raise ConfigError(f"task.{unknown[0]} is not an option: the task options are {options}")
+    return Task(**values)
