@@ -74,6 +74,13 @@ def test_unimodal_ceilings_hold_on_generated_data(interaction: str, hard: bool) 
         assert abs(measured[reader] - p) <= tolerance, (reader, measured[reader], p)
 
 
+def assert_ceilings(expected: dict[str, tuple[float, float, float]], **spec: Any) -> None:
+    """``ceilings()`` per interaction equals (image only, text only, both)."""
+    for interaction, values in expected.items():
+        got = ceilings(SyntheticSpec(interaction=interaction, **spec))
+        assert (got["image"], got["text"], got["both"]) == pytest.approx(values), interaction
+
+
 def test_derived_ceilings_at_the_defaults() -> None:
     expected = {  # (image only, text only, both), as in docs/benchmark.md
         "conjunction": (1 / 2, 1 / 3, 1.0),
@@ -83,9 +90,7 @@ def test_derived_ceilings_at_the_defaults() -> None:
         "synergy": (1 / 2, 1 / 2, 1.0),
         "relational": (17 / 27, 1 / 3, 1.0),
     }
-    for interaction, values in expected.items():
-        got = ceilings(SyntheticSpec(interaction=interaction))
-        assert (got["image"], got["text"], got["both"]) == pytest.approx(values), interaction
+    assert_ceilings(expected)
     noisy = ceilings(SyntheticSpec(label_noise=0.3))  # conjunction, 6 classes
     assert noisy["image"] == pytest.approx(0.7 / 2 + 0.3 / 6) and noisy["both"] == pytest.approx(0.7 + 0.3 / 6)
 

@@ -29,7 +29,7 @@ from mmexp.data.synthetic import (
     label_ceilings,
     presence_rates,
 )
-from tests.test_benchmark_data import HARD, best_accuracy, measured_ceilings
+from tests.test_benchmark_data import HARD, assert_ceilings, best_accuracy, measured_ceilings
 
 N = 4000
 SMALL = {"n_samples": N, "image_size": 8}  # the labels and captions do not depend on the image size
@@ -94,9 +94,7 @@ def test_binary_ceilings_at_the_defaults() -> None:
         "synergy": (1 / 2, 1 / 2, 1.0),
         "relational": (7 / 9, 2 / 3, 1.0),
     }
-    for interaction, values in expected.items():
-        got = ceilings(SyntheticSpec(interaction=interaction, task="binary"))
-        assert (got["image"], got["text"], got["both"]) == pytest.approx(values), interaction
+    assert_ceilings(expected, task="binary")
     noisy = ceilings(SyntheticSpec(task="binary", label_noise=0.3))
     assert noisy["image"] == pytest.approx(0.7 * 5 / 6 + 0.15) and noisy["both"] == pytest.approx(0.85)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,9 +24,13 @@ from mmexp.data.records import Columns, parse_records
 from mmexp.data.synthetic import SyntheticSpec, synthetic_root
 from mmexp.data.task import Task
 from mmexp.evaluation.evaluate import evaluate, load_checkpoint
+from mmexp.evaluation.predictions import PredictionWriter
 from mmexp.predict import predict
+from mmexp.reporting.errors import read_predictions
+from mmexp.reporting.runs import Run
 from mmexp.train import train
-from mmexp.training.objective import best_f1_threshold
+from mmexp.training.metrics import TaskMetrics
+from mmexp.training.objective import Objective, best_f1_threshold
 from tests.conftest import compose_cfg, compose_command, run_cli
 from tests.data_factory import clean_rows, write_manifest
 
@@ -123,14 +128,18 @@ def test_eval_reproduces_the_run_and_removes_modalities_for_each_task(
 ) -> None:
     task, path = run
     ckpt = f"ckpt_path={path / 'checkpoints' / 'best.ckpt'}"
-    result = evaluate(
-        compose_command("eval", tmp_path, cache_dir, ckpt, "~robustness.corruptions", run_dir=tmp_path / "e")
-    )
+    others = ("blur", "occlusion", "brightness", "contrast", "word_swap", "char_typos", "unknown_words")
+    drop = [f"~robustness.corruptions.{name}" for name in others]  # one image and one text corruption stay
+    result = evaluate(compose_command("eval", tmp_path, cache_dir, ckpt, *drop, run_dir=tmp_path / "e"))
     at_training = json.loads((path / "metrics.json").read_text())["test"]
     for key in ONLY[task] | {"test/acc", "test/f1_macro", "test/auroc", "test/ece"}:
         assert result["test"][key] == pytest.approx(at_training[key], abs=1e-6), key
     assert set(result["missing_modality"]) == {"both", "no_image", "no_text"}
     assert result["reliability"]["ece"] == pytest.approx(at_training["test/ece"], abs=1e-5)
+    curves = json.loads((tmp_path / "e" / "robustness.json").read_text())["corruptions"]
+    assert set(curves) == {"gaussian_noise", "word_dropout"}
+    for curve in curves.values():  # severity 0 is the clean test set, scored with the task's own decisions
+        assert curve["acc"][0] == pytest.approx(result["test"]["test/acc"], abs=1e-6) and len(curve["acc"]) == 6
 
 
 def test_predict_scores_unlabeled_rows_and_rows_missing_a_modality(
@@ -255,3 +264,68 @@ def test_the_tuned_threshold_maximizes_f1_over_every_cut() -> None:
         if positive.any():
             assert (scores >= cut).any()  # ties at the cut are decided together, never split
     assert float(best_f1_threshold(torch.rand(5), torch.zeros(5, dtype=torch.bool))) == 0.5  # no positive: 0.5
+
+
+def test_hostile_multilabel_cells_and_binary_class_names() -> None:
+    multilabel = Task(name="multilabel")
+    assert multilabel.parse_label("[]") == ()  # a CSV cell can say "no class"
+    assert multilabel.parse_label('["b", "a"]') == ("a", "b") == multilabel.parse_label("['a', 'b']")  # JSON, pandas
+    assert multilabel.parse_label("[a]") == ("[a]",)  # not a list: a class name
+    with pytest.raises(InvalidLabel, match=r"contains task\.label_sep"):
+        multilabel.parse_label(["a|b", "c"])  # could not be written and read back
+    with pytest.raises(ConfigError, match="at least two classes"):
+        multilabel.label_names([("a",), ("a",), ()])
+    with pytest.raises(ConfigError, match=r"task\.positive must be the name of a class"):
+        Task(name="binary", positive=[1])  # type: ignore[arg-type]
+    for pair, positive in [
+        (["hateful", "not_hateful"], "hateful"),
+        (["0", "1"], "1"),
+        (["no", "yes"], "yes"),
+        (["benign", "malignant"], "malignant"),
+        (["cat", "dog"], "dog"),  # nothing looks negative: the second
+    ]:
+        assert Task(name="binary").positive_index(pair) == pair.index(positive), pair
+    assert Task(name="binary", positive=True).positive_index(["false", "true"]) == 1  # YAML true is class "true"
+
+
+def test_ranking_metrics_only_score_classes_the_rows_can_rank() -> None:
+    """Binary AUROC/PR-AUC of one-class rows are NaN, not 0; multilabel mAP counts a class positive in every row."""
+    binary = TaskMetrics(Objective(Task(name="binary"), 2), kind="test")
+    binary.update(torch.rand(8, 2).softmax(1), torch.zeros(8, dtype=torch.long), None)
+    values = binary.compute()
+    assert values["auroc"].isnan() and values["pr_auc"].isnan()
+    rng = np.random.default_rng(1)
+    truth = rng.random((40, 4)) < 0.4
+    truth[:, 3], truth[:, 2] = True, False  # class 3 positive everywhere, class 2 nowhere
+    probs = rng.random((40, 4))
+    multilabel = TaskMetrics(Objective(Task(name="multilabel"), 4), kind="test")
+    multilabel.update(torch.tensor(probs, dtype=torch.float32), torch.tensor(truth).float(), None)
+    values = multilabel.compute()
+    assert values["map"] == pytest.approx(
+        np.mean([average_precision_score(truth[:, k], probs[:, k]) for k in (0, 1, 3)])
+    )
+    assert values["auroc"] == pytest.approx(np.mean([roc_auc_score(truth[:, k], probs[:, k]) for k in (0, 1)]))
+
+
+def test_thresholds_never_split_ties_and_ignore_non_finite_scores() -> None:
+    upper = torch.tensor(0.7)
+    lower = torch.nextafter(upper, torch.tensor(0.0))  # the next float32 below: their midpoint rounds onto it
+    cut = best_f1_threshold(torch.stack([upper, lower]), torch.tensor([True, False]))
+    assert upper >= cut > lower
+    assert float(best_f1_threshold(torch.tensor([float("nan"), 0.2, 0.1]), torch.tensor([True, False, False]))) == 0.5
+
+
+def test_written_sets_follow_the_label_map(tmp_path: Path) -> None:
+    """A true set is written in the same (label-map) order as the predicted one, so equal sets are equal text."""
+    task, names = Task(name="multilabel"), ["10", "2", "x"]  # numbers and words: the map sorts by string
+    model = SimpleNamespace(objective=Objective(task, 3), thresholds=torch.full((3,), 0.5), task=task)
+    with open(tmp_path / "p.csv", "wb") as f:
+        writer = PredictionWriter(f, names, model)  # type: ignore[arg-type]
+        writer.write(["r1"], [task.parse_label(["2", "10"])], torch.tensor([[0.9, 0.8, 0.1]]), ["none"])
+    [row] = read_csv(tmp_path / "p.csv")
+    assert row["label"] == row["predicted"] == "10|2"
+    run = Run(path=tmp_path, status="completed", overrides=())
+    (tmp_path / "predictions").mkdir()
+    (tmp_path / "predictions" / "test.csv").write_text("id,label,predicted,confidence,missing\nr1,a|b,,0.9,none\n")
+    [pick] = read_predictions(run)  # a set predicted empty is a mistake the gallery shows
+    assert (pick.true, pick.predicted) == ("a|b", "(none)")

@@ -7,8 +7,12 @@ import warnings
 
 
 def quiet_known_warnings() -> None:
-    """Lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API on every run."""
+    """Lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API on every run; torchmetrics
+    warns about classes without positive (negative) rows, which the task metrics leave out or report as NaN."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings(
+        "ignore", message=r"No (positive|negative) samples (found )?in target", module="torchmetrics"
+    )
 
 
 def not_a_tip(record: logging.LogRecord) -> bool:

@@ -5,14 +5,20 @@
   thresholded. Targets stay class indices, and the model keeps two logits with a softmax: the same head,
   loss and probability path as multiclass, so every fusion, eval feature and report works unchanged, and
   ``p(positive)`` is one column of it (a two-logit softmax is a one-logit sigmoid of their difference).
-* multilabel: a row's label is a set of classes (a JSON list, or a CSV cell split on ``label_sep``), possibly
-  empty; targets are a multi-hot float matrix (N, K), and the model scores each class with a sigmoid.
+* multilabel: a row's label is a set of classes (a JSON list; in a CSV cell, ``a|b`` split on ``label_sep``, or
+  a list written as JSON or by pandas, ``["a", "b"]`` / ``['a', 'b']``, ``[]`` for none), possibly empty;
+  targets are a multi-hot float matrix (N, K), and the model scores each class with a sigmoid.
 
 The torch side (loss, probabilities, thresholds, metrics) is ``mmexp.training.objective``.
 """
 
 from __future__ import annotations
 
+import ast
+import json
+import logging
+import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
@@ -21,7 +27,12 @@ import numpy as np
 from mmexp.core.errors import ConfigError
 from mmexp.data.labels import InvalidLabel, normalize_label, sorted_labels
 
+log = logging.getLogger(__name__)
 TASKS = ("multiclass", "multilabel", "binary")
+# names that say "the negative class": with task.positive unset, the other class of a pair is the positive one
+_NEGATIVE = re.compile(
+    r"(0|false|no|none|neg|negative|normal|benign|healthy|other|not[_ -].*|non[_ -].*|no[_ -].*)", re.IGNORECASE
+)
 Label = str | tuple[str, ...]  # one class, or (multilabel) the sorted set of a row's classes
 
 
@@ -30,7 +41,7 @@ class Task:
     """``conf/task/<name>.yaml``; checked when built, so a bad value fails before any data is read."""
 
     name: str = "multiclass"
-    positive: str | None = None  # binary: the positive class (None: the second of the two in label order)
+    positive: str | None = None  # binary: the positive class (None: see default_positive)
     label_sep: str = "|"  # multilabel: the separator of labels written in one CSV cell
     threshold: str | float = "tune"  # binary/multilabel: decision threshold, or tune it on val (max F1)
 
@@ -45,6 +56,9 @@ class Task:
             and 0.0 < float(self.threshold) < 1.0
         ):
             raise ConfigError(f"task.threshold must be tune or a number in (0, 1) (got {self.threshold!r})")
+        finite = not isinstance(self.positive, float) or math.isfinite(self.positive)
+        if self.positive is not None and not (isinstance(self.positive, (str, int, float)) and finite):
+            raise ConfigError(f"task.positive must be the name of a class, e.g. yes or 1 (got {self.positive!r})")
 
     @property
     def multilabel(self) -> bool:
@@ -70,13 +84,20 @@ class Task:
         if isinstance(value, str):
             if normalize_label(value) is None:  # an empty or "NA"-like cell: missing, not a class
                 return None
-            value = value.split(self.label_sep)
+            written = _written_list(value.strip())
+            value = value.split(self.label_sep) if written is None else written
         if not isinstance(value, (list, tuple)):  # one bare label (e.g. a JSON number), or missing
             single = normalize_label(value)
             return None if single is None else (single,)
         names = [normalize_label(v) for v in value]
         if any(n is None for n in names):
             raise InvalidLabel(f"has an empty or missing entry ({list(value)!r})")
+        clash = next((n for n in names if n is not None and self.label_sep in n), None)
+        if clash is not None:
+            raise InvalidLabel(
+                f"class {clash!r} contains task.label_sep {self.label_sep!r}, so a written set could not be read "
+                "back; rename the class or set task.label_sep to a character no class name has"
+            )
         return tuple(sorted_labels(n for n in names if n is not None))
 
     def classes(self, labels: Iterable[Label]) -> list[str]:
@@ -86,6 +107,11 @@ class Task:
     def label_names(self, labels: Iterable[Label]) -> list[str]:
         """The label map (class order) a run trained on these labels uses: its classes, checked for the task."""
         names = self.classes(labels)
+        if self.multilabel and len(names) < 2:
+            raise ConfigError(
+                f"task=multilabel needs at least two classes; the data has {len(names)}"
+                f"{': ' + names[0] if names else ''} (check data.label_col and the skipped rows)"
+            )
         if self.binary:
             if len(names) != 2:
                 raise ConfigError(
@@ -96,9 +122,9 @@ class Task:
         return names
 
     def positive_index(self, names: Sequence[str]) -> int:
-        """The index of the positive class in ``names`` (binary)."""
+        """The index of the positive class in ``names`` (binary): ``task.positive``, else ``default_positive``."""
         if self.positive is None:
-            return len(names) - 1
+            return names.index(default_positive(names))
         positive = normalize_label(self.positive)
         if positive is None or positive not in names:
             raise ConfigError(
@@ -122,6 +148,30 @@ class Task:
         if label is None:
             return ""
         return self.label_sep.join(label) if isinstance(label, tuple) else label
+
+
+def default_positive(names: Sequence[str]) -> str:
+    """The positive class of two when none is named: the one that does not look negative (``0``, ``false``,
+    ``no``, ``negative``, ``normal``, ``not_x``, ``non-x``, ...), else the second in label order; logged, since
+    AUROC, PR-AUC and the thresholds are about it."""
+    negative = [bool(_NEGATIVE.fullmatch(name)) for name in names]
+    chosen = names[negative.index(False)] if negative.count(False) == 1 else names[-1]
+    log.info("task=binary: the positive class is %r (set task.positive to choose)", chosen)
+    return chosen
+
+
+def _written_list(text: str) -> list[object] | None:
+    """A CSV cell that holds a whole list, as JSON (``["a", "b"]``) or pandas/Python writes it (``['a', 'b']``)."""
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, list):
+            return value
+    return None
 
 
 def _flat(labels: Iterable[Label]) -> list[str]:

@@ -32,7 +32,7 @@ def reliability(
         confidence, predicted = probs.float().max(dim=-1)
         correct = (predicted == labels).float()
     else:
-        confidence = objective.scores(probs.float()).flatten()
+        confidence = objective.scores(probs.float()).flatten().contiguous()
         positive = labels if objective.positive is None else torch.eq(labels, objective.positive)
         correct = positive.float().flatten()
     edges = torch.linspace(0.0, 1.0, bins + 1, dtype=confidence.dtype)

@@ -71,6 +71,13 @@ class PredictionWriter:
         self.csv.writerow([*COLUMNS, *(PROBABILITY + name for name in self.labels)])
         self.missing: Counter[str] = Counter()
 
+    def in_map_order(self, label: Label | None) -> Label | None:
+        """A set of classes in label-map order, as ``predicted`` is written (classes the map lacks last)."""
+        if not isinstance(label, tuple):
+            return label
+        order = {name: i for i, name in enumerate(self.labels)}
+        return tuple(sorted(label, key=lambda name: (order.get(name, len(order)), name)))
+
     def names(self, target: torch.Tensor) -> Label:
         """A class index, or a multi-hot row, as the label it stands for."""
         if target.dim() == 0:
@@ -93,7 +100,7 @@ class PredictionWriter:
             self.csv.writerow(
                 [
                     ids[i],
-                    task.format(true[i]),
+                    task.format(self.in_map_order(true[i])),
                     task.format(self.names(decided[i])),
                     f"{float(confidence[i]):.9g}",
                     missing[i],

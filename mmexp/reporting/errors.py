@@ -34,6 +34,9 @@ PREDICTIONS = Path("predictions") / "test.csv"
 TITLE = "Error analysis"
 
 
+NO_CLASS = "(none)"  # a multi-label set with no class, as the gallery shows it
+
+
 @dataclass(frozen=True)
 class Pick:
     """One test row chosen for a gallery: the run prediction shown, and how the group's runs did on the row."""
@@ -90,8 +93,8 @@ def read_predictions(run: Run) -> list[Pick]:
             raise ValueError(f"{PREDICTIONS} has no {e.args[0]!r} column") from None
         except (TypeError, ValueError):
             continue  # a short or damaged line
-        if true and predicted and rid is not None and math.isfinite(confidence):
-            out.append(Pick(rid, true, predicted, confidence, run))
+        if (true or predicted) and rid is not None and math.isfinite(confidence):  # multilabel: "" is no class
+            out.append(Pick(rid, true or NO_CLASS, predicted or NO_CLASS, confidence, run))
     return out
 
 

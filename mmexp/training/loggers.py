@@ -117,7 +117,7 @@ def confusion_figure(matrix: list[list[int]], labels: list[str]) -> Any:
     return fig
 
 
-def log_confusion_matrix(loggers: list[Logger], matrix: list[list[int]], labels: list[str]) -> None:
+def log_confusion_matrix(loggers: list[Logger], matrix: list[list[int]] | None, labels: list[str]) -> None:
     image_loggers = [lg for lg in loggers if isinstance(lg, (TensorBoardLogger, WandbLogger, MLFlowLogger))]
     if not image_loggers or not matrix:
         return

@@ -16,6 +16,7 @@ from torchmetrics.classification import (
     BinaryAveragePrecision,
     BinaryCalibrationError,
     BinaryF1Score,
+    BinaryStatScores,
     MulticlassAccuracy,
     MulticlassAUROC,
     MulticlassCalibrationError,
@@ -101,7 +102,12 @@ def _ranking_metrics(objective: Objective) -> dict[str, Metric]:
             "ece": BinaryCalibrationError(n_bins=15),  # every (row, class) probability: is p honest?
         }
     if objective.task.binary:
-        return {"auroc": BinaryAUROC(), "pr_auc": BinaryAveragePrecision(), "ece": BinaryCalibrationError(n_bins=15)}
+        return {
+            "auroc": BinaryAUROC(),
+            "pr_auc": BinaryAveragePrecision(),
+            "ece": BinaryCalibrationError(n_bins=15),
+            "support": BinaryStatScores(),  # AUROC and PR-AUC need both classes among the rows
+        }
     return {"auroc": MulticlassAUROC(k, average="macro"), "ece": MulticlassCalibrationError(k, n_bins=15, norm="l1")}
 
 
@@ -150,11 +156,14 @@ class TaskMetrics(nn.Module):
         values = dict(self.decided.compute())
         if self.ranked is not None:
             values |= self.ranked.compute()
-        if "support" in values:  # multilabel ranking: macro over classes with positives and negatives here
-            stats = values.pop("support")
-            usable = (stats[:, 4] > 0) & (stats[:, 4] < stats[:, :4].sum(1))
-            for name in ("auroc", "map"):
-                values[name] = values[name][usable].mean() if usable.any() else torch.tensor(float("nan"))
+        if "support" in values:  # ranking metrics over the classes these rows can score; NaN when none can
+            stats = values.pop("support").reshape(-1, 5)  # tp, fp, tn, fn, support (= positives) per class
+            positives, rows = stats[:, 4], stats[:, :4].sum(1)
+            scorable = {"auroc": (positives > 0) & (positives < rows), "map": positives > 0, "pr_auc": positives > 0}
+            for name, usable in scorable.items():
+                if name in values:
+                    value = values[name].reshape(-1)[usable]
+                    values[name] = value.mean() if len(value) else torch.tensor(float("nan"))
         if "counts" in values:  # per class: support = positive rows of each class
             values["support"] = values.pop("counts")[:, 4]
         return {f"{self.prefix}{name}": value for name, value in values.items()}

@@ -65,11 +65,14 @@ def _or_default(thresholds: torch.Tensor | None, probs: torch.Tensor) -> torch.T
 
 def best_f1_threshold(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     """The cut t maximizing F1 of "score >= t"; midway between the chosen score and the next lower one, so a
-    slightly different score on new rows is decided the same way. 0.5 when there is no positive.
+    slightly different score on new rows is decided the same way (and never on the lower score itself, so ties
+    are never split). 0.5 when there is no positive; non-finite scores are left out.
 
     Sort once, then every candidate cut's true/false positives are cumulative sums: O(n log n).
     """
     scores, positive = scores.detach().float().cpu(), positive.detach().bool().cpu()
+    finite = torch.isfinite(scores)
+    scores, positive = scores[finite], positive[finite]
     n_pos = int(positive.sum())
     if n_pos == 0 or len(scores) == 0:
         return torch.tensor(DEFAULT_THRESHOLD)
@@ -82,6 +85,7 @@ def best_f1_threshold(scores: torch.Tensor, positive: torch.Tensor) -> torch.Ten
     distinct[:-1] = sorted_scores[:-1] != sorted_scores[1:]
     f1[~distinct] = -1.0
     best = int(f1.argmax())
-    upper = float(sorted_scores[best])
-    lower = float(sorted_scores[best + 1]) if best + 1 < len(scores) else 0.0
-    return torch.tensor((upper + lower) / 2)
+    upper = sorted_scores[best]
+    lower = sorted_scores[best + 1] if best + 1 < len(scores) else torch.tensor(min(0.0, float(upper) / 2))
+    cut = (upper + lower) / 2  # float32, as stored: adjacent scores can round onto the lower one
+    return cut if cut > lower else torch.nextafter(lower, upper)
