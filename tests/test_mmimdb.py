@@ -14,6 +14,8 @@ from PIL import Image
 from mmexp.core.errors import ConfigError
 from mmexp.data.manifest import ERROR, read_rows
 from mmexp.data.mmimdb import MMIMDB23, convert, main
+from mmexp.train import train
+from tests.conftest import compose_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 NON_ASCII_PLOT = "Amélie, a waitress in Montmartre, finds a tin box — and a stranger in Tōkyō (東京) writes back."
@@ -203,3 +205,18 @@ def test_cli_subprocess(mmimdb: Path) -> None:
         f"train on it: python -m mmexp.train task=multilabel data=folder data.root={mmimdb.resolve()} split=predefined"
     )
     assert _brief(_rows(mmimdb / "manifest.jsonl")) == EXPECTED
+
+
+def test_a_converted_manifest_trains_as_a_multilabel_task(mmimdb: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """The converter's output is what task=multilabel data=folder split=predefined reads, end to end."""
+    convert(mmimdb)
+    out = tmp_path / "out"
+    overrides = ["task=multilabel", "data=folder", f"data.root={mmimdb}", "split=predefined", "text_encoder=bow"]
+    train(compose_cfg(out, cache_dir, *overrides, "debug=fast", "logger=none", "data.image_size=16"))
+    run = out / "run"
+    labels = json.loads((run / "labels.json").read_text())
+    assert labels == sorted({genre for row in EXPECTED for genre in row["label"]})
+    split = json.loads((run / "split.json").read_text())
+    assert sorted(split["test"]) == sorted(row["id"] for row in EXPECTED if row["split"] == "test")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"test/map", "test/f1_micro", "test/f1_macro", "test/exact_match"} <= metrics["test"].keys()
