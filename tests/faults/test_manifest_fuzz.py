@@ -22,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmexp.core.errors import ConfigError
+from mmexp.data.labels import InvalidLabel, sorted_labels
 from mmexp.data.manifest import read_rows
 from mmexp.data.records import Columns, parse_records
+from mmexp.data.task import TASKS, Task
 
 FIELDS = ["id", "image", "text", "label"]
 BREAK = re.compile(r"\r\n|\r|\n")  # the documented line breaks
@@ -300,7 +302,37 @@ ARBITRARY = st.one_of(
 
 
 @FUZZ
-@given(raw=ARBITRARY, fmt=st.sampled_from(["csv", "jsonl"]))
-def test_arbitrary_content_raises_only_config_error(root: Path, raw: bytes, fmt: str) -> None:
+@given(raw=ARBITRARY, fmt=st.sampled_from(["csv", "jsonl"]), task=st.sampled_from(TASKS))
+def test_arbitrary_content_raises_only_config_error(root: Path, raw: bytes, fmt: str, task: str) -> None:
+    path = root / f"manifest.{fmt}"
+    path.write_bytes(raw)
     with contextlib.suppress(ConfigError):
-        read(root, f"manifest.{fmt}", raw)
+        parse_records(read_rows(path), root, Columns(), Task(name=task))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=10,
+)
+LIST_LIKE = st.text(alphabet="[]|'\", a1e.\t{}()-", max_size=24)  # cells that look like written lists, or not
+
+
+@FUZZ
+@given(value=JSON_VALUES | LIST_LIKE, name=st.sampled_from(TASKS))
+def test_any_label_value_is_a_label_missing_or_one_invalid_label_error(value: object, name: str) -> None:
+    """Whatever a manifest holds in the label column, a task reads a label, "missing", or one ``InvalidLabel``
+    (a bad row): never another exception, never a class named with the separator or an empty name."""
+    task = Task(name=name)
+    try:
+        label = task.parse_label(value)
+    except InvalidLabel:
+        return
+    if label is None:
+        return
+    if name != "multilabel":
+        assert isinstance(label, str) and label
+        return
+    assert isinstance(label, tuple) and len(set(label)) == len(label)
+    assert all(isinstance(n, str) and n and task.label_sep not in n for n in label)
+    assert list(label) == sorted_labels(label)
