@@ -197,7 +197,7 @@ class MultimodalDataModule(L.LightningDataModule):
             log.warning("data: skipped %d bad row(s) of %s (see skipped.jsonl in the run dir)", len(bad), manifest)
         good = [i for i in range(len(records)) if i not in problems]
         if not good:
-            raise ConfigError(f"data: no usable rows in {manifest}; " + format_bad_rows(bad, manifest))
+            raise ConfigError(f"data: no usable rows in {manifest}; " + format_bad_rows(bad, manifest, action=None))
         kept = images if len(good) == len(images) else images[good]  # all good: stays a memory map
         return [records[i] for i in good], bad, kept, key
 

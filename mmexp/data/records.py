@@ -251,13 +251,14 @@ def scoring_record(
     return ScoringRecord(id=rid, image=path, text=text if text and text.strip() else None, label=label, line=line)
 
 
-def format_bad_rows(bad: list[BadRow], manifest: Path, limit: int = 20, *, action: str = "train") -> str:
-    """The bad rows as one error: the first ``limit`` with their lines, and how to ``action`` without them."""
+def format_bad_rows(bad: list[BadRow], manifest: Path, limit: int = 20, *, action: str | None = "train") -> str:
+    """The bad rows as one error: the first ``limit`` with their lines, and how to ``action`` without them
+    (None: no row is usable, so skipping cannot help)."""
     lines = [b.describe() for b in bad[:limit]]
     more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
-    return (
-        f"{len(bad)} bad row(s) in {manifest}:\n  "
-        + "\n  ".join(lines)
-        + more
-        + f"\nFix the rows, or set data.on_bad_record=skip to {action} without them."
+    fix = (
+        "Fix the rows: every row is bad, so data.on_bad_record=skip cannot help."
+        if action is None
+        else f"Fix the rows, or set data.on_bad_record=skip to {action} without them."
     )
+    return f"{len(bad)} bad row(s) in {manifest}:\n  " + "\n  ".join(lines) + more + "\n" + fix

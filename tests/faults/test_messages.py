@@ -67,5 +67,6 @@ def test_inspect_with_no_usable_row_says_why(tmp_path: Path) -> None:
     data = tmp_path / "data"
     rows = [{**r, "image": f"missing/{r['id']}.png"} for r in clean_rows(data, n=6)]
     write_manifest(data, rows)
-    with pytest.raises(ConfigError, match=r"(?s)no usable rows.*line 1: image file not found: 'missing/r0.png'"):
-        inspect_data(compose_inspect("data=folder", f"data.root={data}"))
+    with pytest.raises(ConfigError, match=r"(?s)no usable rows.*line 1: image file not found: 'missing/r0.png'") as e:
+        inspect_data(compose_inspect("data=folder", f"data.root={data}"))  # inspect already skips bad rows
+    assert "set data.on_bad_record=skip" not in str(e.value) and "skip cannot help" in str(e.value)
