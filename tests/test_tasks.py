@@ -329,3 +329,20 @@ def test_written_sets_follow_the_label_map(tmp_path: Path) -> None:
     (tmp_path / "predictions" / "test.csv").write_text("id,label,predicted,confidence,missing\nr1,a|b,,0.9,none\n")
     [pick] = read_predictions(run)  # a set predicted empty is a mistake the gallery shows
     assert (pick.true, pick.predicted) == ("a|b", "(none)")
+
+
+def test_inspect_reads_labels_the_tasks_way_and_suggests_it(tmp_path: Path) -> None:
+    """A multi-label CSV inspected with task=multilabel counts each class, and the suggested first run keeps the
+    task (without it the same cells would be read as one class per combination)."""
+    rows = clean_rows(tmp_path, n=40)
+    for i, row in enumerate(rows):
+        row["label"] = ["red|round", "red", "[]", "['round', 'red']"][i % 4]
+    write_manifest(tmp_path, rows, "csv")
+    overrides = ["data=folder", f"data.root={tmp_path}", "data.manifest=manifest.csv", f"paths.cache_dir={tmp_path}"]
+    multilabel = run_cli("mmexp.inspect", "task=multilabel", *overrides, cwd=tmp_path)
+    assert multilabel.returncode == 0, multilabel.stderr[-2000:]
+    summary = multilabel.stdout
+    assert "rows:         40 usable, 0 bad" in summary and "classes (2): red: 30, round: 20" in summary
+    assert "python -m mmexp.train experiment=pretrained task=multilabel data=folder" in summary
+    multiclass = run_cli("mmexp.inspect", *overrides, cwd=tmp_path).stdout
+    assert "classes (4)" in multiclass and "task=" not in multiclass.split("first run:")[1]  # as before tasks

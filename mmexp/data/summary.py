@@ -30,6 +30,7 @@ def summarize(datamodule: MultimodalDataModule) -> str:
             modes[im.mode] += 1
     reasons = Counter(b.reason.split(" (")[0].split(":")[0] for b in info.skipped)
     labels = Counter(name for r in records for name in ((r.label,) if isinstance(r.label, str) else r.label))
+    task = "" if datamodule.task.name == "multiclass" else f"task={datamodule.task.name} "  # labels read this way
     pct = np.percentile(lengths, [5, 50, 95]).round().astype(int).tolist() if len(lengths) else [0, 0, 0]
     lines = [
         f"manifest:     {info.manifest}",
@@ -43,7 +44,7 @@ def summarize(datamodule: MultimodalDataModule) -> str:
         f"image modes:  {_top(modes)}",
         f"split:        train {len(split.train)}, val {len(split.val)}, test {len(split.test)}",
         f"leakage:      {info.leaks.describe() if info.leaks else 'not checked (split.on_leak=ignore)'}",
-        f"first run:    python -m mmexp.train experiment=pretrained data=folder data.root={info.manifest.parent} "
+        f"first run:    python -m mmexp.train experiment=pretrained {task}data=folder data.root={info.manifest.parent} "
         f"data.manifest={info.manifest.name}   (pretrained encoders, frozen; mmexp[pretrained])",
     ]
     return "\n".join(lines)
