@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from mmexp.data.datamodule import MultimodalDataModule
+from mmexp.data.task import each_class
 from mmexp.data.text import tokenize
 
 
@@ -29,7 +30,7 @@ def summarize(datamodule: MultimodalDataModule) -> str:
             sizes[f"{im.width}x{im.height}"] += 1
             modes[im.mode] += 1
     reasons = Counter(b.reason.split(" (")[0].split(":")[0] for b in info.skipped)
-    labels = Counter(name for r in records for name in ((r.label,) if isinstance(r.label, str) else r.label))
+    labels = Counter(each_class(r.label for r in records))
     task = "" if datamodule.task.name == "multiclass" else f"task={datamodule.task.name} "  # labels read this way
     pct = np.percentile(lengths, [5, 50, 95]).round().astype(int).tolist() if len(lengths) else [0, 0, 0]
     lines = [

@@ -102,7 +102,7 @@ class Task:
 
     def classes(self, labels: Iterable[Label]) -> list[str]:
         """The distinct classes of these rows' labels, in label order."""
-        return sorted_labels(_flat(labels))
+        return sorted_labels(each_class(labels))
 
     def label_names(self, labels: Iterable[Label]) -> list[str]:
         """The label map (class order) a run trained on these labels uses: its classes, checked for the task."""
@@ -118,7 +118,11 @@ class Task:
                     f"task=binary needs exactly two classes; the data has {len(names)}: {', '.join(names[:10])} "
                     "(use task=multiclass, or map the labels to two values)"
                 )
-            self.positive_index(names)
+            log.info(  # once per run: AUROC, PR-AUC and the threshold are about this class
+                "task=binary: the positive class is %r%s",
+                names[self.positive_index(names)],
+                "" if self.positive is not None else " (set task.positive to choose)",
+            )
         return names
 
     def positive_index(self, names: Sequence[str]) -> int:
@@ -152,12 +156,9 @@ class Task:
 
 def default_positive(names: Sequence[str]) -> str:
     """The positive class of two when none is named: the one that does not look negative (``0``, ``false``,
-    ``no``, ``negative``, ``normal``, ``not_x``, ``non-x``, ...), else the second in label order; logged, since
-    AUROC, PR-AUC and the thresholds are about it."""
+    ``no``, ``negative``, ``normal``, ``not_x``, ``non-x``, ...), else the second in label order."""
     negative = [bool(_NEGATIVE.fullmatch(name)) for name in names]
-    chosen = names[negative.index(False)] if negative.count(False) == 1 else names[-1]
-    log.info("task=binary: the positive class is %r (set task.positive to choose)", chosen)
-    return chosen
+    return names[negative.index(False)] if negative.count(False) == 1 else names[-1]
 
 
 def _written_list(text: str) -> list[object] | None:
@@ -174,7 +175,8 @@ def _written_list(text: str) -> list[object] | None:
     return None
 
 
-def _flat(labels: Iterable[Label]) -> list[str]:
+def each_class(labels: Iterable[Label]) -> list[str]:
+    """Every class of every label, repeats kept (a multi-label row counts once for each of its classes)."""
     return [name for label in labels for name in ((label,) if isinstance(label, str) else label)]
 
 

@@ -19,6 +19,7 @@ from mmexp.core.cli import task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.config_io import load_config, resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
+from mmexp.data.task import task_of
 from mmexp.evaluation.recorded_split import recorded_test_rows
 
 log = logging.getLogger("mmexp.eval")
@@ -94,7 +95,7 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
     node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
     node.cache_dir = cfg.paths.cache_dir
     if user_data and node.get("synthetic"):  # the built-in data labelled for the run's task
-        node.synthetic.task = (train_cfg.get("task") or {}).get("name", "multiclass")
+        node.synthetic.task = task_of(train_cfg.get("task")).name
     if not user_data:  # every row is read; the run's own test rows are picked by id (recorded_split)
         node.split = {"_target_": "mmexp.data.splits.AllRowsSplit"}
         node.on_leak = "ignore"

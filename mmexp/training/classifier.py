@@ -316,6 +316,11 @@ class MultimodalClassifier(L.LightningModule):
         }
 
 
+def _positive_numbers(values: Sequence[object]) -> bool:
+    """Every value is a finite number above 0 (booleans are not numbers here)."""
+    return all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in values)
+
+
 def _class_weights_option(value: str | Sequence[float] | None) -> str | list[float] | None:
     """``model.class_weights`` as None, ``"balanced"`` or a list of positive finite floats."""
     if value is None or value == "none":
@@ -324,7 +329,7 @@ def _class_weights_option(value: str | Sequence[float] | None) -> str | list[flo
         return "balanced"
     if isinstance(value, str) or not isinstance(value, Sequence) or not value:
         raise ConfigError(f"model.class_weights={value!r} must be none, balanced or a list of weights, e.g. [1.0,4.0]")
-    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in value):
+    if not _positive_numbers(value):
         raise ConfigError(f"model.class_weights={list(value)!r}: every weight must be a positive number")
     return [float(w) for w in value]
 
@@ -344,14 +349,7 @@ def _pos_weight_option(value: str | float | Sequence[float] | None) -> str | flo
     if value == "balanced":
         return "balanced"
     values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-    if (
-        isinstance(values, str)
-        or not isinstance(values, Sequence)
-        or not values
-        or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in values
-        )
-    ):
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values or not _positive_numbers(values):
         raise ConfigError(
             f"model.pos_weight={value!r} must be none, balanced, a positive number or a list of them, e.g. 3.0"
         )

@@ -63,32 +63,33 @@ class SamplesF1(Metric):
         return (self.total / self.count.clamp(min=1)).float()
 
 
+def _precision_recall_f1(objective: Objective, averages: tuple[str | None, ...]) -> dict[str, Metric]:
+    """Precision, recall and F1 of the task's kind (multiclass or multilabel) for each average (None: per class);
+    named ``<metric>_<average>``, or ``<metric>`` per class."""
+    k = objective.num_classes
+    kinds: tuple[type[Metric], ...] = (
+        (MultilabelPrecision, MultilabelRecall, MultilabelF1Score)
+        if objective.task.multilabel
+        else (MulticlassPrecision, MulticlassRecall, MulticlassF1Score)
+    )
+    return {
+        name + (f"_{average}" if average else ""): cls(k, average=average)  # type: ignore[call-arg]
+        for name, cls in zip(PRF, kinds, strict=True)
+        for average in averages
+    }
+
+
 def _decision_metrics(objective: Objective) -> dict[str, Metric]:
     """Metrics of the decisions (arg-max, or thresholded probabilities)."""
     k = objective.num_classes
     if objective.task.multilabel:
-        classes: dict[str, type[Metric]] = {
-            "precision": MultilabelPrecision,
-            "recall": MultilabelRecall,
-            "f1": MultilabelF1Score,
-        }
-        metrics: dict[str, Metric] = {
+        first: dict[str, Metric] = {
             "acc": MultilabelAccuracy(k, average="micro"),
             "exact_match": MultilabelExactMatch(k),
             "f1_samples": SamplesF1(),
         }
-        for name, cls in classes.items():
-            metrics |= {f"{name}_{a}": cls(k, average=a) for a in ("macro", "micro", "weighted")}  # type: ignore[call-arg]
-        return metrics
-    multiclass: dict[str, type[Metric]] = {
-        "precision": MulticlassPrecision,
-        "recall": MulticlassRecall,
-        "f1": MulticlassF1Score,
-    }
-    metrics = {"acc": MulticlassAccuracy(k, average="micro")}
-    for name, cls in multiclass.items():
-        metrics |= {f"{name}_{a}": cls(k, average=a) for a in ("macro", "micro")}  # type: ignore[call-arg]
-    return metrics
+        return first | _precision_recall_f1(objective, ("macro", "micro", "weighted"))
+    return {"acc": MulticlassAccuracy(k, average="micro")} | _precision_recall_f1(objective, ("macro", "micro"))
 
 
 def _ranking_metrics(objective: Objective) -> dict[str, Metric]:
@@ -114,13 +115,12 @@ def _ranking_metrics(objective: Objective) -> dict[str, Metric]:
 def _per_class_metrics(objective: Objective) -> dict[str, Metric]:
     """Precision/recall/F1 per class; the confusion matrix (multiclass, binary) or per-class counts."""
     k = objective.num_classes
-    if objective.task.multilabel:
-        labels = {"precision": MultilabelPrecision, "recall": MultilabelRecall, "f1": MultilabelF1Score}
-        per_label: dict[str, Metric] = {n: cls(k, average=None) for n, cls in labels.items()}
-        return per_label | {"counts": MultilabelStatScores(k, average=None)}
-    classes = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": MulticlassF1Score}
-    per_class: dict[str, Metric] = {n: cls(k, average=None) for n, cls in classes.items()}
-    return per_class | {"confusion_matrix": MulticlassConfusionMatrix(k)}
+    counts: Metric = (
+        MultilabelStatScores(k, average=None) if objective.task.multilabel else MulticlassConfusionMatrix(k)
+    )
+    return _precision_recall_f1(objective, (None,)) | {
+        "counts" if objective.task.multilabel else "confusion_matrix": counts
+    }
 
 
 class TaskMetrics(nn.Module):
@@ -131,7 +131,7 @@ class TaskMetrics(nn.Module):
 
     def __init__(self, objective: Objective, prefix: str = "", *, kind: str = "scalar") -> None:
         super().__init__()
-        self.objective, self.prefix, self.kind = objective, prefix, kind
+        self.objective, self.prefix = objective, prefix
         decided = _per_class_metrics(objective) if kind == "per_class" else _decision_metrics(objective)
         if objective.task.binary and kind != "per_class":
             decided |= {"f1_pos": BinaryF1Score(), "f1_pos_05": BinaryF1Score()}
