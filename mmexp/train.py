@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import sys
+import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +87,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     from mmexp.core.log_setup import quiet_known_warnings, route_lightning_logs
     from mmexp.evaluation.complexity import model_complexity, reset_peak_memory
     from mmexp.evaluation.predictions import write_test_predictions
+    from mmexp.portable.bundle import save_run_bundle
     from mmexp.run.recorder import RunRecorder
     from mmexp.training.callbacks import EpochTimer
     from mmexp.training.loggers import (
@@ -152,6 +156,8 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         thresholds=model.decision_thresholds(datamodule.label_names),
     )
     write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
+    if rank_zero:  # model/: what prediction needs, loadable anywhere (mmexp.portable.bundle)
+        save_run_bundle(run_dir, cfg, model, datamodule, best=best)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
     log_final_metrics(loggers, recorder.flat_config(), metrics)
     close_loggers(loggers, "success")
@@ -178,6 +184,18 @@ def main(cfg: DictConfig) -> float | None:
     value = OmegaConf.select(cfg, "optimized_metric")
     return metrics["val"].get(value) if value else None
 
+
+class _CallableModule(types.ModuleType):
+    """``mmexp.train(...)`` is the Python API's ``mmexp.fit(...)``: ``mmexp.train`` is this module whichever
+    is imported first (importing a submodule sets the package's attribute), so the module itself is callable."""
+
+    def __call__(self, overrides: Sequence[str] = (), **options: Any) -> Any:
+        from mmexp.api import fit
+
+        return fit(overrides, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     main()

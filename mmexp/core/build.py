@@ -110,7 +110,7 @@ def build_model(
         text_encoder=text_encoder,
         fusion=instantiate(cfg.fusion),
         num_classes=num_classes,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=instantiate(cfg.optimizer) if cfg.get("optimizer") else None,  # a model bundle predicts only
         scheduler=scheduler,
         augment=augment,
     )

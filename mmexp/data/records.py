@@ -8,7 +8,7 @@ file raise one ``ConfigError`` (a required column that no row has).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -251,14 +251,23 @@ def scoring_record(
     return ScoringRecord(id=rid, image=path, text=text if text and text.strip() else None, label=label, line=line)
 
 
-def format_bad_rows(bad: list[BadRow], manifest: Path, limit: int = 20, *, action: str | None = "train") -> str:
+def format_bad_rows(
+    bad: list[BadRow],
+    manifest: Path | str,
+    limit: int = 20,
+    *,
+    action: str | None = "train",
+    describe: Callable[[BadRow], str] = BadRow.describe,
+    option: str = "data.on_bad_record",
+) -> str:
     """The bad rows as one error: the first ``limit`` with their lines, and how to ``action`` without them
-    (None: no row is usable, so skipping cannot help)."""
-    lines = [b.describe() for b in bad[:limit]]
+    (None: no row is usable, so skipping cannot help). A DataFrame's rows are named by its index (``describe``)
+    and skipped by the Python API's own ``option``."""
+    lines = [describe(b) for b in bad[:limit]]
     more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
     fix = (
-        "Fix the rows: every row is bad, so data.on_bad_record=skip cannot help."
+        f"Fix the rows: every row is bad, so {option}=skip cannot help."
         if action is None
-        else f"Fix the rows, or set data.on_bad_record=skip to {action} without them."
+        else f"Fix the rows, or set {option}=skip to {action} without them."
     )
     return f"{len(bad)} bad row(s) in {manifest}:\n  " + "\n  ".join(lines) + more + "\n" + fix
