@@ -50,6 +50,7 @@ class FrameRows:
     rows: list[tuple[int, Row]]
     root: Path
     index: list[Hashable]  # the frame's index labels, by position
+    given: dict[str, str]  # image paths as written in the rows (relative to root) -> as the frame gave them
 
     def label(self, number: int) -> Hashable:
         return self.index[number - 1]
@@ -57,6 +58,8 @@ class FrameRows:
     def describe(self, bad: BadRow) -> str:
         """``index <label>: <reason>``, line numbers inside the reason named by index too."""
         reason = _FIRST_ON_LINE.sub(lambda m: f"(first at index {self.label(int(m[1]))!r})", bad.reason)
+        for written, cell in self.given.items():  # "image file not found: 'img/x.png'" names the frame's cell
+            reason = reason.replace(repr(written), repr(cell))
         return f"index {self.label(bad.line)!r}: {reason}"
 
     def error(self, bad: list[BadRow], *, action: str | None) -> str:
@@ -84,9 +87,14 @@ def frame_rows(frame: Any, columns: Columns, *, root: str | Path | None, images_
             images[position] = path
         rows.append((position + 1, row))
     common = Path(os.path.commonpath([str(images_dir), *map(str, images.values())]))
+    given = {}
     for position, path in images.items():
-        rows[position][1][columns.image] = os.path.relpath(path, common)
-    return FrameRows(rows, common, index)
+        row = rows[position][1]
+        written = os.path.relpath(path, common)
+        if isinstance(row[columns.image], (str, os.PathLike)):
+            given[written] = str(row[columns.image])
+        row[columns.image] = written
+    return FrameRows(rows, common, index, given)
 
 
 def _plain(value: Any, pandas: Any) -> Any:
