@@ -108,14 +108,21 @@ def _compose(overrides: list[str]) -> DictConfig:
 
 @contextmanager
 def _hydra_state_restored() -> Iterator[None]:
-    """``compose_train_config`` sets Hydra's process-wide HydraConfig; the caller gets theirs back."""
+    """Composing needs Hydra's process-wide singletons (GlobalHydra, HydraConfig) to itself: a caller's own (a
+    notebook that composed, a @hydra.main app calling the API) are set aside and given back."""
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    saved = HydraConfig.instance().cfg
+    config = HydraConfig.instance().cfg
+    saved = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
     try:
         yield
-    finally:
-        HydraConfig.instance().cfg = saved
+    finally:  # instance() again: Hydra's initialize contexts swap the singleton object itself
+        GlobalHydra.instance().clear()
+        if saved is not None:
+            GlobalHydra.instance().initialize(saved)
+        HydraConfig.instance().cfg = config
 
 
 def _quoted(value: Path) -> str:
@@ -135,7 +142,7 @@ def _data_overrides(data: Any, *, root: str | Path | None, cfg: DictConfig) -> l
         elif path.is_file():
             folder, manifest = (Path(root).expanduser().absolute() if root else path.parent), path
         else:
-            raise ConfigError(f"data={data!r}: no such file or folder; give a DataFrame, a manifest or a data folder")
+            raise ConfigError(f"data={data}: no such file or folder; give a DataFrame, a manifest or a data folder")
     return [f"data.root={_quoted(folder)}", f"data.manifest={_quoted(manifest)}"]
 
 

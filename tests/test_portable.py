@@ -229,3 +229,14 @@ def test_import_mmexp_is_light_and_train_is_callable_in_every_import_order() -> 
     for code in (script, reverse):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_api_composes_inside_a_callers_hydra_context_and_gives_it_back(tmp_path: Path) -> None:
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_module("mmexp.conf", version_base="1.3"):
+        theirs = GlobalHydra.instance().hydra
+        with pytest.raises(ConfigError, match="absent: no such file or folder"):  # composed, then refused
+            mmexp.train([f"paths.output_dir={tmp_path}"], data=tmp_path / "absent", run_dir=tmp_path / "run")
+        assert GlobalHydra.instance().hydra is theirs
