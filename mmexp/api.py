@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core.errors import ConfigError
+from mmexp.core.io import write_text_atomic
 from mmexp.data.manifest import ERROR
-from mmexp.data.records import Columns, format_bad_rows, parse_records
+from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records
 from mmexp.portable.bundle import MANIFEST, BundleError, read_bundle, write_bundle
-from mmexp.portable.frames import FRAME, frame_rows, is_frame
+from mmexp.portable.frames import FRAME, FrameRows, frame_rows, is_frame
 
 if TYPE_CHECKING:
     from mmexp.portable.predictor import Predictor
@@ -158,17 +159,34 @@ def frame_manifest(frame: Any, cfg: DictConfig, *, root: str | Path | None = Non
     )  # fmt: skip
     cache = Path(str(cfg.paths.cache_dir)).expanduser().absolute() / "frames"
     rows = frame_rows(frame, columns, root=root, images_dir=cache / "images")
-    _, bad = parse_records(rows.rows, rows.root, columns, task_of(cfg.get("task")))
+    records, bad = parse_records(rows.rows, rows.root, columns, task_of(cfg.get("task")))
     if bad and data.on_bad_record == "error":
         raise ConfigError(format_bad_rows(bad, FRAME, describe=rows.describe))
     reasons = {b.line: rows.describe(b) for b in bad}
     text = "".join(json.dumps(_manifest_row(row, reasons.get(line)), default=repr) + "\n" for line, row in rows.rows)
     manifest = cache / f"{hashlib.sha256((str(rows.root) + text).encode()).hexdigest()[:24]}.jsonl"
     if not manifest.is_file():
-        from mmexp.core.io import write_text_atomic
-
         write_text_atomic(manifest, text)
+    if data.on_bad_record == "error":
+        _check_images(records, manifest, data, rows)
     return rows.root, manifest
+
+
+def _check_images(records: list[Record], manifest: Path, data: DictConfig, rows: FrameRows) -> None:
+    """Decode the frame's images as the run will (into its decoded-image cache, which the run then reads), so an
+    image that does not decode is reported by index before the run starts."""
+    from mmexp.data.image_cache import cache_key, load_or_decode
+
+    paths = [r.image for r in records]
+    size, resize, limit = int(data.image_size), str(data.resize), int(data.max_image_pixels)
+    key = cache_key(paths, size, manifest, resize, limit)
+    folder = Path(str(data.cache_dir)) / "images" if data.image_cache else None
+    _, problems = load_or_decode(
+        paths, size, manifest=manifest, cache_dir=folder, key=key, resize=resize, max_pixels=limit
+    )
+    if problems:
+        bad = [BadRow(records[i].line, reason, {}) for i, reason in sorted(problems.items())]
+        raise ConfigError(format_bad_rows(bad, FRAME, describe=rows.describe))
 
 
 def _manifest_row(row: dict[str, Any], bad: str | None) -> dict[str, Any]:

@@ -204,6 +204,9 @@ def test_bad_dataframe_rows_get_the_manifests_reasons_named_by_index(
     assert [line.split(": ", 1)[1] for line in message.splitlines()[1:5]] == manifest_reasons
     assert message.endswith("Fix the rows, or set data.on_bad_record=skip to train without them.")
     assert not (tmp_path / "never").exists()  # refused before anything was written
+    with pytest.raises(ConfigError, match=r"^1 bad row\(s\) in the DataFrame:\n  index 105: unreadable or corrupt"):
+        mmexp.train(overrides, data=frame.loc[[100, 102, 105, 107]], root=data, run_dir=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
     predictor = run[0].predictor()
     unlabeled = frame.drop(columns=["label"]).drop(index=[103, 106])  # a row without text or label is scored
