@@ -105,11 +105,11 @@ def test_groups_have_hand_computed_means_stds_cis_and_ranks(sweep: Path, capsys)
     assert float(image["test/f1_macro_mean"]) == pytest.approx(0.60)
     assert float(image["test/acc_mean"]) == pytest.approx(0.65)
     out = capsys.readouterr().out
-    assert "| 1 | fusion=concat,split=kfold | 2 | 0.850 ± 0.071 [" in out  # the markdown table on stdout
+    assert "| 1 | fusion=concat | 2 | 0.850 ± 0.071 [" in out  # the markdown table on stdout (val first)
 
 
 def test_loss_ranks_lower_first(sweep: Path) -> None:
-    assert main([str(sweep), "--metric", "loss"]) == 0
+    assert main([str(sweep), "--metric", "test/loss"]) == 0
     rows = read_csv(sweep / "report.csv")
     assert list(rows) == ["fusion=image_only,split=kfold", "fusion=concat,split=kfold"]
     assert "test/loss (lower is better)" in (sweep / "report.md").read_text()
@@ -163,7 +163,7 @@ def test_pairs_need_matching_folds_and_fewer_than_two_say_na(sweep: Path) -> Non
     write_run(sweep / "6_fusion=attention", fusion="attention", fold=3, f1=0.9)  # no baseline run on fold 3
     assert main([str(sweep), "--baseline", "fusion=image_only,split=kfold"]) == 0
     md = (sweep / "report.md").read_text()
-    assert "| fusion=attention,split=kfold | 1 | +0.200 | paired t (seeds) | n/a | n/a | n/a | n/a |" in md
+    assert "| fusion=attention | paired t (seeds) | 1 | +0.200 | n/a | n/a | n/a | n/a |" in md
     rows = read_csv(sweep / "report.csv")
     assert rows["fusion=attention,split=kfold"]["pairs"] == "1"
     assert rows["fusion=attention,split=kfold"]["p_value"] == ""
@@ -210,7 +210,10 @@ def test_a_single_run_gets_a_bootstrap_interval_over_its_test_rows(tmp_path: Pat
     run = write_run(tmp_path / "run", fusion="concat", fold=None, f1=0.80)
     assert main([str(run)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"\| 1 \| fusion=concat,split=kfold \| 1 \| 0\.800 ± – \| 0\.850 ± – \[0\.\d{3}, 1\.000\] \|", out)
+    # val/f1_macro, test/f1_macro, test/acc: a validation score gets no bootstrap (the matrix is the test rows')
+    assert re.search(
+        r"\| 1 \| fusion=concat,split=kfold \| 1 \| 0\.800 ± – \| 0\.800 ± – \| 0\.850 ± – \[0\.\d{3}, 1\.000\] \|", out
+    )
     row = read_csv(run / "report.csv")["fusion=concat,split=kfold"]
     assert row["test/f1_macro_std"] == row["test/f1_macro_ci_low"] == ""
     assert row["test/acc_ci_method"] == "bootstrap over test rows" and 0.6 < float(row["test/acc_ci_low"]) < 0.85

@@ -11,10 +11,12 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } tr.baseline td { background: #fff8e1; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.text { overflow-wrap: anywhere; min-width: 8em; }
+td.num .ci { display: block; color: #666; font-size: 11px; }
+td.text { overflow-wrap: break-word; min-width: 7em; }
+p.warn { background: #fff3cd; border-left: 4px solid #e0a800; padding: 4px 8px; }
 .scroll { overflow-x: auto; max-width: 100%; }
 img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
 .note { color: #555; } code { background: #f4f4f4; padding: 0 3px; }
@@ -49,7 +51,9 @@ def block(b: Block) -> str:
 
 def paragraph(p: Paragraph) -> str:
     inner = "".join(f"<code>{escape(part.text)}</code>" if isinstance(part, Code) else escape(part) for part in p.parts)
-    return f'<p class="note">{inner}</p>' if p.note else f"<p>{inner}</p>"
+    if p.note:
+        return f'<p class="note">{inner}</p>'
+    return f'<p class="warn">{inner}</p>' if p.warning else f"<p>{inner}</p>"
 
 
 def figure(f: Figure) -> str:
@@ -85,11 +89,19 @@ def table(t: Table) -> str:
     for i, row in enumerate(t.rows):
         cls = ' class="baseline"' if i < len(t.highlight) and t.highlight[i] else ""
         cells = "".join(
-            f'<td class="num">{escape(c)}</td>' if j >= t.numeric_from else f'<td class="text">{_breakable(c)}</td>'
+            f'<td class="num">{_number(c)}</td>' if j >= t.numeric_from else f'<td class="text">{_breakable(c)}</td>'
             for j, c in enumerate(row)
         )
         trs.append(f"<tr{cls}>{cells}</tr>")
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{"".join(trs)}</tbody></table></div>'
+
+
+def _number(text: str) -> str:
+    """Escaped; a ``mean ± std [low, high]`` cell puts its interval on a second, smaller line (narrow columns)."""
+    value, sep, interval = text.partition(" [")
+    if not sep or not interval.endswith("]"):
+        return escape(text)
+    return f'{escape(value)}<span class="ci">[{escape(interval)}</span>'
 
 
 def _breakable(text: str) -> str:
