@@ -351,15 +351,18 @@ class Report:
         """Overrides present in every group, when there are at least two groups."""
         return shared_overrides([g.overrides for g in self.groups])
 
-    def main_metrics(self, most: int = 4) -> list[str]:
-        """The ranking metric, its test twin, then headline test metrics that any group has (``most`` in all,
-        so the ranking table fits a narrow page; every metric is in the all-metrics table and report.csv)."""
+    def ranking_metrics(self) -> list[str]:
+        """The ranking metric and its test twin (when any group has it)."""
+        present = {k for g in self.groups for k in g.stats}
+        twin = test_twin(self.metric)
+        return [self.metric] + ([twin] if twin != self.metric and twin in present else [])
+
+    def main_metrics(self) -> list[str]:
+        """The headline test metrics that any group has (docs/tasks.md)."""
         present = {k for g in self.groups for k in g.stats}
         if "test/exact_match" not in present:  # one label per row: micro-F1 is accuracy, shown once
             present.discard("test/f1_micro")
-        first = list(dict.fromkeys([self.metric, test_twin(self.metric)]))
-        first = [m for m in first if m == self.metric or m in present]
-        return (first + [m for m in MAIN_METRICS if m not in first and m in present])[:most]
+        return [m for m in MAIN_METRICS if m in present]
 
     def all_metrics(self) -> list[str]:
         """Every metric any group has, test metrics first."""

@@ -84,7 +84,7 @@ def gallery(g: Gallery) -> str:
 def table(t: Table) -> str:
     """Numeric columns get tabular digits and no wrapping; text cells wrap (after commas first); a table wider
     than the page scrolls inside its own box, not the page; baseline rows are highlighted."""
-    th = "".join(f"<th>{escape(h)}</th>" for h in t.headers)
+    th = "".join(f"<th>{_header(h)}</th>" for h in t.headers)
     trs = []
     for i, row in enumerate(t.rows):
         cls = ' class="baseline"' if i < len(t.highlight) and t.highlight[i] else ""
@@ -96,12 +96,20 @@ def table(t: Table) -> str:
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{"".join(trs)}</tbody></table></div>'
 
 
+def _header(text: str) -> str:
+    """Escaped, with line-break opportunities after ``/`` and ``_`` (``test/f1_pos_05`` may wrap)."""
+    return escape(text).replace("/", "/<wbr>").replace("_", "_<wbr>")
+
+
 def _number(text: str) -> str:
-    """Escaped; a ``mean ± std [low, high]`` cell puts its interval on a second, smaller line (narrow columns)."""
+    """Escaped; a ``mean ± std [low, high]`` cell puts ``± std`` and the interval on smaller lines of their own,
+    so that many numeric columns fit a narrow page."""
     value, sep, interval = text.partition(" [")
-    if not sep or not interval.endswith("]"):
+    if sep and not interval.endswith("]"):
         return escape(text)
-    return f'{escape(value)}<span class="ci">[{escape(interval)}</span>'
+    mean, pm, std = value.partition(" ± ")
+    out = escape(mean) + (f'<span class="ci">± {escape(std)}</span>' if pm else "")
+    return out + (f'<span class="ci">[{escape(interval)}</span>' if sep else "")
 
 
 def _breakable(text: str) -> str:

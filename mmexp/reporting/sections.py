@@ -126,16 +126,30 @@ def _highlight(report: Report) -> tuple[bool, ...]:
 
 
 def ranking(report: Report) -> Section:
-    """Groups in rank order with the headline metrics, the bar chart and how to read its labels."""
-    metrics, names = report.main_metrics(), report.short_names()
+    """Groups in rank order with the ranking metric and its test twin, the headline test metrics, the bar chart
+    and how to read its labels."""
+    metrics, names = report.ranking_metrics(), report.short_names()
     head = ("rank", "group", "n", *(header(m) for m in metrics))
     rows = tuple(
         (fmt(g.rank, 0) if g.rank else DASH, names[g.name], str(len(g.runs)), *map(fmt_summary, _stats(g, metrics)))
         for g in report.groups
     )
-    blocks: list[Block] = [
-        Table(head, rows, highlight=_highlight(report)) if rows else Paragraph(("No completed runs.",))
-    ]
+    if not rows:
+        return Section("Ranking", (Paragraph(("No completed runs.",)),))
+    blocks: list[Block] = [Table(head, rows, highlight=_highlight(report))]
+    if headline := report.main_metrics():
+        blocks.append(
+            Paragraph(
+                ("Test metrics, mean ± std over each group's runs (intervals: all test metrics, report.csv):",),
+                note=True,
+            )
+        )
+        cells = tuple(
+            (names[g.name], *(fmt_summary(s, interval=False) for s in _stats(g, headline))) for g in report.groups
+        )
+        blocks.append(
+            Table(("group", *(header(m) for m in headline)), cells, numeric_from=1, highlight=_highlight(report))
+        )
     if report.baseline is not None:
         blocks.append(
             Paragraph(("Highlighted: the baseline ", Code(report.short_names()[report.baseline.name]), "."), note=True)
