@@ -19,7 +19,7 @@ td.text { overflow-wrap: break-word; min-width: 7em; }
 p.warn { background: #fff3cd; border-left: 4px solid #e0a800; padding: 4px 8px; }
 .scroll { overflow-x: auto; max-width: 100%; }
 img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
-.note { color: #555; } code { background: #f4f4f4; padding: 0 3px; }
+.note { color: #555; } code { background: #f4f4f4; padding: 0 3px; overflow-wrap: anywhere; }
 .gallery { display: flex; flex-wrap: wrap; gap: 8px; margin: 0.8em 0; }
 .tile { width: 172px; margin: 0; padding: 6px; border: 1px solid #ddd; font-size: 12px; overflow-wrap: anywhere; }
 .tile img, .tile .noimg { width: 96px; height: 96px; object-fit: contain; margin: 0 0 4px; background: #f4f4f4; }
@@ -97,8 +97,8 @@ def table(t: Table) -> str:
 
 
 def _header(text: str) -> str:
-    """Escaped, with line-break opportunities after ``/`` and ``_`` (``test/f1_pos_05`` may wrap)."""
-    return escape(text).replace("/", "/<wbr>").replace("_", "_<wbr>")
+    """Escaped, with line-break opportunities after ``/``, ``_`` and ``,`` (``test/f1_pos_05`` may wrap)."""
+    return escape(text).replace("/", "/<wbr>").replace("_", "_<wbr>").replace(",", ",<wbr>")
 
 
 def _number(text: str) -> str:

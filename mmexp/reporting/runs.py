@@ -139,15 +139,16 @@ def load_eval(path: Path, common: dict[str, Any]) -> Run:
     )
 
 
-DATA_KEYS = ("root", "manifest", "id_col", "image_col", "text_col", "label_col")
+DATA_KEYS = ("id_col", "image_col", "text_col", "label_col")  # not root/manifest: a moved data folder is the same data
 NOT_DATA = ("_target_", "image_size", "task")  # data.synthetic keys that copy another key or only preprocess
 
 
 def dataset_fingerprint(path: Path, config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """What defines the rows and labels a run learned from and was scored on, as sorted (key, value) pairs:
-    ``task.name``; ``data.root``, the manifest and its columns; every ``data.synthetic.*`` value that makes the
-    data (not image_size, a preprocessing choice); ``rows``, a digest of every row id in split.json; and
-    ``labels``, the class names in labels.json. Missing files or keys are simply left out (older runs)."""
+    ``task.name``; the manifest columns read; every ``data.synthetic.*`` value that makes the data (not
+    image_size, a preprocessing choice); ``rows``, a digest of every row id in split.json; and ``labels``, the
+    class names in labels.json. Where the data lives (data.root) is left out, so runs made on another machine
+    still pair up. Missing files or keys are simply left out (older runs)."""
     out: dict[str, str] = {}
     task = config.get("task")
     if isinstance(task, dict) and task.get("name") is not None:

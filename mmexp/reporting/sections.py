@@ -137,7 +137,7 @@ def ranking(report: Report) -> Section:
     if not rows:
         return Section("Ranking", (Paragraph(("No completed runs.",)),))
     blocks: list[Block] = [Table(head, rows, highlight=_highlight(report))]
-    if headline := report.main_metrics():
+    if headline := [m for m in report.main_metrics() if m not in metrics]:
         blocks.append(
             Paragraph(
                 ("Test metrics, mean ± std over each group's runs (intervals: all test metrics, report.csv):",),
@@ -189,7 +189,6 @@ def comparison(report: Report) -> Section:
                 ("Baseline: ", Code(names[report.baseline.name]), f". {metric}mean diff: group - baseline. "),
                 note=True,
             ),
-            Paragraph((COMPARISON_NOTE,), note=True, detail=True),
         ]
     if report.comparisons:
         several = len({c.baseline for c in report.comparisons}) > 1  # --across: one baseline per dataset
@@ -283,14 +282,14 @@ def per_class(report: Report) -> Table | Paragraph:
 
 
 def all_metrics(report: Report) -> Table | Paragraph:
+    """One row per test metric, one column per group (a sweep has fewer groups than metrics: it fits the page)."""
     metrics = [m for m in report.all_metrics() if m.startswith("test/")]
     if not metrics:
         return Paragraph(("No test metrics.",))
     names = report.short_names()
-    rows = tuple(
-        (names[g.name], str(len(g.runs)), *(fmt_summary(g.stats.get(m)) for m in metrics)) for g in report.groups
-    )
-    return Table(("group", "n", *(header(m) for m in metrics)), rows, highlight=_highlight(report))
+    head = ("metric", *(f"{names[g.name]} (n={len(g.runs)})" for g in report.groups))
+    rows = tuple((header(m), *(fmt_summary(g.stats.get(m)) for g in report.groups)) for m in metrics)
+    return Table(head, rows, numeric_from=1)
 
 
 def failed(report: Report) -> Section:
