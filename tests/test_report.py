@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -269,10 +270,17 @@ def test_real_sweep_end_to_end(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr[-3000:]
+    first = next((tmp_path / "multirun").rglob("run_info.json")).parent
+    shutil.copytree(first, tmp_path / "multirun" / "copy_of_a_run")  # the same run, counted once
     report = run_cli("mmexp.report", str(tmp_path / "multirun"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
+    assert "Counted once: 1 run dir(s)" in report.stderr and "copy_of_a_run = " in report.stderr
+    md = (tmp_path / "multirun" / "report.md").read_text()
+    assert "Ranked and chosen by val/f1_macro" in md and "## Ranking\n" in md  # one dataset: folds share its rows
     expected: dict[str, list[float]] = {}
     for info_path in (tmp_path / "multirun").rglob("run_info.json"):
+        if info_path.parent.name == "copy_of_a_run":
+            continue
         fusion = next(o for o in json.loads(info_path.read_text())["overrides"] if o.startswith("fusion="))
         metrics = json.loads((info_path.parent / "metrics.json").read_text())
         expected.setdefault(f"{fusion},split=kfold", []).append(metrics["test"]["test/f1_macro"])
