@@ -1,6 +1,6 @@
 """Group labels for tables and figures: the overrides that tell the groups apart, written short.
 
-The rule is the one run names follow (docs/reporting.md): only the overrides that vary between the groups
+The rule is the one run names follow (docs/statistics.md, "Labels"): only the overrides that vary between the groups
 (those every group shares are said once, in a note), as ``key=value`` with the shortest dotted suffix of the
 key that no other shown key ends with, floats to 4 significant digits, no ``+``/``++``; joined by ``,``.
 """
