@@ -152,6 +152,10 @@ def test_tables_show_short_labels_and_figures_fit_an_800_px_page(tmp_path: Path)
     assert ranking.count("<th>") <= 7
     widths = [struct.unpack(">I", base64.b64decode(png)[16:20])[0] for png in re.findall(r"base64,([^\"]+)", html)]
     assert len(widths) == 3 and max(widths) <= 780  # shown at full size, so 8-point text stays legible
+    assert main([str(tmp_path), "--baseline", "fusion=concat"]) == 0  # a label names the baseline as well
+    assert read_csv(tmp_path / "report.csv")["fusion=attention,split=kfold,trainer.max_epochs=2"]["baseline"] == (
+        "fusion=concat,split=kfold,trainer.max_epochs=2"
+    )
 
 
 def test_learning_curves_count_epochs_from_1_and_bands_stay_in_range() -> None:

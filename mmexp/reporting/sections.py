@@ -187,7 +187,7 @@ def comparison(report: Report) -> Section:
         )
         blocks = [
             Paragraph(
-                ("Baseline: ", Code(names[report.baseline.name]), f". {metric}mean diff: group - baseline. "),
+                ("Baseline: ", Code(names[report.baseline.name]), f". {metric}mean diff: group - baseline."),
                 note=True,
             ),
         ]
