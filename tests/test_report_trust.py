@@ -16,8 +16,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from mmexp.report import main
+from mmexp.reporting import plots
+from mmexp.reporting.groups import analyse
 from mmexp.reporting.labels import group_labels
 from mmexp.reporting.plots import curve_band
+from mmexp.reporting.runs import find_run_dirs, load_run
 from mmexp.run.recorder import RunRecorder
 from mmexp.run.run_info import start_info
 from tests.test_report import read_csv, write_run
@@ -150,12 +153,30 @@ def test_tables_show_short_labels_and_figures_fit_an_800_px_page(tmp_path: Path)
     assert '<span class="ci">[' in html  # intervals on their own line keep numeric columns narrow
     ranking = html.split("<h2>Ranking</h2>")[1].split("</table>")[0]
     assert ranking.count("<th>") <= 7
-    widths = [struct.unpack(">I", base64.b64decode(png)[16:20])[0] for png in re.findall(r"base64,([^\"]+)", html)]
+    widths = [png_width(png) for png in re.findall(r"base64,([^\"]+)", html)]
     assert len(widths) == 3 and max(widths) <= 780  # shown at full size, so 8-point text stays legible
     assert main([str(tmp_path), "--baseline", "fusion=concat"]) == 0  # a label names the baseline as well
     assert read_csv(tmp_path / "report.csv")["fusion=attention,split=kfold,trainer.max_epochs=2"]["baseline"] == (
         "fusion=concat,split=kfold,trainer.max_epochs=2"
     )
+
+
+def png_width(encoded: str | None) -> int:
+    assert encoded is not None
+    return int(struct.unpack(">I", base64.b64decode(encoded)[16:20])[0])
+
+
+@pytest.mark.parametrize("classes", [3, 12, 20])
+def test_confusion_matrices_are_drawn_no_wider_than_the_page(tmp_path: Path, classes: int) -> None:
+    labels = [f"class_{i}" for i in range(classes)]
+    for fusion in ("concat", "late", "gated"):
+        run = write_run(tmp_path / fusion, fusion=fusion, fold=0)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["labels"] = labels
+        metrics["confusion_matrix"] = [[5 if i == j else 1 for j in range(classes)] for i in range(classes)]
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    report = analyse([load_run(d) for d in find_run_dirs([tmp_path])], metric="f1_macro", baseline=None, ignore=())
+    assert png_width(plots.confusion_matrices(report)) <= 760  # shown unscaled: 8-point cell values stay legible
 
 
 def test_learning_curves_count_epochs_from_1_and_bands_stay_in_range() -> None:

@@ -139,7 +139,7 @@ def confusion_matrices(report: Report) -> str | None:
     size = max(len(m[0]) for _, m in mats)
     ncols = min(2 if size <= 6 else 1, len(mats))
     nrows = -(-len(mats) // ncols)
-    cell = PAGE_WIDTH / 2 if ncols == 2 else min(PAGE_WIDTH, 3.0 + 0.35 * size)
+    cell = PAGE_WIDTH / 2 if ncols == 2 else min(PAGE_WIDTH - 1.2, 3.0 + 0.35 * size)  # 1.2: the colour bar
     fig = _figure(PAGE_WIDTH if ncols == 2 else cell + 1.2, (cell + 0.3) * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     image = None
