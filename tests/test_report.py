@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,11 +106,11 @@ def test_groups_have_hand_computed_means_stds_cis_and_ranks(sweep: Path, capsys)
     assert float(image["test/f1_macro_mean"]) == pytest.approx(0.60)
     assert float(image["test/acc_mean"]) == pytest.approx(0.65)
     out = capsys.readouterr().out
-    assert "| 1 | fusion=concat,split=kfold | 2 | 0.850 ± 0.071 [" in out  # the markdown table on stdout
+    assert "| 1 | fusion=concat | 2 | 0.850 ± 0.071 [" in out  # the markdown table on stdout (val first)
 
 
 def test_loss_ranks_lower_first(sweep: Path) -> None:
-    assert main([str(sweep), "--metric", "loss"]) == 0
+    assert main([str(sweep), "--metric", "test/loss"]) == 0
     rows = read_csv(sweep / "report.csv")
     assert list(rows) == ["fusion=image_only,split=kfold", "fusion=concat,split=kfold"]
     assert "test/loss (lower is better)" in (sweep / "report.md").read_text()
@@ -163,7 +164,7 @@ def test_pairs_need_matching_folds_and_fewer_than_two_say_na(sweep: Path) -> Non
     write_run(sweep / "6_fusion=attention", fusion="attention", fold=3, f1=0.9)  # no baseline run on fold 3
     assert main([str(sweep), "--baseline", "fusion=image_only,split=kfold"]) == 0
     md = (sweep / "report.md").read_text()
-    assert "| fusion=attention,split=kfold | 1 | +0.200 | paired t (seeds) | n/a | n/a | n/a | n/a |" in md
+    assert "| fusion=attention | paired t (seeds) | 1 | +0.200 | n/a | n/a | n/a | n/a |" in md
     rows = read_csv(sweep / "report.csv")
     assert rows["fusion=attention,split=kfold"]["pairs"] == "1"
     assert rows["fusion=attention,split=kfold"]["p_value"] == ""
@@ -210,7 +211,10 @@ def test_a_single_run_gets_a_bootstrap_interval_over_its_test_rows(tmp_path: Pat
     run = write_run(tmp_path / "run", fusion="concat", fold=None, f1=0.80)
     assert main([str(run)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"\| 1 \| fusion=concat,split=kfold \| 1 \| 0\.800 ± – \| 0\.850 ± – \[0\.\d{3}, 1\.000\] \|", out)
+    # val/f1_macro, test/f1_macro: a validation score gets no bootstrap (the matrix holds the test rows)
+    assert "| 1 | fusion=concat,split=kfold | 1 | 0.800 ± – | 0.800 ± – |" in out
+    html = (run / "report.html").read_text()  # all test metrics, with intervals
+    assert re.search(r'0\.850<span class="ci">± –</span><span class="ci">\[0\.\d{3}, 1\.000\]</span>', html)
     row = read_csv(run / "report.csv")["fusion=concat,split=kfold"]
     assert row["test/f1_macro_std"] == row["test/f1_macro_ci_low"] == ""
     assert row["test/acc_ci_method"] == "bootstrap over test rows" and 0.6 < float(row["test/acc_ci_low"]) < 0.85
@@ -266,10 +270,17 @@ def test_real_sweep_end_to_end(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr[-3000:]
+    first = next((tmp_path / "multirun").rglob("run_info.json")).parent
+    shutil.copytree(first, tmp_path / "multirun" / "copy_of_a_run")  # the same run, counted once
     report = run_cli("mmexp.report", str(tmp_path / "multirun"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
+    assert "Counted once: 1 run dir(s)" in report.stderr and "copy_of_a_run = " in report.stderr
+    md = (tmp_path / "multirun" / "report.md").read_text()
+    assert "Ranked and chosen by val/f1_macro" in md and "## Ranking\n" in md  # one dataset: folds share its rows
     expected: dict[str, list[float]] = {}
     for info_path in (tmp_path / "multirun").rglob("run_info.json"):
+        if info_path.parent.name == "copy_of_a_run":
+            continue
         fusion = next(o for o in json.loads(info_path.read_text())["overrides"] if o.startswith("fusion="))
         metrics = json.loads((info_path.parent / "metrics.json").read_text())
         expected.setdefault(f"{fusion},split=kfold", []).append(metrics["test"]["test/f1_macro"])

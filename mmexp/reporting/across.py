@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmexp.reporting.groups import NO_OVERRIDES, group_overrides, lower_is_better, override_key
+from mmexp.reporting.groups import group_overrides, lower_is_better, metric_value, override_key
+from mmexp.reporting.labels import NO_OVERRIDES
 from mmexp.reporting.runs import Run
 from mmexp.reporting.stats import ALPHA, Friedman, average_ranks, friedman, nemenyi_cd
 
@@ -40,6 +41,17 @@ class Across:
     cd: float | None
     left_out: list[str]
     alpha: float = ALPHA
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (dataset, method) cells with no run
+
+    def missing_line(self) -> str | None:
+        """One line naming every missing cell (the methods left out of the ranking over datasets)."""
+        if not self.missing:
+            return None
+        by_method: dict[str, list[str]] = defaultdict(list)
+        for dataset, method in self.missing:
+            by_method[method].append(dataset)
+        cells = "; ".join(f"{m} in {', '.join(ds)}" for m, ds in by_method.items())
+        return f"Left out of the ranking over datasets (no completed run): {cells}."
 
     def not_different(self) -> list[tuple[int, int]]:
         """Pairs of method indexes (in rank order) whose average ranks differ by less than the CD."""
@@ -67,9 +79,9 @@ def across(runs: list[Run], *, key: str, metric: str, ignore: tuple[str, ...]) -
     """Tabulate the completed training runs by (dataset, method) and rank the methods within each dataset."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     for run in runs:
-        value = (run.metrics or {}).get("test", {}).get(metric) if run.ok and run.kind == "train" else None
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            cells[dataset_name(run, key), method_name(run, key, ignore)].append(float(value))
+        value = metric_value(run, metric) if run.ok and run.kind == "train" else None
+        if value is not None:
+            cells[dataset_name(run, key), method_name(run, key, ignore)].append(value)
     datasets = sorted({d for d, _ in cells})
     every = sorted({m for _, m in cells})
     methods = [m for m in every if all((d, m) in cells for d in datasets)]
@@ -96,4 +108,5 @@ def across(runs: list[Run], *, key: str, metric: str, ignore: tuple[str, ...]) -
         friedman=test,
         cd=cd,
         left_out=[m for m in every if m not in methods],
+        missing=[(d, m) for m in every if m not in methods for d in datasets if (d, m) not in cells],
     )

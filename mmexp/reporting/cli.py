@@ -1,11 +1,12 @@
 """CLI: turn run dirs or sweep dirs into report.md, report.csv and a self-contained report.html.
 
-    python -m mmexp.report outputs/multirun/<sweep> [--out DIR] [--baseline GROUP] [--metric test/f1_macro]
+    python -m mmexp.report outputs/multirun/<sweep> [--out DIR] [--baseline GROUP] [--metric val/f1_macro]
     python -m mmexp.report <sweep per dataset>... --across          # methods ranked over datasets (Friedman)
     python -m mmexp.report <sweep> --across data.synthetic.interaction  # datasets = values of an override
     python -m mmexp.report <sweep> --errors 0                 # no error analysis (default: 8 rows per gallery)
 
-Reads only the files a run writes.
+Reads only the files a run writes. Groups are ranked on a validation metric (test values beside, never used to
+choose); a copied run dir is counted once; runs of different datasets or tasks get separate rankings.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mmexp.core.io import write_atomic, write_text_atomic
-from mmexp.reporting.groups import DEFAULT_IGNORE, DEFAULT_METRIC, Report, ReportError, analyse
+from mmexp.reporting.groups import DEFAULT_IGNORE, DEFAULT_METRIC, Report, ReportError
 from mmexp.reporting.runs import Run, find_run_dirs, load_run
 
 OUTPUT_FILES = ("report.md", "report.csv", "report.html")
@@ -43,13 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metric",
         default=DEFAULT_METRIC,
-        help="test metric that ranks the groups (default: %(default)s; loss and ece: lower is better, others higher)",
+        help="metric that ranks the groups and picks the best (default: %(default)s, a validation metric; a name "
+        "without val/ or test/ means val/; test/... is allowed but makes the test score optimistic; loss and ece: "
+        "lower is better, others higher)",
     )
     parser.add_argument(
         "--baseline",
         default=None,
         metavar="GROUP",
-        help="group name to compare against (default: the best fusion=image_only/text_only "
+        help="group name or label to compare against (default: the best fusion=image_only/text_only "
         "group, else the lowest-ranked group)",
     )
     parser.add_argument(
@@ -128,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"no run directories (folders with run_info.json) under {', '.join(map(str, args.paths))}")
     out = args.out or args.paths[0]
     ignore = tuple(k.strip() for k in args.ignore.split(",") if k.strip())
+    from mmexp.reporting.datasets import analyse_datasets
+
     try:
-        report = analyse(
+        reports = analyse_datasets(
             load_runs(args.paths, tag=args.across == "sweep"),
             metric=args.metric,
             baseline=args.baseline,
@@ -146,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     from mmexp.reporting.markdown import to_markdown
     from mmexp.reporting.sections import build_document
 
-    doc = build_document(report, errors=args.errors)
+    report = reports[0]
+    doc = build_document(reports, errors=args.errors)
     markdown = to_markdown(doc)
     write_text_atomic(out / "report.md", markdown)
     write_text_atomic(out / "report.csv", to_csv(doc))
@@ -161,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(out / CD_FILE, lambda f: f.write(png))
         written.append(out / CD_FILE)
     print(markdown, end="")
+    left_out = report.across.missing_line() if report.across is not None else None
+    for line in (*report.notes, *([left_out] if left_out else [])):
+        print(f"mmexp.report: {line}", file=sys.stderr)
     print(f"mmexp.report: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
 

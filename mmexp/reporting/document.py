@@ -20,11 +20,13 @@ class Code:
 
 @dataclass(frozen=True)
 class Paragraph:
-    """Running text; a ``note`` explains how to read what follows (greyed out on the page)."""
+    """Running text; a ``note`` explains how to read what follows (greyed out on the page); a ``warning`` must be
+    read before the numbers (marked on the page)."""
 
     parts: tuple[str | Code, ...]
     note: bool = False
     detail: bool = False
+    warning: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +178,8 @@ def error_sections(report: Report, k: int = DEFAULT_K) -> tuple[Section, ...]:
     """The report's error-analysis section; none when ``k`` is 0 (``--errors 0``)."""
     if k <= 0:
         return ()
-    analysed = [analyse_group(g, k) for g in report.groups]
+    names = report.short_names()
+    analysed = [replace(analyse_group(g, k), group=names[g.name]) for g in report.groups]
     if not any(a.runs for a in analysed):
         text = "No run has predictions/test.csv (runs written before mmexp saved per-row predictions), so no examples."
         return (Section(TITLE, (Paragraph((text,), note=True), *_pair_blocks(analysed))),)

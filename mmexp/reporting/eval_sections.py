@@ -34,10 +34,13 @@ def eval_sections(report: Report) -> tuple[Section, ...]:
 def complexity(report: Report) -> Section | None:
     """Mean cost per group, from metrics.json "complexity" (groups without one are left out)."""
     rows = []
+    names = report.short_names()
     for g in report.groups:
         cost = evals.complexity(g.runs)
         if cost:
-            rows.append((g.name, str(len(g.runs)), *(fmt_cost(key, cost.get(key)) for key, _ in evals.COMPLEXITY)))
+            rows.append(
+                (names[g.name], str(len(g.runs)), *(fmt_cost(key, cost.get(key)) for key, _ in evals.COMPLEXITY))
+            )
     if not rows:
         return None
     head = ("group", "n", *(label for _, label in evals.COMPLEXITY))

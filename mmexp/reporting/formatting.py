@@ -12,13 +12,14 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
 
 
-def fmt_summary(s: Summary | None) -> str:
+def fmt_summary(s: Summary | None, *, interval: bool = True) -> str:
     """``mean ± std [CI low, CI high]``; a single run shows ``mean ± – [CI]`` (its bootstrap interval) or
-    ``mean ± –`` without one."""
+    ``mean ± –`` without one; ``interval=False``: ``mean ± std`` only."""
     if s is None:
         return DASH
-    interval = "" if s.ci_low is None or s.ci_high is None else f" [{s.ci_low:.3f}, {s.ci_high:.3f}]"
-    return f"{s.mean:.3f} ± {DASH if s.std is None else f'{s.std:.3f}'}{interval}"
+    shown = interval and s.ci_low is not None and s.ci_high is not None
+    interval_text = f" [{s.ci_low:.3f}, {s.ci_high:.3f}]" if shown else ""
+    return f"{s.mean:.3f} ± {DASH if s.std is None else f'{s.std:.3f}'}{interval_text}"
 
 
 def fmt_p(p: float | None) -> str:

@@ -5,6 +5,10 @@ split seed) and bookkeeping (paths, hydra, logger, ckpt_path, debug) are left ou
 remains, sorted and joined by "," (Hydra's ``+``/``++`` prefixes left out). Runs pair up across groups when
 their (seed, split.fold, split.seed) from config.yaml agree, so a fold is only ever compared with the same fold.
 Which test compares the pairs is chosen in ``pair_test`` (docs/statistics.md).
+
+Groups are ranked by a validation metric by default (``val/f1_macro``): the test values are shown beside it and
+compared with the baseline, but never rank or choose anything. Runs of different datasets or tasks are never
+grouped, ranked or paired together: ``analyse_datasets`` gives each dataset its own report.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmexp.reporting.evals import EvalGroup, eval_groups
+from mmexp.reporting.labels import NO_OVERRIDES, group_labels, shared_overrides
 from mmexp.reporting.runs import Run
 from mmexp.reporting.stats import (
     CORRECTED_T,
@@ -49,14 +54,13 @@ DEFAULT_IGNORE = (
     "trainer.enable_model_summary",
     "trainer.enable_progress_bar",
 )
-DEFAULT_METRIC = "test/f1_macro"
+DEFAULT_METRIC = "val/f1_macro"  # rank and choose on validation; test is shown beside, never used to choose
 # the table's columns, those any group has: every task's headline metrics (docs/tasks.md)
 MAIN_METRICS = (
     *("test/acc", "test/f1_macro", "test/f1_micro", "test/f1_samples", "test/exact_match", "test/f1_pos"),
     *("test/f1_pos_05", "test/auroc", "test/pr_auc", "test/map", "test/ece", "test/loss"),
 )
 UNIMODAL = ("fusion=image_only", "fusion=text_only")
-NO_OVERRIDES = "(default)"
 
 
 class ReportError(ValueError):
@@ -76,7 +80,7 @@ class Group:
 
 @dataclass(frozen=True)
 class Comparison:
-    """``group`` minus ``baseline`` on ``metric``, over runs paired by (seed, fold, split seed)."""
+    """``group`` minus ``baseline`` on ``metric`` (a test metric), over runs paired by (seed, fold, split seed)."""
 
     group: str
     baseline: str
@@ -87,6 +91,18 @@ class Comparison:
 def lower_is_better(metric: str) -> bool:
     """Losses and calibration error are minimized; every other metric is maximized."""
     return metric.rsplit("/", 1)[-1] in ("loss", "ece") or metric.endswith("_loss")
+
+
+def metric_value(run: Run, metric: str) -> float | None:
+    """``val/x`` from metrics.json's ``val`` part, ``test/x`` from its ``test`` part; None when missing."""
+    part = metric.split("/", 1)[0]
+    values = _metrics(run).get(part) if part in ("val", "test") else None
+    return _value(values.get(metric)) if isinstance(values, dict) else None
+
+
+def test_twin(metric: str) -> str:
+    """The test metric that goes with a ranking metric: ``val/f1_macro`` -> ``test/f1_macro``."""
+    return "test/" + metric.split("/", 1)[1] if metric.startswith("val/") else metric
 
 
 def override_key(override: str) -> str:
@@ -119,7 +135,7 @@ def build_groups(runs: list[Run], *, metric: str, ignore: tuple[str, ...]) -> li
             by_key[group_overrides(run.overrides, ignore)].append(run)
     groups = [Group(",".join(key) or NO_OVERRIDES, key, members) for key, members in by_key.items()]
     for group in groups:
-        names = sorted({k for run in group.runs for k in _metrics(run).get("test", {})})
+        names = sorted({k for run in group.runs for part in ("val", "test") for k in _metrics(run).get(part, {})})
         group.stats = {k: s for k in names if (s := summarize_metric(group.runs, k))}
     sign = 1.0 if lower_is_better(metric) else -1.0
     ranked = sorted((g for g in groups if metric in g.stats), key=lambda g: (sign * g.stats[metric].mean, g.name))
@@ -130,13 +146,15 @@ def build_groups(runs: list[Run], *, metric: str, ignore: tuple[str, ...]) -> li
 
 def summarize_metric(runs: list[Run], metric: str) -> Summary | None:
     """Mean, std and interval of ``metric`` over ``runs``: t (cut to [0, 1] for fractions), or for one run
-    a bootstrap over its test rows from its confusion matrix."""
-    values = [v for run in runs if (v := _value(_metrics(run).get("test", {}).get(metric))) is not None]
+    a bootstrap over its test rows from its (test) confusion matrix, for test metrics only."""
+    values = [v for run in runs if (v := metric_value(run, metric)) is not None]
 
     def single() -> tuple[float, float] | None:
-        [run] = [run for run in runs if _value(_metrics(run).get("test", {}).get(metric)) is not None]
+        [run] = [run for run in runs if metric_value(run, metric) is not None]
         matrix = _metrics(run).get("confusion_matrix")
-        return confusion_bootstrap(matrix, metric, values[0]) if isinstance(matrix, list) else None
+        if not isinstance(matrix, list) or not metric.startswith("test/"):
+            return None
+        return confusion_bootstrap(matrix, metric, values[0])
 
     return summarize(values, bounds=(0.0, 1.0) if is_bounded(metric) else None, single=single)
 
@@ -151,12 +169,13 @@ def _value(value: Any) -> float | None:
 
 
 def choose_baseline(groups: list[Group], requested: str | None) -> Group | None:
-    """``requested`` by name; else the best unimodal group (fusion=image_only/text_only); else the worst."""
+    """``requested`` by name or label; else the best unimodal group (fusion=image_only/text_only); else the worst."""
     if not groups:
         return None
     if requested is not None:
-        for group in groups:
-            if group.name == requested:
+        labels = group_labels([g.overrides for g in groups])
+        for group, label in zip(groups, labels, strict=True):
+            if requested in (group.name, label):
                 return group
         names = ", ".join(repr(g.name) for g in groups)
         raise ReportError(f"--baseline {requested!r} is not a group; the groups are: {names}")
@@ -227,7 +246,7 @@ def split_ratio(runs: list[Run]) -> float:
 def _paired_values(group: Group, metric: str) -> dict[tuple[Any, ...], float]:
     values: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for run in group.runs:
-        value = _value(_metrics(run).get("test", {}).get(metric))
+        value = metric_value(run, metric)
         if value is not None:
             values[run.pair_key].append(value)
     return {k: math.fsum(v) / len(v) for k, v in values.items()}
@@ -309,6 +328,13 @@ class Report:
     base_dir: Path | None = None
     evals: list[EvalGroup] = field(default_factory=list)
     across: Across | None = None
+    dataset: str = ""  # what sets this report's runs apart from the other datasets' (empty with one dataset)
+    notes: tuple[str, ...] = ()  # one-line findings a reader must see first (copies counted once, small tests)
+
+    @property
+    def compared(self) -> str:
+        """The metric the paired comparisons use: the test twin of the ranking metric."""
+        return self.comparisons[0].metric if self.comparisons else test_twin(self.metric)
 
     def shown_path(self, run: Run) -> str:
         """A run's path relative to ``base_dir`` (the output dir) when below it, else absolute."""
@@ -317,25 +343,30 @@ class Report:
         return str(run.path)
 
     def short_names(self) -> dict[str, str]:
-        """Group names without the overrides every group shares (for figure labels)."""
-        common = set(self.common_overrides())
-        return {g.name: ",".join(o for o in g.overrides if o not in common) or g.name for g in self.groups}
+        """Each group's label in tables and figures (labels.py: the overrides that vary, written short)."""
+        labels = group_labels([g.overrides for g in self.groups])
+        return {g.name: label for g, label in zip(self.groups, labels, strict=True)}
 
     def common_overrides(self) -> list[str]:
         """Overrides present in every group, when there are at least two groups."""
-        if len(self.groups) < 2:
-            return []
-        return [o for o in self.groups[0].overrides if all(o in g.overrides for g in self.groups[1:])]
+        return shared_overrides([g.overrides for g in self.groups])
+
+    def ranking_metrics(self) -> list[str]:
+        """The ranking metric and its test twin (when any group has it)."""
+        present = {k for g in self.groups for k in g.stats}
+        twin = test_twin(self.metric)
+        return [self.metric] + ([twin] if twin != self.metric and twin in present else [])
 
     def main_metrics(self) -> list[str]:
-        """The ranking metric first, then the headline test metrics that any group has."""
+        """The headline test metrics that any group has (docs/tasks.md)."""
         present = {k for g in self.groups for k in g.stats}
         if "test/exact_match" not in present:  # one label per row: micro-F1 is accuracy, shown once
             present.discard("test/f1_micro")
-        return [self.metric] + [m for m in MAIN_METRICS if m != self.metric and m in present]
+        return [m for m in MAIN_METRICS if m in present]
 
     def all_metrics(self) -> list[str]:
-        return sorted({k for g in self.groups for k in g.stats})
+        """Every metric any group has, test metrics first."""
+        return sorted({k for g in self.groups for k in g.stats}, key=lambda k: (not k.startswith("test/"), k))
 
 
 def analyse(
@@ -348,25 +379,28 @@ def analyse(
     base_dir: Path | None = None,
     across: str | None = None,
 ) -> Report:
-    """Group, rank and compare training runs; group eval dirs; ``metric`` may omit its ``test/`` prefix.
+    """Group, rank and compare training runs; group eval dirs; ``metric`` may omit its ``val/`` prefix.
 
+    Groups rank by ``metric``; the paired comparisons use its test twin (``val/f1_macro`` -> ``test/f1_macro``).
     ``across``: the override key that names the dataset; methods are then also ranked over the datasets
     (across.py), and each group is compared with the baseline of its own dataset.
     """
     from mmexp.reporting.across import across as across_datasets
 
-    metric = metric if "/" in metric else f"test/{metric}"
+    metric = metric if "/" in metric else f"val/{metric}"
     trained = [run for run in runs if run.kind == "train"]
-    available = sorted({k for run in trained if run.ok for k in _metrics(run).get("test", {})})
+    parts = ("val", "test")
+    available = sorted({k for run in trained if run.ok for p in parts for k in _metrics(run).get(p, {})})
     if available and metric not in available:
         raise ReportError(f"--metric {metric} is not in any metrics.json; available: {', '.join(available)}")
     groups = build_groups(trained, metric=metric, ignore=ignore)
     base = choose_baseline(groups, baseline)
+    compared = test_twin(metric) if test_twin(metric) in available else metric
     return Report(
         metric=metric,
         groups=groups,
         baseline=base,
-        comparisons=compare(groups, base, metric, within=across),
+        comparisons=compare(groups, base, compared, within=across),
         failed=[run for run in runs if not run.ok],
         ignore=ignore,
         inputs=inputs,

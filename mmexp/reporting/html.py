@@ -11,13 +11,15 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } tr.baseline td { background: #fff8e1; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.text { overflow-wrap: anywhere; min-width: 8em; }
+td.num .ci { display: block; color: #666; font-size: 11px; }
+td.text { overflow-wrap: break-word; min-width: 7em; }
+p.warn { background: #fff3cd; border-left: 4px solid #e0a800; padding: 4px 8px; }
 .scroll { overflow-x: auto; max-width: 100%; }
 img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
-.note { color: #555; } code { background: #f4f4f4; padding: 0 3px; }
+.note { color: #555; } code { background: #f4f4f4; padding: 0 3px; overflow-wrap: anywhere; }
 .gallery { display: flex; flex-wrap: wrap; gap: 8px; margin: 0.8em 0; }
 .tile { width: 172px; margin: 0; padding: 6px; border: 1px solid #ddd; font-size: 12px; overflow-wrap: anywhere; }
 .tile img, .tile .noimg { width: 96px; height: 96px; object-fit: contain; margin: 0 0 4px; background: #f4f4f4; }
@@ -49,7 +51,9 @@ def block(b: Block) -> str:
 
 def paragraph(p: Paragraph) -> str:
     inner = "".join(f"<code>{escape(part.text)}</code>" if isinstance(part, Code) else escape(part) for part in p.parts)
-    return f'<p class="note">{inner}</p>' if p.note else f"<p>{inner}</p>"
+    if p.note:
+        return f'<p class="note">{inner}</p>'
+    return f'<p class="warn">{inner}</p>' if p.warning else f"<p>{inner}</p>"
 
 
 def figure(f: Figure) -> str:
@@ -80,16 +84,32 @@ def gallery(g: Gallery) -> str:
 def table(t: Table) -> str:
     """Numeric columns get tabular digits and no wrapping; text cells wrap (after commas first); a table wider
     than the page scrolls inside its own box, not the page; baseline rows are highlighted."""
-    th = "".join(f"<th>{escape(h)}</th>" for h in t.headers)
+    th = "".join(f"<th>{_header(h)}</th>" for h in t.headers)
     trs = []
     for i, row in enumerate(t.rows):
         cls = ' class="baseline"' if i < len(t.highlight) and t.highlight[i] else ""
         cells = "".join(
-            f'<td class="num">{escape(c)}</td>' if j >= t.numeric_from else f'<td class="text">{_breakable(c)}</td>'
+            f'<td class="num">{_number(c)}</td>' if j >= t.numeric_from else f'<td class="text">{_breakable(c)}</td>'
             for j, c in enumerate(row)
         )
         trs.append(f"<tr{cls}>{cells}</tr>")
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{"".join(trs)}</tbody></table></div>'
+
+
+def _header(text: str) -> str:
+    """Escaped, with line-break opportunities after ``/``, ``_`` and ``,`` (``test/f1_pos_05`` may wrap)."""
+    return escape(text).replace("/", "/<wbr>").replace("_", "_<wbr>").replace(",", ",<wbr>")
+
+
+def _number(text: str) -> str:
+    """Escaped; a ``mean ± std [low, high]`` cell puts ``± std`` and the interval on smaller lines of their own,
+    so that many numeric columns fit a narrow page."""
+    value, sep, interval = text.partition(" [")
+    if sep and not interval.endswith("]"):
+        return escape(text)
+    mean, pm, std = value.partition(" ± ")
+    out = escape(mean) + (f'<span class="ci">± {escape(std)}</span>' if pm else "")
+    return out + (f'<span class="ci">[{escape(interval)}</span>' if sep else "")
 
 
 def _breakable(text: str) -> str:

@@ -19,6 +19,10 @@ from mmexp.reporting.runs import CURVE_KEYS
 if TYPE_CHECKING:
     from mmexp.reporting.across import Across
 
+PAGE_WIDTH = 7.6  # inches at 100 dpi: a figure this wide is shown at full size in an 800 px window, so its
+# 8-point text stays about 11 px on screen (a wider one is scaled down with its text)
+CELL_NUMBERS_UP_TO = 12  # classes: above this, a confusion matrix's cells are too small for their numbers
+
 
 def _figure(width: float, height: float) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -56,7 +60,7 @@ def bar_chart(report: Report) -> str | None:
     if not groups:
         return None
     colors, names = _colors(report), report.short_names()
-    fig = _figure(8, 1.2 + 0.55 * len(groups))
+    fig = _figure(PAGE_WIDTH, 1.2 + 0.55 * len(groups))
     ax = fig.add_subplot()
     means = [g.stats[report.metric].mean for g in groups]
     stds = [g.stats[report.metric].std or 0.0 for g in groups]
@@ -69,38 +73,38 @@ def bar_chart(report: Report) -> str | None:
         color=[colors[g.name] for g in groups],
         edgecolor=["black" if g is report.baseline else "none" for g in groups],
     )
-    ax.set_yticks(ypos, [_wrap(names[g.name]) + f"  (n={len(g.runs)})" for g in groups], fontsize=8)
+    ax.set_yticks(ypos, [_wrap(names[g.name], 30) + f"  (n={len(g.runs)})" for g in groups], fontsize=8)
     for y, m, s in zip(ypos, means, stds, strict=True):
         ax.text(m + s, y, f"  {m:.3f}", va="center", ha="left", fontsize=8)
-    ax.set_xlabel(f"{report.metric}: mean over runs, error bars ± 1 std (n per group in the labels)")
+    ax.set_xlabel(f"{report.metric}: mean over runs, error bars ± 1 std", fontsize=9)
     ax.margins(x=0.15)
     return _to_base64(fig)
 
 
 def learning_curves(report: Report) -> str | None:
-    """Validation curves per epoch, mean over each group's runs with a ±std band."""
+    """Validation curves per epoch (counted from 1, as the training log does), mean over each group's runs with a
+    ±std band cut to [0, 1], the range of these metrics."""
     curves = {(g.name, key): mean_curve(g, key) for g in report.groups for key in CURVE_KEYS}
     if not any(curves.values()):
         return None
     from matplotlib.ticker import MaxNLocator
 
     colors, names = _colors(report), report.short_names()
-    fig = _figure(11, 4.5 + 0.2 * len(report.groups))
+    fig = _figure(PAGE_WIDTH, 3.6 + 0.2 * len(report.groups))
     axes = fig.subplots(1, len(CURVE_KEYS), squeeze=False)[0]
     for ax, key in zip(axes, CURVE_KEYS, strict=True):
         for group in report.groups:
             curve = curves[(group.name, key)]
             if not curve:
                 continue
-            epochs = list(curve)
-            mean = [curve[e][0] for e in epochs]
-            std = [curve[e][1] for e in epochs]
-            label = f"{names[group.name]} (n={len(group.runs)})"
+            epochs, mean, low, high = curve_band(curve)
+            label = f"{_wrap(names[group.name], 45)} (n={len(group.runs)})"
             ax.plot(epochs, mean, marker="o", ms=3, color=colors[group.name], label=label)
-            low, high = [m - s for m, s in zip(mean, std, strict=True)], [m + s for m, s in zip(mean, std, strict=True)]
             ax.fill_between(epochs, low, high, color=colors[group.name], alpha=0.15, linewidth=0)
-        ax.set_title(f"{key}: mean ± 1 std over runs")
-        ax.set_xlabel("epoch")
+        ax.set_title(f"{key}\nmean ± 1 std over runs", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.set_ylim(*_limits(ax.get_ylim()))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[0]))
@@ -108,32 +112,50 @@ def learning_curves(report: Report) -> str | None:
     return _to_base64(fig)
 
 
+def curve_band(curve: dict[int, tuple[float, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Epochs counted from 1 (Lightning's epoch 0 is "epoch 1/N" in the training log), the means, and the
+    mean ± std band cut to [0, 1], the range of the plotted metrics."""
+    epochs = [e + 1 for e in curve]
+    mean = [m for m, _ in curve.values()]
+    low = [max(0.0, m - s) for m, s in curve.values()]
+    high = [min(1.0, m + s) for m, s in curve.values()]
+    return epochs, mean, low, high
+
+
+def _limits(current: tuple[float, float]) -> tuple[float, float]:
+    """The y range of a [0, 1] metric's panel: what is plotted, never past 0 or 1 (a little margin)."""
+    low, high = max(0.0, current[0]), min(1.0, current[1])
+    pad = 0.03 * max(high - low, 0.05)
+    return max(-0.02, low - pad), min(1.02, high + pad)
+
+
 def confusion_matrices(report: Report) -> str | None:
-    """One row-normalized confusion matrix per group (summed over its runs); rows = true class."""
+    """One row-normalized confusion matrix per group (summed over its runs); rows = true class. Cell numbers at
+    8 points, drawn up to ``CELL_NUMBERS_UP_TO`` classes (two matrices a row up to 6 classes, one above)."""
     mats = [(g, m) for g in report.groups if (m := confusion(g)) is not None]
     names = report.short_names()
     if not mats:
         return None
-    ncols = min(3, len(mats))
-    nrows = -(-len(mats) // ncols)
     size = max(len(m[0]) for _, m in mats)
-    cell = 3.2 + 0.25 * size
-    fig = _figure(cell * ncols, (cell + 0.4) * nrows)
+    ncols = min(2 if size <= 6 else 1, len(mats))
+    nrows = -(-len(mats) // ncols)
+    cell = PAGE_WIDTH / 2 if ncols == 2 else min(PAGE_WIDTH - 1.2, 3.0 + 0.35 * size)  # 1.2: the colour bar
+    fig = _figure(PAGE_WIDTH if ncols == 2 else cell + 1.2, (cell + 0.3) * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     image = None
     for ax, (group, (labels, rows, used)) in zip(axes, mats, strict=False):
         image = ax.imshow(rows, vmin=0.0, vmax=1.0, cmap="Blues")
         ticks = list(range(len(labels)))
-        ax.set_xticks(ticks, labels, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(ticks, labels, fontsize=7)
+        ax.set_xticks(ticks, labels, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(ticks, labels, fontsize=8)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
-        ax.set_title(f"{_wrap(names[group.name], 35)}\n({used} run{'s' if used != 1 else ''})", fontsize=8)
-        if len(labels) <= 12:
+        ax.set_title(f"{_wrap(names[group.name], 35)}\n({used} run{'s' if used != 1 else ''})", fontsize=9)
+        if len(labels) <= CELL_NUMBERS_UP_TO:
             for i, row in enumerate(rows):
                 for j, v in enumerate(row):
                     ax.text(
-                        j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v > 0.5 else "black"
+                        j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v > 0.5 else "black"
                     )
     for ax in axes[len(mats) :]:
         ax.set_visible(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -35,6 +36,9 @@ class Run:
     n_train: int | None = None  # rows in split.json's train / test lists (the corrected t-test's ratio)
     n_test: int | None = None
     split: dict[str, Any] = field(default_factory=dict)  # config.yaml's split.* (k, fold, fractions)
+    run_id: str | None = None  # run_info.json's id (absent before runs had one): a copied dir has the same
+    start_time: str | None = None
+    dataset: tuple[tuple[str, str], ...] = ()  # what data and task the run was trained on (``dataset_fingerprint``)
 
     @property
     def ok(self) -> bool:
@@ -44,6 +48,16 @@ class Run:
     def pair_key(self) -> tuple[Any, Any, Any]:
         """What must match for two runs to be paired: same init seed, same fold, same split seed."""
         return (self.seed, self.fold, self.split_seed)
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """What makes two dirs the same run: the run id; for a run made before ids, its start time, seed and
+        overrides (two runs never start in the same millisecond with the same overrides); else its path."""
+        if self.run_id:
+            return ("id", self.run_id)
+        if self.start_time:
+            return ("start", self.start_time, repr(self.seed), self.overrides)
+        return ("path", str(self.path))
 
 
 def find_run_dirs(paths: list[Path]) -> list[Path]:
@@ -82,6 +96,9 @@ def load_run(path: Path) -> Run:
     common = dict(
         path=path,
         status=status,
+        run_id=_text(info.get("run_id")),
+        start_time=_text(info.get("start_time")),
+        dataset=dataset_fingerprint(path, config),
         overrides=overrides,
         seed=config.get("seed", info.get("seed")),
         fold=split.get("fold"),
@@ -120,6 +137,50 @@ def load_eval(path: Path, common: dict[str, Any]) -> Run:
     return Run(
         **common, kind="eval", evaluation=evaluation, robustness=robustness if isinstance(robustness, dict) else None
     )
+
+
+DATA_KEYS = ("id_col", "image_col", "text_col", "label_col")  # not root/manifest: a moved data folder is the same data
+NOT_DATA = ("_target_", "image_size", "task")  # data.synthetic keys that copy another key or only preprocess
+
+
+def dataset_fingerprint(path: Path, config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What defines the rows and labels a run learned from and was scored on, as sorted (key, value) pairs:
+    ``task.name``; the manifest columns read; every ``data.synthetic.*`` value that makes the data (not
+    image_size, a preprocessing choice); ``rows``, a digest of every row id in split.json; and ``labels``, the
+    class names in labels.json. Where the data lives (data.root) is left out, so runs made on another machine
+    still pair up. Missing files or keys are simply left out (older runs)."""
+    out: dict[str, str] = {}
+    task = config.get("task")
+    if isinstance(task, dict) and task.get("name") is not None:
+        out["task"] = str(task["name"])
+    data = config.get("data")
+    if isinstance(data, dict):
+        out.update({f"data.{k}": str(data[k]) for k in DATA_KEYS if data.get(k) is not None})
+        synthetic = data.get("synthetic")
+        if isinstance(synthetic, dict):
+            out.update({f"data.synthetic.{k}": str(v) for k, v in synthetic.items() if k not in NOT_DATA})
+    try:
+        split = json.loads((path / "split.json").read_text(encoding="utf-8"))
+        ids = sorted({str(i) for part in ("train", "val", "test") for i in split.get(part, [])})
+        if ids:
+            out["rows"] = f"{len(ids)} rows, {_digest(ids)}"
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    try:
+        labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
+        if isinstance(labels, list) and labels:
+            out["labels"] = f"{len(labels)} classes, {_digest(map(str, labels))}"
+    except (OSError, ValueError):
+        pass
+    return tuple(sorted(out.items()))
+
+
+def _digest(items: Any) -> str:
+    return hashlib.blake2b("\x1f".join(items).encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and str(value) else None
 
 
 def _split_sizes(path: Path) -> dict[str, int]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from mmexp.reporting import plots
+from mmexp.reporting.across_sections import across_sections
 from mmexp.reporting.document import (
     Block,
     Code,
@@ -27,8 +29,8 @@ from mmexp.reporting.formatting import (
     fmt_test,
     header,
 )
-from mmexp.reporting.groups import Report, lower_is_better, per_class_mean
-from mmexp.reporting.stats import ALPHA, CONFIDENCE
+from mmexp.reporting.groups import Group, Report, lower_is_better, per_class_mean, test_twin
+from mmexp.reporting.stats import CONFIDENCE, Summary
 
 TITLE = "mmexp report"
 COMPARISON_NOTE = (
@@ -51,35 +53,67 @@ CI_NOTE = (
 )
 
 
-def build_document(report: Report, *, errors: int = DEFAULT_K) -> Document:
+def build_document(reports: Report | list[Report], *, errors: int = DEFAULT_K) -> Document:
     """The whole report; figures are drawn later, and only by the renderers that show them. ``errors``: rows per
-    error-analysis gallery (0: no error analysis)."""
-    sections = (
-        *across_sections(report),
-        ranking(report),
-        comparison(report),
-        *details(report),
-        *error_sections(report, errors),
-        *eval_sections(report),
-        failed(report),
+    error-analysis gallery (0: no error analysis). Several reports (one per dataset, ``analyse_datasets``): each
+    gets its own sections, titled with what sets its dataset apart; failed runs are listed once."""
+    reports = [reports] if isinstance(reports, Report) else reports
+    report = reports[0]
+    sections = [*across_sections(report)]
+    for part in reports:
+        own = (
+            ranking(part),
+            comparison(part),
+            *details(part),
+            *error_sections(part, errors),
+            *eval_sections(part),
+        )
+        sections += [replace(s, title=f"{s.title} — {part.dataset}") if part.dataset else s for s in own]
+    sections.append(failed(replace(report, failed=[r for part in reports for r in part.failed])))
+    data = [data_table(part) for part in reports]
+    return Document(
+        TITLE, intro(reports), tuple(sections), replace(data[0], rows=tuple(r for d in data for r in d.rows))
     )
-    return Document(TITLE, intro(report), sections, data_table(report))
 
 
-def intro(report: Report) -> tuple[Paragraph, ...]:
+def ranked_by(metric: str) -> str:
+    """The header's first sentence: what ranks the groups, and that test values never choose."""
+    direction = "lower" if lower_is_better(metric) else "higher"
+    if metric.startswith("val/"):
+        return (
+            f"Ranked and chosen by {metric}, on the validation set ({direction} is better); test values are shown "
+            f"beside it ({test_twin(metric)}) as the held-out estimate and are never used to rank or choose."
+        )
+    return (
+        f"Ranked by {metric} ({direction} is better), chosen with --metric. Choosing a model by a test score makes "
+        "that score optimistic: rank by a val/ metric (the default) to keep the test set for the final estimate."
+    )
+
+
+def intro(reports: list[Report]) -> tuple[Paragraph, ...]:
     """The sentences that say how to read the numbers, and (on the page) which dirs were read."""
-    direction = "lower" if lower_is_better(report.metric) else "higher"
-    completed = sum(len(g.runs) for g in report.groups)
+    report = reports[0]
+    completed = sum(len(g.runs) for part in reports for g in part.groups)
+    groups = sum(len(part.groups) for part in reports)
+    failed_runs = sum(len(part.failed) for part in reports)
     lines = [
+        ranked_by(report.metric),
         (
-            f"Ranked by {report.metric} ({direction} is better). Cells: mean ± std [{CONFIDENCE:.0%} CI] over the "
-            f"n runs of a group (seeds, folds); std {DASH} where a group has one run."
+            f"Cells: mean ± std [{CONFIDENCE:.0%} CI] over the n runs of a group (seeds, folds); std {DASH} where a "
+            "group has one run."
         ),
         CI_NOTE,
         f"A group is the runs with the same overrides, ignoring {', '.join(report.ignore) or 'nothing'}.",
-        f"Runs: {completed} completed in {len(report.groups)} group(s), {len(report.failed)} failed or incomplete.",
+        f"Runs: {completed} completed in {groups} group(s), {failed_runs} failed or incomplete.",
     ]
-    out = [Paragraph((line,), note=True) for line in lines]
+    if len(reports) > 1:
+        names = "; ".join(f"{part.dataset} ({sum(len(g.runs) for g in part.groups)} runs)" for part in reports)
+        lines.append(
+            f"{len(reports)} datasets or tasks, each ranked on its own (runs of different data or tasks are never "
+            f"ranked or paired together; --across compares methods over datasets): {names}."
+        )
+    out = [Paragraph((line,), warning=True) for line in report.notes]
+    out += [Paragraph((line,), note=True) for line in lines]
     if report.inputs:
         parts: list[str | Code] = ["Inputs: "]
         for i, path in enumerate(report.inputs):
@@ -93,19 +127,33 @@ def _highlight(report: Report) -> tuple[bool, ...]:
 
 
 def ranking(report: Report) -> Section:
-    """Groups in rank order with the headline metrics, the bar chart and how to read its labels."""
-    metrics = report.main_metrics()
+    """Groups in rank order with the ranking metric and its test twin, the headline test metrics, the bar chart
+    and how to read its labels."""
+    metrics, names = report.ranking_metrics(), report.short_names()
     head = ("rank", "group", "n", *(header(m) for m in metrics))
     rows = tuple(
-        (fmt(g.rank, 0) if g.rank else DASH, g.name, str(len(g.runs)), *(fmt_summary(g.stats.get(m)) for m in metrics))
+        (fmt(g.rank, 0) if g.rank else DASH, names[g.name], str(len(g.runs)), *map(fmt_summary, _stats(g, metrics)))
         for g in report.groups
     )
-    blocks: list[Block] = [
-        Table(head, rows, highlight=_highlight(report)) if rows else Paragraph(("No completed runs.",))
-    ]
+    if not rows:
+        return Section("Ranking", (Paragraph(("No completed runs.",)),))
+    blocks: list[Block] = [Table(head, rows, highlight=_highlight(report))]
+    if headline := [m for m in report.main_metrics() if m not in metrics]:
+        blocks.append(
+            Paragraph(
+                ("Test metrics, mean ± std over each group's runs (intervals: all test metrics, report.csv):",),
+                note=True,
+            )
+        )
+        cells = tuple(
+            (names[g.name], *(fmt_summary(s, interval=False) for s in _stats(g, headline))) for g in report.groups
+        )
+        blocks.append(
+            Table(("group", *(header(m) for m in headline)), cells, numeric_from=1, highlight=_highlight(report))
+        )
     if report.baseline is not None:
         blocks.append(
-            Paragraph(("Highlighted: the baseline ", Code(report.baseline.name), "."), note=True, detail=True)
+            Paragraph(("Highlighted: the baseline ", Code(report.short_names()[report.baseline.name]), "."), note=True)
         )
     blocks.append(Figure(partial(plots.bar_chart, report), f"{report.metric} per group"))
     blocks.append(
@@ -117,13 +165,13 @@ def ranking(report: Report) -> Section:
     )
     if common := report.common_overrides():
         blocks.append(
-            Paragraph(
-                (f"Figure labels leave out the overrides every group shares: {', '.join(common)}.",),
-                note=True,
-                detail=True,
-            )
+            Paragraph((f"Group labels leave out the overrides every group shares: {', '.join(common)}.",), note=True)
         )
     return Section("Ranking", tuple(blocks))
+
+
+def _stats(g: Group, metrics: list[str]) -> list[Summary | None]:
+    return [g.stats.get(m) for m in metrics]
 
 
 def comparison(report: Report) -> Section:
@@ -131,15 +179,26 @@ def comparison(report: Report) -> Section:
     if report.baseline is None:
         blocks: list[Block] = [Paragraph(("No completed runs, so no baseline.",))]
     else:
-        blocks = [Paragraph(("Baseline: ", Code(report.baseline.name), f". {COMPARISON_NOTE}"), note=True)]
+        names = report.short_names()
+        metric = (
+            f"Compared on {report.compared}, the held-out test score (groups were ranked on {report.metric}); "
+            if report.compared != report.metric
+            else f"Compared on {report.metric}; "
+        )
+        blocks = [
+            Paragraph(
+                ("Baseline: ", Code(names[report.baseline.name]), f". {metric}mean diff: group - baseline."),
+                note=True,
+            ),
+        ]
     if report.comparisons:
         several = len({c.baseline for c in report.comparisons}) > 1  # --across: one baseline per dataset
         head = (
             "group",
             *(("baseline",) if several else ()),
-            "pairs",
-            f"mean diff ({report.metric}, group - baseline)",
             "test",
+            "pairs",
+            "mean diff",
             "t",
             "p",
             "p (Holm)",
@@ -147,11 +206,11 @@ def comparison(report: Report) -> Section:
         )
         rows = tuple(
             (
-                c.group,
-                *((c.baseline,) if several else ()),
+                names.get(c.group, c.group),
+                *((names.get(c.baseline, c.baseline),) if several else ()),
+                fmt_test(c),
                 str(c.test.pairs),
                 fmt_diff(c),
-                fmt_test(c),
                 fmt_t(c),
                 fmt_p(c.test.p),
                 fmt_p(c.test.p_holm),
@@ -160,6 +219,7 @@ def comparison(report: Report) -> Section:
             for c in report.comparisons
         )
         blocks.append(Table(head, rows, numeric_from=3 if several else 2))
+        blocks.append(Paragraph((COMPARISON_NOTE,), note=True))
     return Section("Paired comparison against the baseline", tuple(blocks))
 
 
@@ -181,7 +241,10 @@ def details(report: Report) -> tuple[Section, ...]:
             "Confusion matrices",
             (
                 Paragraph(
-                    ("Summed over each group's runs (n in each title), normalized per row (rows = true class).",),
+                    (
+                        "Summed over each group's runs (n in each title), normalized per row (rows = true class); "
+                        f"cell values shown up to {plots.CELL_NUMBERS_UP_TO} classes.",
+                    ),
                     note=True,
                 ),
                 Figure(partial(plots.confusion_matrices, report), "confusion matrices"),
@@ -202,6 +265,7 @@ def per_class(report: Report) -> Table | Paragraph:
     the group's name and run count only on its first row)."""
     kinds = ("support", "precision", "recall", "f1")
     rows, highlight = [], []
+    names = report.short_names()
     for g in report.groups:
         means = {kind: per_class_mean(g, kind) for kind in kinds}
         support = means["support"]
@@ -210,7 +274,7 @@ def per_class(report: Report) -> Table | Paragraph:
             count = support.get(label)
             shown = DASH if count is None else f"{count:.0f}" if count.is_integer() else f"{count:.1f}"
             scores = (fmt(means[kind].get(label)) for kind in kinds[1:])
-            rows.append((g.name if i == 0 else "", label, str(len(g.runs)) if i == 0 else "", shown, *scores))
+            rows.append((names[g.name] if i == 0 else "", label, str(len(g.runs)) if i == 0 else "", shown, *scores))
             highlight.append(g is report.baseline)
     if not rows:
         return Paragraph(("No per-class metrics.",))
@@ -219,11 +283,14 @@ def per_class(report: Report) -> Table | Paragraph:
 
 
 def all_metrics(report: Report) -> Table | Paragraph:
-    metrics = report.all_metrics()
+    """One row per test metric, one column per group (a sweep has fewer groups than metrics: it fits the page)."""
+    metrics = [m for m in report.all_metrics() if m.startswith("test/")]
     if not metrics:
         return Paragraph(("No test metrics.",))
-    rows = tuple((g.name, str(len(g.runs)), *(fmt_summary(g.stats.get(m)) for m in metrics)) for g in report.groups)
-    return Table(("group", "n", *(header(m) for m in metrics)), rows, highlight=_highlight(report))
+    names = report.short_names()
+    head = ("metric", *(f"{names[g.name]} (n={len(g.runs)})" for g in report.groups))
+    rows = tuple((header(m), *(fmt_summary(g.stats.get(m)) for g in report.groups)) for m in metrics)
+    return Table(head, rows, numeric_from=1)
 
 
 def failed(report: Report) -> Section:
@@ -236,15 +303,16 @@ def failed(report: Report) -> Section:
 def data_table(report: Report) -> Table:
     """One row per group: rank, n, mean/std/CI of every test metric, and the baseline comparison (report.csv)."""
     metrics = report.all_metrics()
-    head = ["group", "rank", "n"]
+    head = ["group", "label", "dataset", "rank", "n"]
     for m in metrics:
         head += [f"{m}_mean", f"{m}_std", f"{m}_ci_low", f"{m}_ci_high", f"{m}_ci_method"]
     comparison_head = ["baseline", "pairs", "mean_diff", "test", "test_ratio", "t", "p_value", "p_holm", "p_wilcoxon"]
     head += comparison_head
     by_group = {c.group: c for c in report.comparisons}
     rows = []
+    names = report.short_names()
     for g in report.groups:
-        row = [g.name, _raw(g.rank), _raw(len(g.runs))]
+        row = [g.name, names[g.name], report.dataset, _raw(g.rank), _raw(len(g.runs))]
         for m in metrics:
             s = g.stats.get(m)
             row += (
@@ -260,68 +328,9 @@ def data_table(report: Report) -> Table:
             row += [c.baseline, _raw(t.pairs), _raw(t.mean_diff), t.test, _raw(t.test_ratio), _raw(t.t), _raw(t.p)]
             row += [_raw(t.p_holm), _raw(t.wilcoxon_p)]
         rows.append(tuple(row))
-    return Table(tuple(head), tuple(rows), numeric_from=1)
+    return Table(tuple(head), tuple(rows), numeric_from=3)
 
 
 def _raw(value: float | None) -> str:
     """Full precision, as ``str`` writes it; blank for a missing value (or rank)."""
     return "" if value is None else str(value)
-
-
-def across_sections(report: Report) -> tuple[Section, ...]:
-    """``--across``: the methods' scores and ranks per dataset, the Friedman test and the CD diagram."""
-    a = report.across
-    if a is None:
-        return ()
-    title = "Across datasets"
-    if not a.methods or not a.datasets:
-        return (Section(title, (Paragraph(("No method has runs in every dataset.",)),)),)
-    counts = sorted({n for row in a.runs for n in row})
-    n_text = f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}–{counts[-1]}"
-    blocks: list[Block] = [
-        Paragraph(
-            (
-                f"Datasets: the values of {a.key}" if a.key != "sweep" else "Datasets: the input paths",
-                f" ({len(a.datasets)}); methods: groups without {a.key} and data overrides ({len(a.methods)}). ",
-                f"Cells: mean {a.metric} over the cell's runs ({n_text} per cell), "
-                "rank within the dataset in brackets (1 = best, ties averaged). Demšar (2006): average ranks, "
-                "Friedman test, Nemenyi critical difference.",
-            ),
-            note=True,
-        )
-    ]
-    head = ("dataset", *a.methods)
-    rows = [
-        (d, *(f"{s:.3f} ({r:g})" for s, r in zip(a.scores[i], a.ranks[i], strict=True)))
-        for i, d in enumerate(a.datasets)
-    ]
-    rows.append(("average rank", *(f"{r:.3f}" for r in a.average_ranks)))
-    blocks.append(Table(head, tuple(rows), numeric_from=1))
-    f = a.friedman
-    if f is None:
-        blocks.append(Paragraph(("Friedman test: n/a (it needs 3 or more methods and 2 or more datasets).",)))
-    else:
-        text = f"Friedman χ² = {f.chi2:.3f} (df {f.methods - 1}, N = {f.datasets} datasets), p = {fmt_p(f.p)}"
-        if f.f is not None:
-            df2 = (f.methods - 1) * (f.datasets - 1)
-            text += f"; Iman-Davenport F = {f.f:.3f} (df {f.methods - 1}, {df2}), p = {fmt_p(f.f_p)}"
-        blocks.append(Paragraph((text + ".",)))
-    if a.cd is not None:
-        same = a.not_different()
-        blocks.append(
-            Paragraph(
-                (
-                    f"Nemenyi critical difference (alpha = {ALPHA}): CD = {a.cd:.3f}; two methods differ significantly "
-                    "when their average ranks differ by more than CD. The diagram joins methods that do not.",
-                ),
-                note=True,
-            )
-        )
-        blocks.append(Figure(partial(plots.cd_diagram, a), "critical difference diagram"))
-        if not same:
-            blocks.append(Paragraph(("Every pair of methods differs by more than CD.",)))
-    if a.left_out:
-        blocks.append(
-            Paragraph((f"Left out (no runs in some dataset): {', '.join(a.left_out)}.",), note=True, detail=True)
-        )
-    return (Section(title, tuple(blocks)),)

@@ -66,6 +66,7 @@ class RunRecorder:
         if resumed:
             previous = json.loads((run_dir / "run_info.json").read_text())
             self.info.update(
+                run_id=previous.get("run_id", self.info["run_id"]),
                 start_time=previous.get("start_time"),
                 overrides=previous.get("overrides", []),
                 resumed=previous.get("resumed", 0) + 1,

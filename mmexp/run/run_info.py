@@ -6,6 +6,7 @@ import platform
 import socket
 import subprocess
 import sys
+import uuid
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -51,8 +52,14 @@ def package_versions() -> dict[str, str | None]:
     return found
 
 
+def new_run_id() -> str:
+    """A random id for one run, kept across resumes and copies, so ``mmexp.report`` counts a copied dir once."""
+    return uuid.uuid4().hex
+
+
 def start_info(*, seed: int, overrides: list[str]) -> dict[str, Any]:
     return {
+        "run_id": new_run_id(),
         "start_time": now_iso(),
         "end_time": None,
         "status": "running",
