@@ -12,7 +12,7 @@ import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from mmexp.core.resolvers import launcher_threads, run_name_suffix, threads_per_job
+from mmexp.core.resolvers import launcher_threads, threads_per_job
 from tests.conftest import run_cli
 from tests.test_loggers import mlflow_runs
 
@@ -124,12 +124,3 @@ def test_submitit_local_jobs_split_the_cores(tmp_path: Path) -> None:
     configs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/config.yaml"))
     threads = [yaml.safe_load(c.read_text())["num_threads"] for c in configs]
     assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2
-
-
-def test_long_override_lists_get_readable_unique_names() -> None:
-    long = "_".join(f"optimizer.lr-0.00{i}123456_model.dropout-0.{i}5_model.head_hidden-{i}28" for i in range(3))
-    other = long.replace("head_hidden-228", "head_hidden-229")
-    name, other_name = run_name_suffix(long), run_name_suffix(other)
-    assert len(name) <= 81 and name != other_name
-    assert long.startswith(name[1:].rsplit("_", 1)[0] + "_")  # whole key-value items, then the hash
-    assert run_name_suffix("fusion-concat_seed-1") == "_fusion-concat_seed-1"
