@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 
 MAX_NAME = 80  # characters of a run dir's name after its job number or timestamp
-NOT_NAMED = ("hydra", "paths", "data.root", "ckpt_path", "resume")  # where files go, not what is trained
+NOT_NAMED = ("hydra", "paths", "data.root", "ckpt_path", "resume", "logger", "num_threads")  # not what is trained
 _UNSAFE = re.compile(r"[^\w.=+-]+")  # what a dir name may not hold: '/', ',', spaces, quotes, brackets ...
 
 
