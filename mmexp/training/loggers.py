@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from mmexp.core.build import instantiate_each
@@ -75,6 +76,7 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     }
 
 
+@rank_zero_only  # DDP ranks > 0 have placeholder experiments (no W&B summary to update)
 def log_summary(
     loggers: list[Logger], params: dict[str, Any], metrics: dict[str, Any], *, step: int, epoch: int
 ) -> None:
@@ -99,6 +101,7 @@ def log_summary(
 RUN_ARTIFACTS = ("config.yaml", "metrics.json", "predictions/test.csv")  # files or dirs of the run dir
 
 
+@rank_zero_only
 def log_artifacts(loggers: list[Logger], run_dir: Path, names: tuple[str, ...] = RUN_ARTIFACTS) -> None:
     """Copy the run's files to MLflow's artifact store (a dir keeps its name; missing ones are skipped), so the
     MLflow UI shows the config, metrics and predictions beside the run. More artifacts: add to ``names``."""
@@ -115,8 +118,8 @@ def log_artifacts(loggers: list[Logger], run_dir: Path, names: tuple[str, ...] =
 
 
 def validate_unlogged(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> list[dict[str, float]]:
-    """Validate the best checkpoint after fit, for metrics.json only: with the loggers attached, its numbers
-    would become one more point at the end of every ``val/*`` curve (a kink that is not an epoch)."""
+    """Validate the best checkpoint after fit with the loggers detached: its numbers reach the dashboards once,
+    from ``log_summary`` at the run's last step, not at a step Lightning picks (a kink that is not an epoch)."""
     attached = trainer.loggers
     trainer.loggers = []
     try:
