@@ -15,12 +15,13 @@ import hydra
 from omegaconf import DictConfig
 
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import run_job
+from mmexp.core.cli import quoting_path_overrides, run_job
 from mmexp.evaluation.evaluate import evaluate, load_checkpoint
 
 __all__ = ["evaluate", "load_checkpoint", "main"]
 
 
+@quoting_path_overrides  # run dirs hold '=' (0_fusion=concat): quoted for Hydra's parser
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     run_job(lambda: evaluate(cfg), run_dir=Path(cfg.paths.run_dir))

@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import run_job, task_overrides
+from mmexp.core.cli import quoting_path_overrides, run_job, task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.config_io import load_config
 from mmexp.core.errors import ConfigError, RunDirInUse
@@ -100,6 +100,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return {"rows": rows, "missing": missing, "skipped": len(manifest.bad), "predictions": str(path)}
 
 
+@quoting_path_overrides  # run dirs hold '=' (0_fusion=concat): quoted for Hydra's parser
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     run_job(lambda: predict(cfg), run_dir=Path(cfg.paths.run_dir))

@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import run_job, task_overrides
+from mmexp.core.cli import config_choices, quoting_path_overrides, run_job, task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.errors import OutputError, output_error, run_dir_in_use
 from mmexp.run.claim import CLAIM_FILE, Claim, claim_run_dir
@@ -90,12 +90,14 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     from mmexp.portable.bundle import save_run_bundle
     from mmexp.run.recorder import RunRecorder
     from mmexp.training.callbacks import EpochTimer
+    from mmexp.training.logged_config import experiment_params
     from mmexp.training.loggers import (
         build_loggers,
         close_loggers,
+        log_artifacts,
         log_config,
         log_confusion_matrix,
-        log_final_metrics,
+        log_summary,
         validate_unlogged,
     )
 
@@ -109,7 +111,13 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         torch.set_num_threads(cfg.num_threads)
     resumed = previous is not None and (run_dir / "run_info.json").exists()
     recorder = RunRecorder(
-        run_dir, cfg, overrides=task_overrides(), write=rank_zero, resumed=resumed, composed=composed
+        run_dir,
+        cfg,
+        overrides=task_overrides(),
+        choices=config_choices(),
+        write=rank_zero,
+        resumed=resumed,
+        composed=composed,
     )
     reset_peak_memory()  # this run's peak, not the process's (a sweep's jobs share one process)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -126,7 +134,10 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     timer = EpochTimer()  # training seconds per epoch, for the complexity figures
     callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), timer]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    log_config(loggers, recorder.flat_config())
+    params = experiment_params(
+        recorder.flat_config(), choices=recorder.info["choices"], overrides=recorder.info["overrides"]
+    )
+    log_config(loggers, params)
     recorder.start(device=str(trainer.strategy.root_device))
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from or cfg.get("ckpt_path"))
@@ -159,12 +170,14 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     if rank_zero:  # model/: what prediction needs, loadable anywhere (mmexp.portable.bundle)
         save_run_bundle(run_dir, cfg, model, datamodule, best=best)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
-    log_final_metrics(loggers, recorder.flat_config(), metrics)
+    log_summary(loggers, params, metrics, step=trainer.global_step, epoch=epochs)
+    log_artifacts(loggers, run_dir)
     close_loggers(loggers, "success")
     recorder.finish(status="completed")
     return metrics
 
 
+@quoting_path_overrides  # run dirs hold '=' (0_fusion=concat): quoted for Hydra's parser
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """CLI: returns the optimized metric so Hydra sweepers (e.g. Optuna) can use it.

@@ -17,18 +17,32 @@ from mmexp.train import train
 
 @pytest.fixture(scope="module")
 def many_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """One run with every logger, whose last epoch validates worse than its best checkpoint (epoch 0), so a
+    dashboard that shows the last epoch's value instead of metrics.json's fails the tests below."""
     from tests.conftest import compose_cfg
 
     out = tmp_path_factory.mktemp("loggers")
-    train(compose_cfg(out, cache_dir, "debug=fast", "logger=many", "fusion=attention", "trainer.max_epochs=2"))
+    overrides = ("debug=fast", "logger=many", "fusion=attention", "trainer.max_epochs=2", "scheduler=none")
+    train(compose_cfg(out, cache_dir, *overrides, "optimizer.lr=0.005"))
     return out
 
 
-def test_csv_logger_has_one_val_row_per_epoch(many_run: Path) -> None:
-    """The best checkpoint's post-fit validation goes to metrics.json only, not as an extra point on the curve."""
+def best_and_last_val(run: Path) -> tuple[float, float]:
+    """metrics.json's val/f1_macro (the best checkpoint's) and the last epoch's, from the CSV curve."""
+    best = json.loads((run / "metrics.json").read_text())["val"]["val/f1_macro"]
+    with open(run / "csv" / "metrics.csv") as f:
+        curve = [float(r["val/f1_macro"]) for r in csv.DictReader(f) if r.get("val/f1_macro") and r["epoch"] == "1"]
+    assert curve and curve[0] != pytest.approx(best), "the fixture's last epoch must differ from its best checkpoint"
+    return best, curve[0]
+
+
+def test_csv_logger_has_one_val_row_per_epoch_and_the_summary_row(many_run: Path) -> None:
+    """The best checkpoint's metrics close the file at epoch == epochs trained, which the report's curves skip."""
     with open(many_run / "run" / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows if r.get("val/f1_macro")] == ["0", "1"]
+    assert [r["epoch"] for r in rows if r.get("val/f1_macro")] == ["0", "1", "2"]
+    best, _ = best_and_last_val(many_run / "run")
+    assert float(rows[-1]["val/f1_macro"]) == pytest.approx(best) and rows[-1]["epoch"] == "2"
 
 
 def tensorboard_events(run: Path) -> list[Any]:
@@ -42,7 +56,7 @@ def tensorboard_events(run: Path) -> list[Any]:
     return accumulators
 
 
-def test_tensorboard_has_scalars_hparams_with_final_metrics_and_confusion_image(many_run: Path) -> None:
+def test_tensorboard_hparams_hold_the_choices_and_metrics_json_values(many_run: Path) -> None:
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run = many_run / "run"
@@ -50,8 +64,7 @@ def test_tensorboard_has_scalars_hparams_with_final_metrics_and_confusion_image(
     tags = {kind: [t for acc in accumulators for t in acc.Tags()[kind]] for kind in ("scalars", "images")}
     assert {"val/f1_macro", "test/acc", "train/loss_step"} <= set(tags["scalars"])
     assert "test/confusion_matrix" in tags["images"]
-    assert sum(len(acc.Scalars("val/f1_macro")) for acc in accumulators if "val/f1_macro" in acc.Tags()["scalars"]) == 2
-    # the HPARAMS tab: the config as hparams and the final val/test values as its metrics
+    # the HPARAMS tab: the user's choices as hparams, metrics.json's names as its metrics
     hparams, metric_names = {}, []
     for acc in accumulators:
         for blob in acc._plugin_to_tag_to_content.get("hparams", {}).values():
@@ -60,14 +73,18 @@ def test_tensorboard_has_scalars_hparams_with_final_metrics_and_confusion_image(
                 hparams = dict(data.session_start_info.hparams)
             if data.HasField("experiment"):
                 metric_names = [m.name.tag for m in data.experiment.metric_infos]
-    assert hparams["fusion._target_"].string_value.endswith("AttentionFusion")
-    assert hparams["optimizer.lr"].number_value == pytest.approx(0.002)
-    assert {"final/val/f1_macro", "final/test/acc"} <= set(metric_names)
-    metrics = json.loads((run / "metrics.json").read_text())
-    final = [
-        acc.Scalars("final/test/acc")[0].value for acc in accumulators if "final/test/acc" in acc.Tags()["scalars"]
-    ]
-    assert final == [pytest.approx(metrics["test"]["test/acc"])]
+    assert hparams["fusion"].string_value == "attention" and "trainer.max_epochs=2" in hparams["overrides"].string_value
+    assert hparams["optimizer.lr"].number_value == pytest.approx(0.005)
+    assert not [k for k in hparams if k.startswith(("callbacks.", "logger.", "paths.")) or k.endswith("_target_")]
+    assert {"val/f1_macro", "test/acc"} <= set(metric_names)
+    # HPARAMS shows a metric's last event in the run (its dir, every event file in order): the best checkpoint's
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    whole_run = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    events = whole_run.Reload().Scalars("val/f1_macro")
+    best, last = best_and_last_val(run)
+    assert [e.value for e in events[:-1]] == [pytest.approx(best), pytest.approx(last)]  # the two epochs
+    assert events[-1].step == max(e.step for e in events) and events[-1].value == pytest.approx(best)
 
 
 def test_each_config_value_is_logged_once(many_run: Path) -> None:
@@ -75,6 +92,7 @@ def test_each_config_value_is_logged_once(many_run: Path) -> None:
     (run,) = mlflow_runs(f"sqlite:///{many_run / 'mlflow.db'}")
     assert "split.seed" in run["params"] and "optimizer.lr" in run["params"]
     assert not [k for k in run["params"] if k.startswith(("data.split.", "data.cache_dir"))]
+    assert len(run["params"]) < 100  # the experiment's values, not ~150 internal keys
 
 
 def wandb_records(run_dir: Path) -> list[dict[str, Any]]:
@@ -102,14 +120,33 @@ def test_wandb_offline_run_holds_metrics_config_once_tags_and_image(many_run: Pa
     assert list((offline / "files" / "media" / "images").glob("test/confusion_matrix*.png"))
 
 
+def test_wandb_summary_is_metrics_json(many_run: Path) -> None:
+    """What ``wandb leet inspect --summary`` (and the W&B run table after a sync) shows for the run."""
+    offline = next((many_run / "run" / "wandb").glob("offline-run-*"))
+    done = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    inspected = json.loads(done.stdout)
+    metrics = json.loads((many_run / "run" / "metrics.json").read_text())
+    best, last = best_and_last_val(many_run / "run")
+    assert inspected["summary"]["val/f1_macro"] == pytest.approx(best) != last
+    assert inspected["summary"]["test/acc"] == pytest.approx(metrics["test"]["test/acc"])
+    assert inspected["config"]["fusion"] == "attention" and not [k for k in inspected["config"] if "callbacks." in k]
+
+
 MLFLOW_READER = """
 import json, sys
 from mlflow import MlflowClient
 client = MlflowClient(sys.argv[1])
 runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 print(json.dumps([
-    {"metrics": r.data.metrics, "params": r.data.params, "tags": r.data.tags,
-     "artifacts": [a.path for a in client.list_artifacts(r.info.run_id)]}
+    {"name": r.info.run_name, "metrics": r.data.metrics, "params": r.data.params, "tags": r.data.tags,
+     "artifacts": [a.path for a in client.list_artifacts(r.info.run_id)]
+     + [a.path for a in client.list_artifacts(r.info.run_id, "predictions")]}
     for r in runs
 ]))
 """
@@ -130,9 +167,13 @@ def mlflow_runs(tracking_uri: str, *, file_store: bool = False) -> list[dict]:
 
 def test_mlflow_default_store_is_sqlite_and_its_client_reads_the_run(many_run: Path) -> None:
     (run,) = mlflow_runs(f"sqlite:///{many_run / 'mlflow.db'}")
-    assert {"test/acc", "val/f1_macro"} <= set(run["metrics"])
-    assert run["params"]["optimizer.lr"] == "0.002" and run["tags"]["fusion"] == "attention"
-    assert run["artifacts"] == ["test_confusion_matrix.png"]
+    metrics = json.loads((many_run / "run" / "metrics.json").read_text())
+    best, last = best_and_last_val(many_run / "run")
+    assert run["metrics"]["val/f1_macro"] == pytest.approx(best) != last  # the run table's value is metrics.json's
+    assert run["metrics"]["test/acc"] == pytest.approx(metrics["test"]["test/acc"])
+    assert run["params"]["optimizer.lr"] == "0.005" and run["params"]["fusion"] == "attention"
+    assert run["tags"]["fusion"] == "attention" and run["tags"]["sweep"] == "" and run["name"] == "run"
+    assert {"config.yaml", "metrics.json", "predictions/test.csv", "test_confusion_matrix.png"} <= set(run["artifacts"])
     assert list((many_run / "mlartifacts").rglob("test_confusion_matrix.png"))
     assert not (many_run / "mlruns").exists()
 

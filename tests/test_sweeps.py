@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from mmexp.core.resolvers import launcher_threads, run_name_suffix, threads_per_job
+from mmexp.core.resolvers import launcher_threads, threads_per_job
 from tests.conftest import run_cli
 from tests.test_loggers import mlflow_runs
 
@@ -45,6 +46,11 @@ def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:
     assert {frozenset(t.params) for t in study.trials} == {
         frozenset({"optimizer.lr", "model.dropout", "model.head_hidden"})
     }
+    # a trial's dir shows the values sampled for it, 4 significant digits, short keys, no hash
+    for trial in tmp_path.glob("out*/multirun/*/0_*"):
+        items = dict(re.findall(r"([a-z]+(?:_[a-z]+)*)=([^_]+)", trial.name.removeprefix("0_")))
+        assert set(items) == {"lr", "dropout", "head_hidden"}, trial.name
+        assert all(len(v.replace(".", "").lstrip("0").split("e")[0]) <= 4 for v in items.values()), trial.name
     # each sweeper writes the best trial of the (shared) study it saw into its own sweep dir
     for results in tmp_path.glob("out*/multirun/*/optimization_results.yaml"):
         assert yaml.safe_load(results.read_text())["best_value"] in recorded
@@ -71,8 +77,22 @@ def test_parallel_sweep_records_a_failed_job_goes_on_and_shares_one_mlflow_store
     info = {n: json.loads((jobs[n] / "run_info.json").read_text()) for n in ("0", "1", "2", "3")}
     assert [info[n]["status"] for n in ("0", "1")] == ["completed"] * 2
     assert [info[n]["status"] for n in ("2", "3")] == ["failed"] * 2 and "data.batch_size=-1" in info["2"]["error"]
+    # each job is named by the keys the sweep varies (known in joblib's worker processes too), not a hash
+    assert [jobs[n].name for n in ("0", "1", "2", "3")] == [
+        "0_batch_size=16_seed=0",
+        "1_batch_size=16_seed=1",
+        "2_batch_size=-1_seed=0",
+        "3_batch_size=-1_seed=1",
+    ]
     runs = mlflow_runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
     assert sorted(r["params"]["seed"] for r in runs) == ["0", "1"]  # both concurrent jobs recorded, once each
+    assert sorted((r["name"], r["tags"]["seed"], r["tags"]["sweep"]) for r in runs) == [
+        ("0_batch_size=16_seed=0", "0", sweep.name),
+        ("1_batch_size=16_seed=1", "1", sweep.name),
+    ]
+    # a job's dir goes back on the command line as it is (its '=' need no quotes): resume finds it complete
+    again = run_cli("mmexp.train", f"hydra.run.dir={jobs['0']}", "resume=auto", cwd=tmp_path)
+    assert again.returncode == 0 and "already completed" in again.stdout, again.stderr[-2000:]
     report = run_cli("mmexp.report", str(sweep), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     failed_section = (sweep / "report.md").read_text().split("Failed")[1]
@@ -124,12 +144,3 @@ def test_submitit_local_jobs_split_the_cores(tmp_path: Path) -> None:
     configs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/config.yaml"))
     threads = [yaml.safe_load(c.read_text())["num_threads"] for c in configs]
     assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2
-
-
-def test_long_override_lists_get_readable_unique_names() -> None:
-    long = "_".join(f"optimizer.lr-0.00{i}123456_model.dropout-0.{i}5_model.head_hidden-{i}28" for i in range(3))
-    other = long.replace("head_hidden-228", "head_hidden-229")
-    name, other_name = run_name_suffix(long), run_name_suffix(other)
-    assert len(name) <= 81 and name != other_name
-    assert long.startswith(name[1:].rsplit("_", 1)[0] + "_")  # whole key-value items, then the hash
-    assert run_name_suffix("fusion-concat_seed-1") == "_fusion-concat_seed-1"

@@ -153,8 +153,8 @@ def test_cli_multirun_from_another_directory(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted((out / "outputs" / "multirun").glob("*/*/metrics.json"))
     assert [p.parent.name for p in runs] == [
-        "0_debug-fast_fusion-concat_logger-none",
-        "1_debug-fast_fusion-attention_logger-none",
+        "0_fusion=concat",  # named by what the sweep varies (mmexp/core/naming.py)
+        "1_fusion=attention",
     ]
 
 

@@ -7,12 +7,13 @@ dir); in a Hydra sweep a failed job is logged and the sweep goes on; Ctrl-C and 
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -24,9 +25,45 @@ log = logging.getLogger("mmexp")
 T = TypeVar("T")
 
 
+PATH_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "ckpt_path", "paths.", "data.root", "data.manifest")
+
+
+def quote_path_overrides(args: list[str]) -> list[str]:
+    """``args`` with the path overrides whose value holds ``=`` (a run dir named ``0_fusion=concat``) quoted,
+    so ``hydra.run.dir=<run dir> resume=auto`` and ``ckpt_path=<run dir>/...`` parse as they are typed.
+
+    Hydra's grammar reads an unquoted ``=`` in a value as an error; a quoted value, a comma-separated sweep of
+    paths and every other override are kept as they are.
+    """
+    out = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        bare = key.lstrip("+~")
+        if sep and "=" in value and bare.startswith(PATH_KEYS) and not any(c in value for c in "\"'()[]{}$"):
+            value = ",".join(f'"{v}"' if "=" in v else v for v in value.split(","))
+        out.append(f"{key}{sep}{value}")
+    return out
+
+
+def quoting_path_overrides(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a ``@hydra.main`` entry point: ``quote_path_overrides`` on ``sys.argv`` before Hydra reads it."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        sys.argv[1:] = quote_path_overrides(sys.argv[1:])
+        return main(*args, **kwargs)
+
+    return wrapper
+
+
 def task_overrides() -> list[str]:
     """The command line's overrides of this job (empty outside Hydra)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def config_choices() -> dict[str, str | None]:
+    """The option chosen in each config group (``{"fusion": "concat", ...}``; empty outside Hydra)."""
+    return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
 
 
 def in_multirun() -> bool:

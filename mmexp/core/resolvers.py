@@ -2,35 +2,57 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
-import re
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from mmexp.core.naming import dir_name, name_items
+
 SWEEP_JOBS_ENV = "MMEXP_SWEEP_JOBS"  # set by mmexp.run.sweep_size.CountSweepJobs in the sweep's process
+SWEPT_KEYS_ENV = "MMEXP_SWEPT_KEYS"  # set by mmexp.run.sweep_keys.NameSweepJobs in the sweep's process
 
 
-def run_name_suffix(override_dirname: str, max_len: int = 80) -> str:
-    """'_' + a filesystem- and override-safe form of the overrides, or '' when there are none.
+def swept_keys_of_this_sweep() -> list[str] | None:
+    """The keys the running sweep varies (``NameSweepJobs`` put them in the environment); None outside a sweep."""
+    text = os.environ.get(SWEPT_KEYS_ENV)
+    return [str(k) for k in json.loads(text)] if text else None
 
-    No '=', ',' or quotes survive, so the dir can be passed back as ``hydra.run.dir=<dir>`` unquoted.
-    A longer list keeps its whole ``key-value`` items that fit and ends in a hash of all of them, so
-    names stay readable (never cut mid-word) and two different override lists never share a name.
+
+def run_suffix(overrides: Sequence[str], exclude: Sequence[str] = ()) -> str:
+    """``_`` + the name of a single run's overrides (after its timestamp), or '' when it has none.
+
+    ``exclude``: the command's ``hydra.job.config.override_dirname.exclude_keys`` (paths it reads or writes).
+    The name holds no ``/``, ``,``, space or quote (``mmexp.core.naming.dir_name``).
     """
-    slug = re.sub(r"[^\w.+-]+", "-", override_dirname).strip("-")
-    if len(slug) <= max_len:
-        return f"_{slug}" if slug else ""
-    digest = hashlib.blake2b(override_dirname.encode(), digest_size=4).hexdigest()
-    kept: list[str] = []
-    for item in slug.split("_"):
-        if len("_".join([*kept, item])) > max_len - len(digest) - 1:
-            break
-        kept.append(item)
-    return "_" + "_".join([*kept, digest])
+    name = dir_name(name_items([str(o) for o in overrides], exclude=[str(k) for k in exclude]))
+    return f"_{name}" if name else ""
+
+
+def job_suffix(overrides: Sequence[str], exclude: Sequence[str] = ()) -> str:
+    """``_`` + the name of a sweep job's overrides that vary within the sweep (after its job number)."""
+    items = name_items([str(o) for o in overrides], swept_keys_of_this_sweep(), [str(k) for k in exclude])
+    return f"_{dir_name(items)}" if items else ""
+
+
+def run_tags(overrides: Sequence[str], choices: Mapping[str, Any], run_dir: str, mode: Any) -> dict[str, str]:
+    """Dashboard tags of a run: each named override (``fold: 0``), the fusion and split chosen, ``sweep`` (the
+    sweep dir's name; '' for a single run) and ``run_dir``."""
+    sweep = "MULTIRUN" in str(mode)
+    items = name_items([str(o) for o in overrides], swept_keys_of_this_sweep() if sweep else None)
+    tags = dict(items)
+    for group in ("fusion", "split"):
+        tags.setdefault(group, str(choices.get(group)))
+    return {**tags, "sweep": Path(run_dir).resolve().parent.name if sweep else "", "run_dir": str(run_dir)}
+
+
+def tag_list(tags: Mapping[str, Any]) -> list[str]:
+    """``key=value`` tags for W&B (plain strings of at most 64 characters): no run dir, no empty values."""
+    return [f"{k}={v}"[:64] for k, v in tags.items() if k != "run_dir" and v not in (None, "")]
 
 
 def threads_per_job(n_jobs: int | None) -> int | None:
@@ -62,7 +84,10 @@ def launcher_threads(launcher: Any) -> int | None:
 
 def register() -> None:
     OmegaConf.register_new_resolver("mmexp_launcher_threads", launcher_threads, replace=True)
-    OmegaConf.register_new_resolver("mmexp_suffix", run_name_suffix, replace=True)
+    OmegaConf.register_new_resolver("mmexp_run_suffix", run_suffix, replace=True)
+    OmegaConf.register_new_resolver("mmexp_job_suffix", job_suffix, replace=True)
+    OmegaConf.register_new_resolver("mmexp_tags", run_tags, replace=True)
+    OmegaConf.register_new_resolver("mmexp_tag_list", tag_list, replace=True)
     OmegaConf.register_new_resolver("mmexp_parent_name", lambda path: Path(path).resolve().parent.name, replace=True)
     OmegaConf.register_new_resolver("mmexp_file_uri", lambda path: Path(path).resolve().as_uri(), replace=True)
     OmegaConf.register_new_resolver("mmexp_sqlite_uri", lambda path: f"sqlite:///{Path(path).resolve()}", replace=True)

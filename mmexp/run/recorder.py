@@ -53,22 +53,25 @@ class RunRecorder:
         cfg: DictConfig,
         *,
         overrides: list[str],
+        choices: dict[str, str | None] | None = None,
         write: bool = True,
         resumed: bool = False,
         composed: DictConfig | None = None,
     ) -> None:
         """``write=False`` on DDP ranks other than zero: they compute, rank zero writes. ``composed``: the
-        command's config with its interpolations (a resumed run's ``cfg`` is its resolved config.yaml)."""
+        command's config with its interpolations (a resumed run's ``cfg`` is its resolved config.yaml).
+        ``choices``: each config group's option, kept in run_info.json (a resume keeps the run's own)."""
         self.run_dir, self.write = run_dir, write
         self.config = resolved_dict(cfg)
         self.aliases = config_aliases(composed if composed is not None else cfg)
-        self.info = start_info(seed=cfg.seed, overrides=overrides)
+        self.info = {**start_info(seed=cfg.seed, overrides=overrides), "choices": dict(choices or {})}
         if resumed:
             previous = json.loads((run_dir / "run_info.json").read_text())
             self.info.update(
                 run_id=previous.get("run_id", self.info["run_id"]),
                 start_time=previous.get("start_time"),
                 overrides=previous.get("overrides", []),
+                choices=previous.get("choices", self.info["choices"]),
                 resumed=previous.get("resumed", 0) + 1,
             )
         self._write_text("config.yaml", OmegaConf.to_yaml(self.config))

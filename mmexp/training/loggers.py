@@ -1,15 +1,17 @@
-"""Loggers: build them from conf/logger/, log the confusion matrix as an image, close them."""
+"""Loggers: build them from conf/logger/, give them the run's params, summary and files, close them."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from mmexp.core.build import instantiate_each
@@ -56,26 +58,68 @@ def mlflow_store(uri: str) -> Iterator[None]:
         yield
 
 
-def log_config(loggers: list[Logger], config: dict[str, Any]) -> None:
-    """The run's config, once per logger, before training. TensorBoard gets it at the end instead, with the
-    final metrics (``log_final_metrics``): its HPARAMS tab pairs each config with its results."""
+def log_config(loggers: list[Logger], params: dict[str, Any]) -> None:
+    """The run's params (``logged_config.experiment_params``), once per logger, before training. TensorBoard
+    gets them at the end instead, with the summary (``log_summary``): its HPARAMS tab pairs them with results."""
     for logger in loggers:
         if not isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(config)
+            logger.log_hyperparams(params)
 
 
-def log_final_metrics(loggers: list[Logger], config: dict[str, Any], metrics: dict[str, Any]) -> None:
-    """TensorBoard's HPARAMS tab: the config with the best checkpoint's val and test metrics (``final/...``,
-    names of their own, so the ``val/*`` and ``test/*`` curves get no extra point)."""
-    final = {f"final/{k}": v for part in ("val", "test") for k, v in metrics[part].items() if isinstance(v, float)}
+def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The best checkpoint's val and test metrics, under their names in metrics.json (``val/f1_macro``)."""
+    return {
+        key: float(value)
+        for part in ("val", "test")
+        for key, value in metrics[part].items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
+@rank_zero_only  # DDP ranks > 0 have placeholder experiments (no W&B summary to update)
+def log_summary(
+    loggers: list[Logger], params: dict[str, Any], metrics: dict[str, Any], *, step: int, epoch: int
+) -> None:
+    """Every dashboard's summary of the run is metrics.json's: the best checkpoint's val and test metrics.
+
+    Logged at the last step (after the last epoch's point), where a dashboard's "latest value" is read: the
+    MLflow run table, TensorBoard's HPARAMS tab; W&B's summary is set directly; the CSV row gets
+    ``epoch`` = the number of epochs trained, which the report's learning curves leave out, like the test row.
+    """
+    summary = summary_metrics(metrics)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(config, metrics=final)
+            logger.log_hyperparams(params, metrics=summary, step=step)
+        elif isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(summary)
+        elif isinstance(logger, CSVLogger):
+            logger.log_metrics({**summary, "epoch": epoch}, step=step)
+        else:
+            logger.log_metrics(summary, step=step)
+
+
+RUN_ARTIFACTS = ("config.yaml", "metrics.json", "predictions/test.csv")  # files or dirs of the run dir
+
+
+@rank_zero_only
+def log_artifacts(loggers: list[Logger], run_dir: Path, names: tuple[str, ...] = RUN_ARTIFACTS) -> None:
+    """Copy the run's files to MLflow's artifact store (a dir keeps its name; missing ones are skipped), so the
+    MLflow UI shows the config, metrics and predictions beside the run. More artifacts: add to ``names``."""
+    for logger in loggers:
+        if not isinstance(logger, MLFlowLogger):
+            continue
+        for name in names:
+            path = run_dir / name
+            parent = str(Path(name).parent) if Path(name).parent != Path(".") else None
+            if path.is_dir():
+                logger.experiment.log_artifacts(logger.run_id, str(path), artifact_path=name)
+            elif path.is_file():
+                logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=parent)
 
 
 def validate_unlogged(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> list[dict[str, float]]:
-    """Validate the best checkpoint after fit, for metrics.json only: with the loggers attached, its numbers
-    would become one more point at the end of every ``val/*`` curve (a kink that is not an epoch)."""
+    """Validate the best checkpoint after fit with the loggers detached: its numbers reach the dashboards once,
+    from ``log_summary`` at the run's last step, not at a step Lightning picks (a kink that is not an epoch)."""
     attached = trainer.loggers
     trainer.loggers = []
     try:
