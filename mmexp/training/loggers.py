@@ -98,7 +98,7 @@ def log_summary(
             logger.log_metrics(summary, step=step)
 
 
-RUN_ARTIFACTS = ("config.yaml", "metrics.json", "predictions/test.csv")  # files or dirs of the run dir
+RUN_ARTIFACTS = ("config.yaml", "metrics.json", "predictions/test.csv", "model")  # files or dirs of the run dir
 
 
 @rank_zero_only
