@@ -7,24 +7,27 @@ key that no other shown key ends with, floats to 4 significant digits, no ``+``/
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from mmexp.core.naming import format_value, parse_override, run_label, short_keys
+
 NO_OVERRIDES = "(default)"
-FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)$")
 
 
-def group_labels(overrides: Sequence[Sequence[str]], *, digits: int = 4) -> list[str]:
-    """One label per group (same order); a lone group keeps all its overrides. Rounding never merges two
-    groups: if it would, the values are written in full."""
-    groups = [[o.lstrip("+") for o in group] for group in overrides]
+def group_labels(overrides: Sequence[Sequence[str]]) -> list[str]:
+    """One label per group (same order), by mmexp.core.naming's rule with short keys taken across all groups;
+    a lone group keeps all its overrides. Rounding never merges two groups: if it would, values are written in
+    full."""
+    groups = [sorted(p for p in map(parse_override, group) if p is not None) for group in overrides]
     shared = set.intersection(*map(set, groups)) if len(groups) > 1 else set()
-    shown = [[o for o in group if o not in shared] for group in groups]
-    keys = sorted({_key(o) for group in shown for o in group})
-    short = {k: _shortest(k, keys) for k in keys}
-    for rounding in (digits, None):
-        labels = [",".join(_item(o, short, rounding) for o in sorted(g, key=_key)) or NO_OVERRIDES for g in shown]
-        if len(set(labels)) == len(set(map(tuple, map(sorted, groups)))):
+    shown = [[(k, v) for k, v in group if (k, v) not in shared] for group in groups]
+    short = short_keys(sorted({k for group in shown for k, _ in group}))
+    for rounded in (True, False):
+        labels = [
+            run_label((short[k], format_value(v) if rounded else v.strip("'\"")) for k, v in group) or NO_OVERRIDES
+            for group in shown
+        ]
+        if len(set(labels)) == len({tuple(group) for group in groups}):
             break
     return labels
 
@@ -35,33 +38,3 @@ def shared_overrides(overrides: Sequence[Sequence[str]]) -> list[str]:
     if len(groups) < 2:
         return []
     return [o for o in groups[0] if all(o in g for g in groups[1:])]
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def _shortest(key: str, keys: list[str]) -> str:
-    """The shortest trailing dotted part of ``key`` that no other key in ``keys`` ends with."""
-    parts = key.split(".")
-    others = [k.split(".") for k in keys if k != key]
-    for n in range(1, len(parts) + 1):
-        tail = parts[-n:]
-        if not any(o[-n:] == tail for o in others):
-            return ".".join(tail)
-    return key
-
-
-def _item(override: str, short: dict[str, str], digits: int | None) -> str:
-    if "=" not in override:
-        return override  # ~key: a deletion
-    key, value = override.split("=", 1)
-    prefix = "~" if key.startswith("~") else ""
-    return f"{prefix}{short[_key(override)]}={_number(value, digits)}"
-
-
-def _number(value: str, digits: int | None) -> str:
-    """A float to ``digits`` significant digits (ints, strings and lists as written)."""
-    if digits is None or not FLOAT.match(value):
-        return value
-    return f"{float(value):.{digits}g}"
