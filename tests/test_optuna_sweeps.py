@@ -29,11 +29,11 @@ def start(*overrides: str) -> str:
     return str(config.hydra.sweeper.study_name)
 
 
-def test_trials_and_run_dirs_name_each_other(tmp_path: Path) -> None:
+def test_trials_and_run_dirs_name_each_other(tmp_path: Path, cache_dir: Path) -> None:
     """A real 2-trial sweep with the default storage (a database in the sweep dir) and the derived study name."""
     result = run_cli(
         "mmexp.train", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=fast", "logger=none",
-        f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path,
+        "data.synthetic.n_samples=120", f"paths.cache_dir={cache_dir}", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
@@ -84,4 +84,6 @@ def test_another_sweep_never_joins_a_study_silently(tmp_path: Path, monkeypatch:
     optuna.create_study(study_name="mmexp", storage=storage, direction="minimize")
     with pytest.raises(SystemExit, match=r"study_name=mmexp: .*directions"):
         start(f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=mmexp")
-    assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == {first, other, binary, "mmexp"}
+    # a name of one's own still works
+    assert start(f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=mine") == "mine"
+    assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == {first, other, binary, "mmexp", "mine"}

@@ -59,7 +59,11 @@ class RecordTrial(Callback):
         study = json.loads(target)
         run_dir = Path(str(config.hydra.runtime.output_dir))
         overrides = {str(o) for o in config.hydra.overrides.task}
-        record = take_trial(study["storage"], study["study"], overrides, run_dir)
+        try:
+            record = take_trial(study["storage"], study["study"], overrides, run_dir)
+        except Exception as e:  # the link is a convenience: the trial itself still runs and is told its value
+            log.warning("could not record the optuna trial of %s (%s: %s)", run_dir, type(e).__name__, e)
+            return
         if record is None:
             log.warning("no running trial of optuna study %s matches %s; not recorded", study["study"], run_dir)
             return
