@@ -30,7 +30,8 @@ def start(*overrides: str) -> str:
 
 
 def test_trials_and_run_dirs_name_each_other(tmp_path: Path, cache_dir: Path) -> None:
-    """A real 2-trial sweep with the default storage (a database in the sweep dir) and the derived study name."""
+    """A real 2-trial sweep with the default storage (a database in the sweep dir) and the derived study name;
+    then another sweep that names its study."""
     result = run_cli(
         "mmexp.train", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=fast", "logger=none",
         "data.synthetic.n_samples=120", f"paths.cache_dir={cache_dir}", cwd=tmp_path,
@@ -52,6 +53,17 @@ def test_trials_and_run_dirs_name_each_other(tmp_path: Path, cache_dir: Path) ->
         assert json.loads((run_dir / TRIAL_FILE).read_text()) == names
         assert json.loads((run_dir / "metrics.json").read_text())["val"]["val/f1_macro"] == trial.value
     assert study.study_name in result.stderr + result.stdout  # the log names the study to open
+    assert "setup plugin" not in result.stdout  # alembic's INFO lines stay off the console
+
+    # a sweep of other data naming this study: refused before any trial, in one line, the study untouched
+    refused = run_cli(
+        "mmexp.train", "hparams_search=optuna", f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.study_name={study.study_name}", "debug=fast", "logger=none", "data.synthetic.n_samples=200",
+        f"paths.cache_dir={cache_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 1 and refused.stderr.startswith("mmexp: error: hydra.sweeper.study_name=")
+    assert "\n" not in refused.stderr.strip() and "data.synthetic.n_samples: 120 there, 200 here)" in refused.stderr
+    assert len(optuna.load_study(study_name=study.study_name, storage=storage).trials) == 2
 
 
 def test_another_sweep_never_joins_a_study_silently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

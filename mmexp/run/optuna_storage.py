@@ -36,6 +36,14 @@ def storage_lock(storage: str) -> AbstractContextManager[Any]:
     return FileLock(f"{database}.lock")
 
 
+def open_storage(storage: str) -> Any:
+    """Optuna's storage for ``storage``, without alembic's "setup plugin ..." INFO lines on the sweep's console."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before optuna imports it: the lines come at import
+    import optuna
+
+    return optuna.storages.get_storage(storage)
+
+
 def absolute_storage(storage: str) -> str:
     """A SQLite URL with an absolute path, so jobs started elsewhere (submitit) open the same database."""
     if not storage.startswith("sqlite:///"):
@@ -83,10 +91,10 @@ class CreateSharedStudy(Callback):
 
 def _create(storage: str, name: str, identity: dict[str, Any], own_name: str) -> int:
     """Create or join study ``name``; the number of trials it holds already."""
-    import optuna
-
     with storage_lock(storage):
-        backend = optuna.storages.get_storage(storage)
+        backend = open_storage(storage)
+        import optuna
+
         existed = check_joinable(backend, name, shown_storage(storage), identity, own_name)
         study = optuna.create_study(
             study_name=name, storage=backend, directions=identity["directions"], load_if_exists=True

@@ -52,12 +52,16 @@ def sweep_identity(config: DictConfig) -> dict[str, Any]:
 
     choices = OmegaConf.to_container(config.hydra.runtime.choices) if "choices" in config.hydra.runtime else {}
     assert isinstance(choices, dict)
-    fixed = [o for o in _overrides(config) if not o.is_sweep_override() and objective(o.get_key_element())]
+
+    def fixed(key: str) -> bool:  # data/task values are in their resolved config below, group options in choices
+        return objective(key) and key not in choices and not key.startswith(("data.", "task."))
+
+    overrides = [o for o in _overrides(config) if not o.is_sweep_override() and fixed(o.get_key_element())]
     return {
         "data": _resolved(config.get("data")),
         "task": _resolved(config.get("task")),
         "choices": {str(g): str(c) for g, c in sorted(choices.items()) if objective(str(g))},
-        "overrides": {o.get_key_element(): o.get_value_element_as_str() for o in sorted(fixed, key=str)},
+        "overrides": {o.get_key_element(): o.get_value_element_as_str() for o in sorted(overrides, key=str)},
         "search_space": dict(sorted(space.items())),
         "metric": str(config.get("optimized_metric")),
         "directions": directions(config),

@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core.io import write_json_atomic
-from mmexp.run.optuna_storage import STUDY_ENV, shown_storage, storage_lock
+from mmexp.run.optuna_storage import STUDY_ENV, open_storage, shown_storage, storage_lock
 from mmexp.run.protect import process_rank
 
 log = logging.getLogger("mmexp.sweep")
@@ -29,10 +29,10 @@ TRIAL_FILE = "optuna_trial.json"  # in the run dir: study, storage, trial number
 
 def take_trial(storage: str, study: str, overrides: set[str], run_dir: Path) -> dict[str, Any] | None:
     """Mark the running trial these overrides were sampled for with ``run_dir``; what the run dir records of it."""
-    import optuna
-
     with storage_lock(storage):
-        backend = optuna.storages.get_storage(storage)
+        backend = open_storage(storage)
+        import optuna
+
         study_id = backend.get_study_id_from_name(study)
         free = [
             t
