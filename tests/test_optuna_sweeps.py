@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from mmexp.run.optuna_storage import STUDY_ENV, CreateSharedStudy
+from mmexp.run.optuna_storage import STUDY_ENV, CreateSharedStudy, shown_storage
 from mmexp.run.optuna_study import IDENTITY_ATTR
 from mmexp.run.optuna_trial import RUN_DIR_ATTR, TRIAL_FILE
 from tests.conftest import run_cli
@@ -99,3 +99,5 @@ def test_another_sweep_never_joins_a_study_silently(tmp_path: Path, monkeypatch:
     # a name of one's own still works
     assert start(f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=mine") == "mine"
     assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == {first, other, binary, "mmexp", "mine"}
+    # what logs and run dirs show of a storage: never its password
+    assert shown_storage("postgresql://user:s3cret@db:5432/optuna") == "postgresql://user:***@db:5432/optuna"
