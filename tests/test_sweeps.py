@@ -36,9 +36,12 @@ def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:
     for sweeper in sweepers:
         output, _ = sweeper.communicate(timeout=400)
         assert sweeper.returncode == 0, output[-3000:]
-    study = optuna.load_study(study_name="mmexp", storage=storage)
+    (summary,) = optuna.get_all_study_summaries(storage)  # one study: the same sweep, whatever the seed and output
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
     assert [t.number for t in study.trials] == [0, 1]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # each sweeper's job took its own trial: trial <-> run dir, one each (mmexp/run/optuna_trial.py)
+    assert sorted(Path(t.user_attrs["run_dir"]).parents[2].name for t in study.trials) == ["out0", "out1"]
     recorded = sorted(
         json.loads(m.read_text())["val"]["val/f1_macro"] for m in tmp_path.glob("out*/multirun/*/*/metrics.json")
     )
