@@ -7,7 +7,6 @@ own tokenizer; it normalizes the pixels and applies the task's activation itself
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +92,10 @@ def write_spec(out_dir: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-def signature(max_tokens: int, classes: int, activation: str) -> dict[str, Any]:
+def signature(image_size: int, max_tokens: int, classes: int, activation: str) -> dict[str, Any]:
     """The graph's inputs and output, by name (the same names in ONNX and TorchScript, in this order)."""
     shapes = {
-        "image": ["batch", 3, "size", "size"],
+        "image": ["batch", 3, image_size, image_size],
         "text_ids": ["batch", f"tokens (1..{max_tokens})"],
         "text_mask": ["batch", f"tokens (1..{max_tokens})"],
     }
@@ -105,9 +104,3 @@ def signature(max_tokens: int, classes: int, activation: str) -> dict[str, Any]:
         "inputs": [{"name": n, "dtype": dtypes[n], "shape": shapes[n]} for n in INPUTS],
         "output": {"name": OUTPUT, "dtype": "float32", "shape": ["batch", classes], "activation": activation},
     }
-
-
-def read_spec(out_dir: Path) -> dict[str, Any]:
-    loaded = json.loads((out_dir / SPEC).read_text(encoding="utf-8"))
-    assert isinstance(loaded, dict)
-    return loaded
