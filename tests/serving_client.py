@@ -1,4 +1,4 @@
-"""A serving client that knows only an export dir: ``python tests/serving_client.py <export dir> <data root> <manifest>``.
+"""A serving client that knows only an export dir: ``python tests/serving_client.py <export dir> <root> <manifest>``.
 
 It reads preprocessing.json, decodes and tokenizes the manifest's rows as the spec says, runs the exported file
 with onnxruntime or torch.jit.load (no mmexp import), and prints ``{id: [probabilities]}`` as JSON. The test of

@@ -84,6 +84,8 @@ def export_model(trained: Trained, out_dir: Path, fmt: Format) -> Path:
         raise ConfigError(f"format={fmt.name}: {refusal}")
     max_tokens = sp.max_tokens_of(trained.tokenizer)
     example = sample_inputs(trained.tokenizer, trained.image_size, 3, words=6, seed=0)
+    with torch.no_grad():  # once eagerly first: encoders cache per-device constants (pixel statistics) on their
+        serving(*example)  # first call, and a cache filled while torch.export traces holds wrong values (measured)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -139,8 +141,10 @@ def verify(serving: Any, run: Any, trained: Trained, max_tokens: int) -> dict[st
             expected = serving(*inputs).numpy()
         got = run(inputs)
         if got.shape != expected.shape:
-            raise ConfigError(f"the exported file returned shape {got.shape} for inputs of shape "
-                              f"{tuple(inputs[1].shape)}; expected {expected.shape}: this model does not export")
+            raise ConfigError(
+                f"the exported file returned shape {got.shape} for inputs of shape "
+                f"{tuple(inputs[1].shape)}; expected {expected.shape}: this model does not export"
+            )
         worst = max(worst, float(abs(got - expected).max()))
         shapes.append(list(inputs[1].shape))
     if worst > TOLERANCE:

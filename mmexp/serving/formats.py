@@ -70,7 +70,7 @@ def save_onnx(model: ServingModel, example: Inputs, path: Path, *, max_tokens: i
     from torch.export import Dim
 
     batch, tokens = Dim("batch", min=1), Dim("tokens", min=1, max=max(max_tokens, 2))
-    shapes = {"image": {0: batch}, "text_ids": {0: batch, 1: tokens}, "text_mask": {0: batch, 1: tokens}}
+    shapes = ({0: batch}, {0: batch, 1: tokens}, {0: batch, 1: tokens})  # image, text_ids, text_mask
     with quiet_exporters(), torch.no_grad():
         program = torch.onnx.export(
             model, example, dynamo=True, dynamic_shapes=shapes, input_names=list(INPUTS), output_names=[OUTPUT]
@@ -110,12 +110,12 @@ def onnx_refusal(model: ServingModel) -> str | None:
 def save_torchscript(model: ServingModel, example: Inputs, path: Path, *, max_tokens: int) -> None:
     """``torch.jit.trace``: shapes stay symbolic where the code reads them from tensors (batch, token count)."""
     with quiet_exporters(), torch.no_grad():
-        traced = torch.jit.trace(model, example, check_trace=False)
+        traced = torch.jit.trace(model, example, check_trace=False)  # type: ignore[no-untyped-call]
     traced.save(str(path))
 
 
 def load_torchscript(path: Path) -> Runner:
-    module = torch.jit.load(str(path), map_location="cpu")
+    module = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
 
     def run(inputs: Inputs) -> np.ndarray:
         with torch.no_grad():
@@ -129,6 +129,4 @@ def no_refusal(model: ServingModel) -> str | None:
 
 
 ONNX = Format("onnx", "model.onnx", "torch.onnx.export(dynamo=True)", save_onnx, load_onnx, onnx_refusal)
-TORCHSCRIPT = Format(
-    "torchscript", "model.pt", "torch.jit.trace", save_torchscript, load_torchscript, no_refusal
-)
+TORCHSCRIPT = Format("torchscript", "model.pt", "torch.jit.trace", save_torchscript, load_torchscript, no_refusal)

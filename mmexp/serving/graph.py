@@ -8,7 +8,6 @@ the feature cache: every input is encoded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import torch

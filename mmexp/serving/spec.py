@@ -81,8 +81,11 @@ def decision_spec(task: str, labels: list[str], thresholds: dict[str, float] | N
         return {"rule": "argmax over the probabilities"}
     if task == "binary":
         assert positive is not None and thresholds is not None
-        return {"rule": "the positive class when its probability >= its threshold", "positive": labels[positive],
-                "thresholds": thresholds}
+        return {
+            "rule": "the positive class when its probability >= its threshold",
+            "positive": labels[positive],
+            "thresholds": thresholds,
+        }
     return {"rule": "each class whose probability >= its threshold", "thresholds": thresholds}
 
 
