@@ -100,24 +100,7 @@ def export_model(trained: Trained, out_dir: Path, fmt: Format) -> Path:
                 "docs/export.md lists what exports to which format"
             ) from None
         checked = verify(serving, fmt.load(staging / fmt.file), trained, max_tokens)
-        activation = "sigmoid" if serving.multilabel else "softmax"
-        model = trained.model
-        thresholds = model.decision_thresholds(trained.labels)
-        image = getattr(serving.encoders, "image", None)
-        spec = {
-            "format": fmt.name,
-            "file": fmt.file,
-            "exporter": f"{fmt.exporter}, torch {torch.__version__}",
-            **sp.signature(trained.image_size, max_tokens, len(trained.labels), activation),
-            "task": model.task.name,
-            "labels": trained.labels,
-            "decision": sp.decision_spec(model.task.name, trained.labels, thresholds, model.objective.positive),
-            "modalities": list(serving.encoders),
-            "image": sp.image_spec(trained.image_size, trained.resize, getattr(image, "image_input", None)),
-            "text": sp.text_spec(trained.tokenizer, staging),
-            "verified": checked,
-            "source": trained.source,
-        }
+        spec = sp.describe(trained, serving, fmt, staging, max_tokens=max_tokens, verified=checked)
         sp.write_spec(staging, spec)
         os.chmod(staging, 0o755)  # mkdtemp makes it private; exports are meant to be shared
         os.rename(staging, out_dir)  # atomic; replaces an empty dir, never a full one

@@ -8,7 +8,7 @@ own tokenizer; it normalizes the pixels and applies the task's activation itself
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmexp.core.io import write_json_atomic
 from mmexp.data.images import RESIZE_MODES
@@ -16,6 +16,11 @@ from mmexp.data.text import _TOKEN, PAD, UNK
 from mmexp.data.tokenizers import PretrainedTokenizer, Tokenizer, WordTokenizer
 from mmexp.models.contracts import ImageInput
 from mmexp.serving.graph import INPUTS, OUTPUT
+
+if TYPE_CHECKING:
+    from mmexp.serving.export import Trained
+    from mmexp.serving.formats import Format
+    from mmexp.serving.graph import ServingModel
 
 SPEC = "preprocessing.json"
 RESIZE = {
@@ -106,4 +111,28 @@ def signature(image_size: int, max_tokens: int, classes: int, activation: str) -
     return {
         "inputs": [{"name": n, "dtype": dtypes[n], "shape": shapes[n]} for n in INPUTS],
         "output": {"name": OUTPUT, "dtype": "float32", "shape": ["batch", classes], "activation": activation},
+    }
+
+
+def describe(
+    trained: Trained, serving: ServingModel, fmt: Format, out_dir: Path, *, max_tokens: int, verified: dict[str, Any]
+) -> dict[str, Any]:
+    """The whole spec; the tokenizer's vocabulary or files are written into ``out_dir`` beside it."""
+    import torch
+
+    model, labels = trained.model, trained.labels
+    image = getattr(serving.encoders, "image", None)  # absent when the fusion reads text only
+    return {
+        "format": fmt.name,
+        "file": fmt.file,
+        "exporter": f"{fmt.exporter}, torch {torch.__version__}",
+        **signature(trained.image_size, max_tokens, len(labels), "sigmoid" if serving.multilabel else "softmax"),
+        "task": model.task.name,
+        "labels": labels,
+        "decision": decision_spec(model.task.name, labels, model.decision_thresholds(labels), model.objective.positive),
+        "modalities": list(serving.encoders),
+        "image": image_spec(trained.image_size, trained.resize, getattr(image, "image_input", None)),
+        "text": text_spec(trained.tokenizer, out_dir),
+        "verified": verified,
+        "source": trained.source,
     }
