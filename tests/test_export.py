@@ -27,7 +27,7 @@ from mmexp.train import train
 from mmexp.training.classifier import MultimodalClassifier
 from tests.conftest import REPO, compose_cfg, compose_command, run_cli
 from tests.data_factory import clean_rows, write_manifest
-from tests.hf_factory import tiny_models
+from tests.hf_factory import required_overrides, tiny_models
 
 FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
 SMALL = ["debug=fast", "logger=none", "data=folder", "data.image_size=16"]
@@ -204,3 +204,38 @@ def test_cli_claims_a_new_export_dir_and_fails_in_one_line(default_run: Path, tm
     (export_dir,) = (tmp_path / "exports").iterdir()
     assert (export_dir / ".mmexp-run.json").is_file() and "format-tflite" in export_dir.name
     assert json.loads((export_dir / "run_info.json").read_text())["status"] == "failed"
+
+
+def encoder_swapped(group: str, option: str) -> Trained:
+    """cnn + bow + concat with one encoder replaced by ``option`` (docs/export.md's encoder table)."""
+    from mmexp.core.build import build_datamodule, build_model
+
+    small_text = ["text_encoder=bow", "text_encoder.embed_dim=8"]
+    partner = small_text if group == "image_encoder" else ["image_encoder.channels=[4,8]"]
+    overrides = [f"{group}={option}", *required_overrides(group, option), *partner]
+    cfg = compose_train_config([*overrides, "data.image_size=16"], run_dir=Path("unused"))
+    datamodule = build_datamodule(cfg.data, cfg.text_encoder)
+    datamodule.tokenizer.fit(["a red round thing", "a blue square thing number one"])
+    torch.manual_seed(0)
+    model = build_model(cfg, num_classes=3, labels=["x", "y", "z"], **datamodule.tokenizer.encoder_kwargs())
+    return Trained(model.eval(), datamodule.tokenizer, ["x", "y", "z"], 16, "squash", {})
+
+
+ENCODERS = [("image_encoder", p.stem) for p in sorted((REPO / "conf" / "image_encoder").glob("*.yaml"))] + [
+    ("text_encoder", p.stem) for p in sorted((REPO / "conf" / "text_encoder").glob("*.yaml"))
+]
+
+
+@pytest.mark.slow  # pretrained backbones through both exporters: minutes
+@pytest.mark.parametrize(("group", "option"), ENCODERS)
+def test_every_encoder_exports_to_torchscript_and_to_onnx_or_is_refused(
+    group: str, option: str, tmp_path: Path
+) -> None:
+    trained = encoder_swapped(group, option)
+    export_model(trained, tmp_path / "ts", TORCHSCRIPT)
+    if option in ("lstm", "bigru"):
+        with pytest.raises(ConfigError, match="use format=torchscript"):
+            export_model(trained, tmp_path / "onnx", ONNX)
+        return
+    spec = json.loads((export_model(trained, tmp_path / "onnx", ONNX) / "preprocessing.json").read_text())
+    assert spec["verified"]["max_abs_diff"] <= TOLERANCE
