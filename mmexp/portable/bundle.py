@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmexp import __version__
 from mmexp.core.config_io import resolved_dict
-from mmexp.core.errors import ConfigError, output_error
+from mmexp.core.errors import ConfigError, RunDirInUse, output_error
 from mmexp.core.io import write_atomic, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def save_bundle(
     weights = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise ConfigError(f"{out_dir} exists and is not a model bundle; give a new or empty folder")
+        raise RunDirInUse(f"{out_dir} is not empty and is not a model bundle; give a new or empty folder")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))

@@ -226,7 +226,7 @@ class ViTEncoder(ImageEncoder):
                 f"(data.image_size), got {tuple(image.shape[-2:])}"
             )
         patches = self.patch_embed(image).flatten(2).transpose(1, 2)  # (B, N, D)
-        x = torch.cat([self.cls_token.expand(len(patches), -1, -1), patches], dim=1) + self.pos_embed
+        x = torch.cat([self.cls_token.expand(patches.shape[0], -1, -1), patches], dim=1) + self.pos_embed
         x = self.blocks(self.dropout(x))
         tokens = x[:, 1:]
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
