@@ -1,4 +1,4 @@
-"""Make Lightning's log lines go through Hydra's handlers once, instead of printing twice, without its adverts."""
+"""Make Lightning's log lines go through Hydra's handlers once, instead of printing twice, without its noise."""
 
 from __future__ import annotations
 
@@ -15,9 +15,19 @@ def quiet_known_warnings() -> None:
     )
 
 
-def not_a_tip(record: logging.LogRecord) -> bool:
-    """Lightning advertises its cloud products ("💡 Tip: ... litlogger") in every run's log."""
-    return not str(record.msg).startswith("💡 Tip")
+NOISE = (
+    "💡 Tip",  # adverts for Lightning's cloud products ("... litlogger")
+    "GPU available:",  # "GPU available: False, used: False": the device is in run_info.json; an unused GPU still warns
+    "TPU available:",
+    "HPU available:",
+    "Trainer already configured with model summary callbacks",  # mmexp's own summary (training/terminal.py)
+    "LOCAL_RANK:",  # "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]"
+)
+
+
+def not_noise(record: logging.LogRecord) -> bool:
+    """Lightning's info lines that every run printed and no user acts on; its warnings are kept."""
+    return record.levelno > logging.INFO or not str(record.msg).startswith(NOISE)
 
 
 def route_lightning_logs() -> None:
@@ -27,5 +37,5 @@ def route_lightning_logs() -> None:
             logger.removeHandler(handler)
         logger.propagate = True
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # where rank_zero_info logs
-    if not_a_tip not in rank_zero.filters:
-        rank_zero.addFilter(not_a_tip)
+    if not_noise not in rank_zero.filters:
+        rank_zero.addFilter(not_noise)
