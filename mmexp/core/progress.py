@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -83,6 +84,10 @@ class StepProgress:
         elapsed = time.perf_counter() - self.start
         return self.done / elapsed if elapsed > 0 else 0.0
 
+    def seconds_left(self) -> float:
+        rate = self.rate()
+        return (self.total - self.done) / rate if rate else 0.0
+
     def advance(self, rows: int = 1) -> None:
         self.done = min(self.done + rows, self.total)
         if self.quiet or time.perf_counter() - self.start < self.show_after:
@@ -96,10 +101,8 @@ class StepProgress:
         if tenth < self.next_line or self.done >= self.total:  # the step's own line reports its end
             return
         self.next_line = tenth + 1
-        rate = self.rate()
-        left = (self.total - self.done) / rate if rate else 0.0
-        percent = 100 * self.done // self.total
-        args = (self.what, self.done, self.total, self.unit, percent, rate, self.unit, _duration(left))
+        percent, left = 100 * self.done // self.total, _duration(self.seconds_left())
+        args = (self.what, self.done, self.total, self.unit, percent, self.rate(), self.unit, left)
         message = "%s: %d/%d %s (%d %%), %.1f %s/s, %s left"
         if not self.terminal:
             self.logger.info(message, *args)
@@ -112,27 +115,28 @@ class StepProgress:
     def _update_bar(self) -> None:
         if self._bar is None:
             self._bar = self._start_bar()
-        rate = self.rate()
-        self._bar.update(self._bar.task_ids[0], completed=self.done, rate=f"{rate:.1f} {self.unit}/s")
+        left = str(timedelta(seconds=round(self.seconds_left())))
+        self._bar.update(self._bar.task_ids[0], completed=self.done, rate=f"{self.rate():.1f} {self.unit}/s", left=left)
 
     def _start_bar(self) -> RichProgress:
         from rich import get_console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
 
-        bar = RichProgress(
+        bar = RichProgress(  # Lightning's columns: description, bar, done/total, elapsed • left, speed
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(self.unit),
             TimeElapsedColumn(),
-            TextColumn("•"),
-            TimeRemainingColumn(),
+            TextColumn("• {task.fields[left]}"),
             TextColumn("{task.fields[rate]}"),
             console=get_console(),  # the console Lightning's bar draws on
             transient=True,
+            get_time=time.perf_counter,
         )
-        bar.add_task(self.what, total=self.total, completed=self.done, rate="")
+        task = bar.add_task(self.what, total=self.total, completed=self.done, rate="", left="-:--:--")
+        bar.tasks[task].start_time = self.start  # elapsed counts from the step's start, not the bar's
         bar.start()
         self._redirected = redirect_log_handlers()
         return bar
