@@ -90,10 +90,11 @@ def test_a_pipe_gets_one_line_per_tenth_and_a_fast_step_nothing(tmp_path: Path, 
     assert not tenth_lines(fast) and "demo: encoded 30 rows" in fast
 
 
-def test_feature_extraction_image_decoding_and_latency_report_progress(
+def test_feature_extraction_image_decoding_latency_and_data_generation_report_progress(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     from mmexp.data.image_cache import decode_into
+    from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
     from mmexp.evaluation.complexity import latency_seconds
     from mmexp.models.contracts import EncoderOutput
     from mmexp.training import feature_cache
@@ -125,7 +126,9 @@ def test_feature_extraction_image_decoding_and_latency_report_progress(
     paths = [tmp_path / row["image"] for row in clean_rows(tmp_path, 10)]
     decode_into(np.zeros((10, 3, 8, 8), dtype=np.uint8), paths, 8, "squash")
     latency_seconds(lambda: None, torch.device("cpu"), runs=9, warmup=1)
+    ensure_synthetic(SyntheticSpec(n_samples=20, image_size=8), tmp_path / "synthetic")
     text = caplog.text
     assert "feature cache: text encoder Demo: computing: 4/40 rows (10 %)" in text
     assert "data: decoding images: 2/10 images (20 %)" in text
     assert "complexity: timing inference: 1/10 batches (10 %)" in text
+    assert "data: writing the built-in dataset: 2/20 rows (10 %)" in text
