@@ -88,3 +88,27 @@ def test_a_sweep_ends_with_its_report_and_its_jobs_with_one_line_each(tmp_path: 
     assert "run done:" not in out  # a job's line, not a single run's block
     for noise in NOISE + LIGHTNING_TABLE:
         assert noise not in out, noise
+
+
+def test_known_noise_is_dropped_and_other_warnings_stay() -> None:
+    import logging
+    import warnings
+
+    from lightning.pytorch.utilities.warnings import PossibleUserWarning
+
+    from mmexp.core.log_setup import not_noise, quiet_known_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_known_warnings()
+        warnings.warn("Found 307 module(s) in eval mode at the start of training.", PossibleUserWarning, stacklevel=1)
+        warnings.warn("The 'train_dataloader' does not have many workers", PossibleUserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["The 'train_dataloader' does not have many workers"]
+
+    def record(level: int, msg: str) -> logging.LogRecord:
+        return logging.LogRecord("lightning", level, __file__, 0, msg, (), None)
+
+    assert not not_noise(record(logging.INFO, "GPU available: False, used: False"))
+    assert not not_noise(record(logging.INFO, "Trainer already configured with model summary callbacks: [...]"))
+    assert not_noise(record(logging.INFO, "`Trainer.fit` stopped: `max_epochs=1` reached."))
+    assert not_noise(record(logging.WARNING, "GPU available but not used."))

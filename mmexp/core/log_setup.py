@@ -8,8 +8,11 @@ import warnings
 
 def quiet_known_warnings() -> None:
     """Lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API on every run; torchmetrics
-    warns about classes without positive (negative) rows, which the task metrics leave out or report as NaN."""
+    warns about classes without positive (negative) rows, which the task metrics leave out or report as NaN;
+    Lightning warns at every fit that "Found 307 module(s) in eval mode", which is a frozen pretrained encoder
+    keeping itself in eval mode on purpose (``training/feature_cache.py``)."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
     warnings.filterwarnings(
         "ignore", message=r"No (positive|negative) samples (found )?in target", module="torchmetrics"
     )
