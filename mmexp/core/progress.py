@@ -1,4 +1,4 @@
-"""Progress of long steps outside Lightning's loops (frozen features, image decoding, latency runs).
+"""Progress of long steps outside Lightning's loops (frozen features, image decoding, latency and corruption passes).
 
 On a terminal: a Rich bar like the epoch bar (``training/terminal.py``) with rows/s, elapsed and time left,
 removed when the step ends (the step's own log line says what it did), and one line per ~10 % in the log file
@@ -135,8 +135,8 @@ class StepProgress:
             transient=True,
             get_time=time.perf_counter,
         )
-        task = bar.add_task(self.what, total=self.total, completed=self.done, rate="", left="-:--:--")
-        bar.tasks[task].start_time = self.start  # elapsed counts from the step's start, not the bar's
+        bar.add_task(self.what, total=self.total, completed=self.done, rate="", left="-:--:--")
+        bar.tasks[0].start_time = self.start  # elapsed counts from the step's start, not the bar's
         bar.start()
         self._redirected = redirect_log_handlers()
         return bar
