@@ -26,8 +26,10 @@ def shown_path(path: Path) -> str:
 def override(key: str, path: str) -> str:
     """``key=path`` as one shell word Hydra parses back to ``path`` (quoted when the path holds characters its
     override grammar reads, e.g. ``,`` or ``=``)."""
-    plain = all(c.isalnum() or c in "/._-:+@~" for c in path)
-    return f"{key}={path}" if plain else shlex.quote(f"{key}='{path}'")
+    if all(c.isalnum() or c in "/._-:+@~" for c in path):
+        return f"{key}={path}"
+    quoted = f"{key}='{path}'"  # Hydra's quoting; the shell's around it
+    return f'"{quoted}"' if not any(c in path for c in "'\"$`\\!") else shlex.quote(quoted)
 
 
 def _value(value: Any) -> str:
