@@ -90,13 +90,14 @@ def test_a_sweep_ends_with_its_report_and_its_jobs_with_one_line_each(tmp_path: 
         assert noise not in out, noise
 
 
-def test_known_noise_is_dropped_and_other_warnings_stay() -> None:
+def test_known_noise_is_dropped_and_other_warnings_stay(caplog: pytest.LogCaptureFixture) -> None:
     import logging
     import warnings
 
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
     from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
-    from mmexp.core.log_setup import not_noise, quiet_known_warnings
+    from mmexp.core.log_setup import not_noise, quiet_known_warnings, route_lightning_logs
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -112,3 +113,10 @@ def test_known_noise_is_dropped_and_other_warnings_stay() -> None:
     assert not not_noise(record(logging.INFO, "Trainer already configured with model summary callbacks: [...]"))
     assert not_noise(record(logging.INFO, "`Trainer.fit` stopped: `max_epochs=1` reached."))
     assert not_noise(record(logging.WARNING, "GPU available but not used."))
+
+    caplog.set_level(logging.INFO)
+    route_lightning_logs()
+    rank_zero_info("TPU available: False, using: 0 TPU cores")  # as Lightning's Trainer logs them
+    logging.getLogger("lightning.pytorch.accelerators.cuda").info("LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]")
+    rank_zero_info("`Trainer.fit` stopped: `max_epochs=1` reached.")
+    assert caplog.messages == ["`Trainer.fit` stopped: `max_epochs=1` reached."]

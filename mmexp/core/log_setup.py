@@ -39,6 +39,8 @@ def route_lightning_logs() -> None:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # where rank_zero_info logs
-    if not_noise not in rank_zero.filters:
-        rank_zero.addFilter(not_noise)
+    # where rank_zero_info logs, and where the CUDA accelerator logs "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]"
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        source = logging.getLogger(name)
+        if not_noise not in source.filters:
+            source.addFilter(not_noise)
