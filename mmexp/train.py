@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import in_multirun, run_job, task_overrides
+from mmexp.core.cli import run_job, task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.errors import OutputError, output_error, run_dir_in_use
 from mmexp.run.claim import CLAIM_FILE, Claim, claim_run_dir
@@ -130,7 +130,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         val = validate_unlogged(trainer, model, datamodule, best or None)  # not one more point on the val/* curves
-        test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)  # end_block
+        test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)  # no table
     except BaseException:
         close_loggers(loggers, "failed")
         raise
@@ -176,16 +176,11 @@ def main(cfg: DictConfig) -> float | None:
     if not metrics:
         return float("nan")
     value = OmegaConf.select(cfg, "optimized_metric")
-    log_run_end(run_dir, metrics, optimized=value)
+    from mmexp.core.cli import in_multirun
+    from mmexp.run.end_block import log_run_end
+
+    log_run_end(run_dir, metrics, optimized=value, sweep_job=in_multirun())  # its dir, key metrics, next commands
     return metrics["val"].get(value) if value else None
-
-
-def log_run_end(run_dir: Path, metrics: dict[str, Any], *, optimized: str | None) -> None:
-    """A run ends with its dir, key metrics and next commands; a sweep job with one line (the sweep, its report)."""
-    from mmexp.run.end_block import end_block, job_line
-
-    if process_rank() == 0:
-        log.info((job_line if in_multirun() else end_block)(run_dir, metrics, optimized=optimized))
 
 
 if __name__ == "__main__":

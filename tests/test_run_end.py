@@ -45,10 +45,12 @@ def test_a_run_ends_with_its_dir_rounded_metrics_and_commands_hydra_parses(
     )
 
 
-def test_ranking_top_is_the_first_table_cut_after_three_rows() -> None:
+def test_ranking_top_is_the_ranking_table_cut_after_three_rows() -> None:
     markdown = "# Report\n\ntext\n\n| group | f1 |\n|---|---|\n| a | 1 |\n| b | 2 |\n| c | 3 |\n| d | 4 |\n\n| x |\n"
     assert ranking_top(markdown) == ["| group | f1 |", "|---|---|", "| a | 1 |", "| b | 2 |", "| c | 3 |"]
     assert ranking_top("no table") == []
+    under_heading = "| note |\n|---|\n| x |\n\n## Ranking\n\n| rank | group |\n|---|---|\n| 1 | fusion=late |\n"
+    assert ranking_top(under_heading) == ["| rank | group |", "|---|---|", "| 1 | fusion=late |"]
 
 
 def test_a_report_that_fails_costs_one_warning_not_the_sweep(

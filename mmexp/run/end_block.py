@@ -6,11 +6,15 @@ gets the few that answer "how did it do?" and where to go from here.
 
 from __future__ import annotations
 
+import logging
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mmexp.run.protect import process_rank
+
+log = logging.getLogger("mmexp.train")
 KEY_METRICS = ("f1_macro", "acc")  # shown beside the optimized metric, where the task has them
 DIGITS = 4  # significant digits
 
@@ -76,3 +80,9 @@ def end_block(run_dir: Path, metrics: Mapping[str, Any], *, optimized: str | Non
 def job_line(run_dir: Path, metrics: Mapping[str, Any], *, optimized: str | None) -> str:
     """A sweep job's one line (the sweep ends with its report): ``job done: <dir>: val ...; test ...``."""
     return f"job done: {shown_path(run_dir)}: " + "; ".join(metrics_lines(metrics, optimized, width=0))
+
+
+def log_run_end(run_dir: Path, metrics: Mapping[str, Any], *, optimized: str | None, sweep_job: bool) -> None:
+    """A run ends with ``end_block``; a sweep job with ``job_line`` (the sweep ends with its report). Rank zero only."""
+    if process_rank() == 0:
+        log.info((job_line if sweep_job else end_block)(run_dir, metrics, optimized=optimized))

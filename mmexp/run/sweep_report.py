@@ -36,9 +36,10 @@ def write_report(sweep_dir: Path) -> str:
 
 
 def ranking_top(markdown: str, rows: int = TOP_ROWS) -> list[str]:
-    """The header and the first ``rows`` rows of the report's first table (its ranking)."""
+    """The header and the first ``rows`` rows of the ranking: the first table under "## Ranking", else the first."""
     lines = markdown.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    after = next((i for i, line in enumerate(lines) if line.strip() == "## Ranking"), 0)
+    start = next((i for i, line in enumerate(lines) if i >= after and line.startswith("|")), None)
     if start is None:
         return []
     table = []
