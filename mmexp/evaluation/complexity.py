@@ -19,10 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmexp.core.progress import progress
 from mmexp.models.contracts import MODALITIES, Batch
-
-log = logging.getLogger(__name__)
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -87,8 +84,11 @@ def latency_seconds(forward: Callable[[], Any], device: torch.device, *, runs: i
 
     CUDA runs asynchronously, so the device is synchronized before reading each clock.
     """
+    from mmexp.core.progress import progress
+
     times = []
     calls = warmup + max(runs, 1)
+    log = logging.getLogger(__name__)
     with torch.no_grad(), progress("complexity: timing inference", calls, unit="batches", logger=log) as shown:
         for i in range(calls):
             _synchronize(device)
