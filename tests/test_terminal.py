@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,4 +59,6 @@ def test_terminal_output_reads_well(tmp_path: Path) -> None:
     assert [val[0], *val[1::2], test[0], *test[1::2]] == ["val", "f1_macro", "acc", "test", "f1_macro", "acc"], end
     numbers = val[2::2] + test[2::2]
     assert all(re.fullmatch(r"[01](\.\d{1,4})?", n) for n in numbers), end  # rounded: 4 significant digits
-    assert end[3] == "next:" and end[4].startswith("  python -m mmexp.eval ckpt_path=") and run.name in end[4], end
+    command = shlex.split(end[4])  # a dir name with "=" is quoted for Hydra: one shell word either way
+    assert end[3] == "next:" and command[:3] == ["python", "-m", "mmexp.eval"], end
+    assert command[3].startswith("ckpt_path=") and f"{run.name}/checkpoints/best.ckpt" in command[3], end
