@@ -145,7 +145,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         val = validate_unlogged(trainer, model, datamodule, best or None)  # not one more point on the val/* curves
-        test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)  # no table
     except BaseException:
         close_loggers(loggers, "failed")
         raise
@@ -195,6 +195,10 @@ def main(cfg: DictConfig) -> float | None:
     if not metrics:
         return float("nan")
     value = OmegaConf.select(cfg, "optimized_metric")
+    from mmexp.core.cli import in_multirun
+    from mmexp.run.end_block import log_run_end
+
+    log_run_end(run_dir, metrics, optimized=value, sweep_job=in_multirun())  # its dir, key metrics, next commands
     return metrics["val"].get(value) if value else None
 
 

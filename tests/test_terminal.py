@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -48,3 +49,16 @@ def test_terminal_output_reads_well(tmp_path: Path) -> None:
         assert out[start - 1] in "\r\n", out[start - 80 : start + 80]  # a log line starts a line of its own
     assert "Tip" not in out and "litlogger" not in out
     assert "Total Flops" not in out and "FLOPs per sample: metrics.json" in out
+    # the run ends with its answer, not Lightning's unrounded table and device lines
+    for noise in ("Test metric", "DataLoader 0", "GPU available", "TPU available", "already configured", "eval mode"):
+        assert noise not in out, noise
+    (run,) = (tmp_path / "outputs" / "runs").iterdir()
+    end = out[out.index("run done: ") :].splitlines()
+    assert end[0].endswith(f"run done: outputs/runs/{run.name}")
+    val, test = end[1].split(), end[2].split()
+    assert [val[0], *val[1::2], test[0], *test[1::2]] == ["val", "f1_macro", "acc", "test", "f1_macro", "acc"], end
+    numbers = val[2::2] + test[2::2]
+    assert all(re.fullmatch(r"[01](\.\d{1,4})?", n) for n in numbers), end  # rounded: 4 significant digits
+    command = shlex.split(end[4])  # a dir name with "=" is quoted for Hydra: one shell word either way
+    assert end[3] == "next:" and command[:3] == ["python", "-m", "mmexp.eval"], end
+    assert command[3].startswith("ckpt_path=") and f"{run.name}/checkpoints/best.ckpt" in command[3], end

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mmexp.core.io import atomic_path, checksum, write_json_atomic
+from mmexp.core.progress import progress
 from mmexp.data.images import MAX_IMAGE_PIXELS, decode_images
 
 log = logging.getLogger(__name__)
@@ -96,9 +97,11 @@ def _store(
     out: np.ndarray, chunks: list[list[int]], results: Iterable[tuple[np.ndarray, dict[int, str]]]
 ) -> dict[int, str]:
     problems: dict[int, str] = {}
-    for chunk, (images, found) in zip(chunks, results, strict=True):
-        out[chunk[0] : chunk[-1] + 1] = images
-        problems.update({chunk[k]: reason for k, reason in found.items()})
+    with progress("data: decoding images", len(out), unit="images", logger=log) as shown:
+        for chunk, (images, found) in zip(chunks, results, strict=True):
+            out[chunk[0] : chunk[-1] + 1] = images
+            problems.update({chunk[k]: reason for k, reason in found.items()})
+            shown.advance(len(chunk))
     return problems
 
 

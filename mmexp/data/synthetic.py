@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import random
@@ -60,7 +61,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mmexp.core.errors import ConfigError
+from mmexp.core.progress import progress
 
+log = logging.getLogger(__name__)
 SHAPES = ("circle", "square", "triangle", "cross", "diamond", "bar")
 WORDS = ("calm", "stormy", "sunny", "foggy", "windy", "snowy")
 COLOURS = {
@@ -364,9 +367,11 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
 def _write_dataset(spec: SyntheticSpec, root: Path) -> None:
     (root / "images").mkdir()
     rows = []
-    for row, image, _ in generate(spec):
-        image.save(root / row["image"])
-        rows.append(row)
+    with progress("data: writing the built-in dataset", spec.n_samples, logger=log) as shown:
+        for row, image, _ in generate(spec):
+            image.save(root / row["image"])
+            rows.append(row)
+            shown.advance()
     with open(root / MANIFEST_NAME, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
 

@@ -7,6 +7,7 @@ laptop CPU and one from a GPU are different quantities.
 from __future__ import annotations
 
 import contextlib
+import logging
 import resource
 import statistics
 import sys
@@ -83,15 +84,20 @@ def latency_seconds(forward: Callable[[], Any], device: torch.device, *, runs: i
 
     CUDA runs asynchronously, so the device is synchronized before reading each clock.
     """
+    from mmexp.core.progress import progress
+
     times = []
-    with torch.no_grad():
-        for i in range(warmup + max(runs, 1)):
+    calls = warmup + max(runs, 1)
+    log = logging.getLogger(__name__)
+    with torch.no_grad(), progress("complexity: timing inference", calls, unit="batches", logger=log) as shown:
+        for i in range(calls):
             _synchronize(device)
             start = time.perf_counter()
             forward()
             _synchronize(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
+            shown.advance()
     return statistics.median(times)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mmexp.core.errors import ConfigError
+from mmexp.core.progress import progress
 from mmexp.data.tokenizers import Tokenizer
 from mmexp.evaluation.corruptions import SEVERITIES, Corruption, ImageCorruption, TextCorruption
 from mmexp.models.contracts import MODALITIES, Batch
@@ -200,42 +201,45 @@ def robustness_curves(
 ) -> dict[str, Any]:
     """Accuracy and macro-F1 at severities 0..S for each corruption, with both robustness summaries."""
     out = {}
-    for name, corruption in corruptions.items():
-        acc, f1 = [], []
-        for severity in range(SEVERITIES + 1):
-            generator = torch.Generator().manual_seed(corruption_seed(seed, name, severity))
-            pred = predict(
-                model,
-                loader,
-                device=device,
-                transform=corrupt(corruption, severity, generator=generator, tokenizer=tokenizer),
-            )
-            score = scores(pred, model)
-            acc.append(score["acc"])
-            f1.append(score["f1_macro"])
-        base = (baselines.get(corruption.modality) or {}).get(name)
-        if base is not None and len(base) != len(acc):
-            log.warning(
-                "robustness: the %s baseline for %s has %d severities, not %d; effective robustness left out",
-                corruption.modality,
+    passes = len(corruptions) * (SEVERITIES + 1)
+    with progress("robustness: corrupted test passes", passes, unit="passes", logger=log) as shown:
+        for name, corruption in corruptions.items():
+            acc, f1 = [], []
+            for severity in range(SEVERITIES + 1):
+                generator = torch.Generator().manual_seed(corruption_seed(seed, name, severity))
+                pred = predict(
+                    model,
+                    loader,
+                    device=device,
+                    transform=corrupt(corruption, severity, generator=generator, tokenizer=tokenizer),
+                )
+                score = scores(pred, model)
+                acc.append(score["acc"])
+                f1.append(score["f1_macro"])
+                shown.advance()
+            base = (baselines.get(corruption.modality) or {}).get(name)
+            if base is not None and len(base) != len(acc):
+                log.warning(
+                    "robustness: the %s baseline for %s has %d severities, not %d; effective robustness left out",
+                    corruption.modality,
+                    name,
+                    len(base),
+                    len(acc),
+                )
+                base = None
+            out[name] = {
+                "modality": corruption.modality,
+                "type": type(corruption).__name__,
+                "levels": corruption.levels,
+                "acc": acc,
+                "f1_macro": f1,
+                "relative_robustness": relative_robustness(acc),
+                "effective_robustness": effective_robustness(acc, base),
+            }
+            log.info(
+                "robustness %s: acc %s, relative robustness %.3f",
                 name,
-                len(base),
-                len(acc),
+                " ".join(f"{a:.3f}" for a in acc),
+                out[name]["relative_robustness"],
             )
-            base = None
-        out[name] = {
-            "modality": corruption.modality,
-            "type": type(corruption).__name__,
-            "levels": corruption.levels,
-            "acc": acc,
-            "f1_macro": f1,
-            "relative_robustness": relative_robustness(acc),
-            "effective_robustness": effective_robustness(acc, base),
-        }
-        log.info(
-            "robustness %s: acc %s, relative robustness %.3f",
-            name,
-            " ".join(f"{a:.3f}" for a in acc),
-            out[name]["relative_robustness"],
-        )
     return out

@@ -33,6 +33,7 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from mmexp.core.io import write_atomic
+from mmexp.core.progress import progress
 from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.models.contracts import Batch, EncoderOutput
 from mmexp.training.feature_cache_keys import FORMAT, cache_key, content_checksum, is_cacheable, stage_context
@@ -182,16 +183,19 @@ def compute_features(
     device: torch.device,
     budget_bytes: float,
     context: AbstractContextManager[object],
+    what: str = "feature cache",
 ) -> FeatureCache | None:
-    """Run ``encode`` over every row in batches (no grad); None as soon as the tokens exceed the budget."""
+    """Run ``encode`` over every row in batches (no grad), showing progress as ``what``; None as soon as the
+    tokens exceed the budget."""
     outputs, used = [], 0
-    with torch.no_grad(), context:
+    with torch.no_grad(), context, progress(what, len(inputs.texts), logger=log) as shown:
         for start in range(0, len(inputs.texts), inputs.batch_size):
             out = encode(inputs.batch(slice(start, start + inputs.batch_size), device))
             outputs.append(EncoderOutput(*(t.detach() for t in out)))
             used += out.tokens.numel() * out.tokens.element_size()
             if used > budget_bytes:
                 return None
+            shown.advance(len(out.pooled))
     return pack(outputs)
 
 
@@ -230,6 +234,7 @@ def load_or_compute(
         device=module.device,
         budget_bytes=budget_bytes,
         context=forward_context,
+        what=f"feature cache: {name}: computing",
     )
     if cache is None:
         log.warning(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-import sys
-from typing import Any, TextIO
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelSummary, RichProgressBar
 from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
 
+from mmexp.core.progress import Redirected, redirect_log_handlers, restore
+
 log = logging.getLogger("mmexp.train")
+LEFT_OUT = ("Total Flops", "Modules in train mode", "Modules in eval mode")  # summary rows not shown
 
 
 class EpochProgressBar(RichProgressBar):
@@ -19,7 +21,7 @@ class EpochProgressBar(RichProgressBar):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._redirected: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
+        self._redirected: Redirected = []
 
     def _get_train_description(self, current_epoch: int) -> str:
         description = super()._get_train_description(current_epoch + 1)
@@ -29,27 +31,19 @@ class EpochProgressBar(RichProgressBar):
     def _init_progress(self, trainer: L.Trainer) -> None:
         super()._init_progress(trainer)
         if self.progress is not None and not self._redirected:
-            self._redirect_log_handlers()
+            self._redirected = redirect_log_handlers()  # log lines print above the bar, not glued onto it
 
     def _stop_progress(self) -> None:
         super()._stop_progress()
-        for handler, stream in self._redirected:
-            handler.setStream(stream)
+        restore(self._redirected)
         self._redirected = []
-
-    def _redirect_log_handlers(self) -> None:
-        """While the bar is live, Rich replaces sys.stdout/stderr with proxies that print above it; a log
-        handler configured earlier still holds the real stream, so point it at the proxy meanwhile."""
-        real = {id(sys.__stdout__): sys.stdout, id(sys.__stderr__): sys.stderr}
-        for handler in logging.getLogger().handlers:
-            if type(handler) is logging.StreamHandler and id(handler.stream) in real:
-                self._redirected.append((handler, handler.stream))
-                handler.setStream(real[id(handler.stream)])
 
 
 class SummaryWithoutFlops(ModelSummary):
     """Lightning's model summary without its FLOPs, which it can only count from an ``example_input_array``
-    (mmexp's models take a ``Batch``, so it printed "0"); metrics.json has the measured FLOPs per sample."""
+    (mmexp's models take a ``Batch``, so it printed "0"); metrics.json has the measured FLOPs per sample. The
+    counts of modules in train / eval mode go too: a frozen backbone made them "307 modules in eval mode", which
+    reads like a fault and is not one."""
 
     @staticmethod
     def summarize(
@@ -65,5 +59,5 @@ class SummaryWithoutFlops(ModelSummary):
         table = _format_summary_table(
             total_parameters, trainable_parameters, model_size, total_training_modes, total_flops, *columns
         )
-        kept = [line for line in table.splitlines() if not line.rstrip().endswith("Total Flops")]
+        kept = [line for line in table.splitlines() if not line.rstrip().endswith(LEFT_OUT)]
         log.info("\n%s\n(FLOPs per sample: metrics.json, complexity.flops_per_sample)", "\n".join(kept))

@@ -1,0 +1,70 @@
+"""A sweep ends with its report: report.md / .html / .csv in the sweep dir, its path and the top of the ranking.
+
+The report is written by the code ``python -m mmexp.report <sweep dir>`` runs (its ``main``), so the two never
+disagree; that command stays for combining sweeps. A report that cannot be written (every job failed, a
+broken run dir) costs one warning, never the sweep: the runs are already on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+TOP_ROWS = 3  # ranking rows printed
+
+
+def write_report(sweep_dir: Path) -> str:
+    """Run ``mmexp.report`` on ``sweep_dir``; its markdown. RuntimeError with its own message when it fails."""
+    from mmexp.reporting.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main([str(sweep_dir)])
+        except SystemExit as e:  # argparse's exit: a user-facing error line on stderr
+            code = e.code if isinstance(e.code, int) else 1
+    if code:
+        lines = [line for line in err.getvalue().splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"exit code {code}")
+    return out.getvalue()
+
+
+def ranking_top(markdown: str, rows: int = TOP_ROWS) -> list[str]:
+    """The header and the first ``rows`` rows of the ranking: the first table under "## Ranking", else the first."""
+    lines = markdown.splitlines()
+    after = next((i for i, line in enumerate(lines) if line.strip() == "## Ranking"), 0)
+    start = next((i for i, line in enumerate(lines) if i >= after and line.startswith("|")), None)
+    if start is None:
+        return []
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return table[: 2 + rows]
+
+
+class ReportSweep(Callback):
+    """Hydra callback (``conf/hydra/default.yaml``): runs in the sweep's own process after its last job."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            markdown = write_report(sweep_dir)
+        except Exception as e:  # the report's own bug or a damaged run dir: the sweep's runs still stand
+            print(
+                f"mmexp: warning: no sweep report ({type(e).__name__}: {e}); "
+                f"write it with `python -m mmexp.report {sweep_dir}`",
+                file=sys.stderr,
+            )
+            return
+        top = ranking_top(markdown)
+        print(f"sweep report: {sweep_dir / 'report.html'} (also report.md, report.csv)")
+        if top:
+            print("\n".join(top))
