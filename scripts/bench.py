@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -32,7 +33,7 @@ SCRIPTS = Path(__file__).resolve().parent
 MODEL = ["image_encoder=cnn", "text_encoder=lstm", "fusion=concat", "data.image_size=64"]
 
 
-def run_cli(args: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+def run_cli(args: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess[str]]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]),
@@ -183,7 +184,7 @@ def bench_data(work: Path, n: int) -> dict[str, float]:
     cache = len(paths) / (time.perf_counter() - t0)
     tensor = torch.from_numpy(np.ascontiguousarray(cached))
     t0 = time.perf_counter()
-    for idx in torch.randperm(len(tensor)).split(64):
+    for idx in torch.split(torch.randperm(len(tensor)), 64):
         tensor[idx].float()
     memory = len(tensor) / (time.perf_counter() - t0)
     return {
@@ -282,6 +283,51 @@ def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
 
 
 SECTIONS = ("training", "startup", "data", "sweep", "feature_cache", "precision")
+# The figures each section promises in bench.json (docs/performance.md quotes them); main() fails when one is
+# missing, and tests/test_bench.py checks them for the sections the fast suite runs.
+FIGURES: dict[str, tuple[str, ...]] = {
+    "training": (
+        "mmexp_samples_per_s",
+        "plain_loop_samples_per_s",
+        "resident_ceiling_samples_per_s",
+        "ratio_vs_plain_loop",
+        "cpu_ratio_vs_plain_loop",
+        "ratio_vs_resident_ceiling",
+        "first_step_s_from_process_start",
+    ),
+    "startup": ("help_s", "config_error_s"),
+    "data": ("decode_samples_per_s", "cache_samples_per_s", "in_memory_samples_per_s"),
+    "sweep": ("basic_s", "joblib_2_jobs_s", "speedup"),
+    "feature_cache": (
+        "without_cache_s",
+        "cold_cache_s",
+        "warm_cache_s",
+        "speedup_cold",
+        "speedup_warm",
+        "epoch_s_without",
+        "epoch_s_warm",
+        "epoch_speedup",
+    ),
+    "precision": (
+        "fp32_samples_per_s",
+        "bf16-mixed_samples_per_s",
+        "compile_samples_per_s",
+        "compile_first_step_s",
+        "resident_compiled_ceiling_samples_per_s",
+        "best_vs_ceiling",
+    ),
+}
+
+
+def missing_figures(results: dict[str, Any]) -> list[str]:
+    """``section.figure`` for every promised figure of a section in ``results`` that is absent or not a number."""
+    return [
+        f"{name}.{key}"
+        for name, keys in FIGURES.items()
+        if name in results
+        for key in keys
+        if not isinstance(results[name].get(key), (int, float))
+    ]
 
 
 def main() -> None:
@@ -302,7 +348,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     work = Path(tempfile.mkdtemp(prefix="mmexp-bench-"))
     steps, batch = (10, 32) if args.quick else (60, 256 if device.type == "cuda" else 64)
-    run = {
+    run: dict[str, Callable[[], dict[str, Any]]] = {
         "training": lambda: bench_training(work, steps, batch, repeats=1 if args.quick else 3),
         "startup": lambda: bench_startup(work, 1 if args.quick else 3),
         "data": lambda: bench_data(work, 200 if args.quick else 2000),
@@ -321,6 +367,8 @@ def main() -> None:
             results[name] = run[name]()
     Path(args.out).write_text(json.dumps(results, indent=2))
     print_table(results)
+    if missing := missing_figures(results):
+        sys.exit(f"bench.json lacks figures it promises: {', '.join(missing)}")
 
 
 def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
@@ -23,23 +25,29 @@ class ThroughputTimer(Callback):
 
     def __init__(self, out: str, warmup: int = 5, process_start: float | None = None) -> None:
         self.out, self.warmup, self.process_start = Path(out), warmup, process_start
-        self.samples, self.t0, self.first_step_s = 0, None, None
-        self.val_seconds, self._val_start = 0.0, None
-        self.cpu0, self.val_cpu, self._val_cpu_start = None, 0.0, None  # process CPU time, all threads
+        self.samples = 0
+        self.t0: float | None = None
+        self.first_step_s: float | None = None
+        self.val_seconds, self._val_start = 0.0, 0.0
+        self._in_val = False
+        self.cpu0, self.val_cpu, self._val_cpu_start = 0.0, 0.0, 0.0  # process CPU time, all threads
 
-    def on_validation_start(self, trainer, pl_module) -> None:
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.t0 is not None:
             _sync(pl_module.device)
             self._val_start, self._val_cpu_start = time.perf_counter(), time.process_time()
+            self._in_val = True
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if self._val_start is not None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._in_val:
             _sync(pl_module.device)
             self.val_seconds += time.perf_counter() - self._val_start
             self.val_cpu += time.process_time() - self._val_cpu_start
-            self._val_start = None
+            self._in_val = False
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step == 0 and self.first_step_s is None and self.process_start:
             self.first_step_s = time.time() - self.process_start
         if trainer.global_step == self.warmup:
@@ -48,17 +56,17 @@ class ThroughputTimer(Callback):
         if trainer.global_step >= self.warmup:
             self.samples += len(batch)
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         _sync(pl_module.device)
-        seconds = time.perf_counter() - self.t0 - self.val_seconds if self.t0 else float("nan")
-        cpu_seconds = time.process_time() - self.cpu0 - self.val_cpu if self.t0 else float("nan")
+        seconds = time.perf_counter() - self.t0 - self.val_seconds if self.t0 is not None else float("nan")
+        cpu_seconds = time.process_time() - self.cpu0 - self.val_cpu if self.t0 is not None else float("nan")
         self.out.write_text(
             json.dumps(
                 {
                     "samples": self.samples,
                     "seconds": seconds,
                     "cpu_seconds": cpu_seconds,
-                    "samples_per_s": self.samples / seconds if self.t0 else None,
+                    "samples_per_s": self.samples / seconds if self.t0 is not None else None,
                     "first_step_s": self.first_step_s,
                 }
             )
