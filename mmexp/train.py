@@ -140,6 +140,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         latency_runs=3,
         device=trainer.strategy.root_device,
         epoch_seconds=timer.seconds,
+        cost_cache=Path(cfg.paths.cache_dir) / "costs",  # each encoder measured once per machine and input shape
     )
     metrics = recorder.write_metrics(
         val=val[0],

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -282,7 +283,68 @@ def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-SECTIONS = ("training", "startup", "data", "sweep", "feature_cache", "precision")
+def bench_frozen_sweep(work: Path, quick: bool) -> dict[str, Any]:
+    """(g) A frozen-backbone sweep on cached features (``experiment=pretrained``: EfficientNet-Lite0 + MiniLM,
+    frozen, attention-style fusions): wall seconds per job and per epoch, with checkpointing on (mmexp's default:
+    best.ckpt and last.ckpt written every epoch) and off, in the same bench run.
+
+    A warm-up job fills the feature cache and the cost cache first, so every timed job loads its features, as
+    every job after the first does in a real sweep. Epoch seconds run from one epoch's start to the next (the
+    last to the end of fit): training, validation, checkpoint writes. The first epoch (loading the cached
+    features) is left out; each job's median epoch, then the median over jobs. quick: 2 jobs on 120 rows.
+    """
+    fusions = "concat,late" if quick else "concat,attention,gated,late"
+    epochs = 3 if quick else 8
+    data = [f"data.synthetic.n_samples={120 if quick else 400}"]
+    base = [
+        "experiment=pretrained",
+        "logger=none",
+        f"trainer.max_epochs={epochs}",
+        f"paths.cache_dir={work / 'cache'}",
+        "+callbacks.epoch_wall._target_=bench_timer.EpochWallTimer",
+        "+callbacks.epoch_wall.out=${paths.run_dir}/epoch_wall.json",
+        *data,
+    ]
+    jobs = len(fusions.split(","))
+    run_cli(["mmexp.train", *base, "trainer.max_epochs=1", f"hydra.run.dir={work / 'fs-warmup'}"], cwd=work)
+
+    def sweep(name: str, *extra: str) -> tuple[float, list[float], list[float]]:
+        """Sweep wall seconds, each job's wall seconds (run_info.json) and median epoch seconds."""
+        out = work / name
+        seconds = run_cli(
+            ["mmexp.train", "-m", f"fusion={fusions}", *base, *extra, f"paths.output_dir={out}"], cwd=work
+        )[0]
+        infos = [json.loads(p.read_text()) for p in sorted(out.rglob("run_info.json"))]
+        walls = [json.loads(p.read_text())["epoch_seconds"][1:] for p in sorted(out.rglob("epoch_wall.json"))]
+        if len(infos) != jobs or len(walls) != jobs or any(i.get("status") != "completed" for i in infos):
+            raise RuntimeError(f"frozen sweep {name}: not every job completed under {out}")
+        job_s = [
+            (datetime.fromisoformat(i["end_time"]) - datetime.fromisoformat(i["start_time"])).total_seconds()
+            for i in infos
+        ]
+        return seconds, job_s, [median(w) for w in walls]
+
+    on, job_on, epoch_on = sweep("fs-ckpt-on")
+    off, job_off, epoch_off = sweep(
+        "fs-ckpt-off", "trainer.enable_checkpointing=false", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint"
+    )
+    checkpoints = sorted((work / "fs-ckpt-on").rglob("*.ckpt"))
+    return {
+        "jobs": jobs,
+        "epochs": epochs,
+        "command": " ".join(["python -m mmexp.train -m", f"fusion={fusions}", *base]),
+        "sweep_s": on,
+        "sweep_s_no_checkpoints": off,
+        "job_s": median(job_on),
+        "job_s_no_checkpoints": median(job_off),
+        "epoch_s": median(epoch_on),
+        "epoch_s_no_checkpoints": median(epoch_off),
+        "epoch_ratio_checkpoints_on_off": median(epoch_on) / median(epoch_off),
+        "checkpoint_mb": max(p.stat().st_size for p in checkpoints) / 1e6,
+    }
+
+
+SECTIONS = ("training", "startup", "data", "sweep", "feature_cache", "precision", "frozen_sweep")
 # The figures each section promises in bench.json (docs/performance.md quotes them); main() fails when one is
 # missing, and tests/test_bench.py checks them for the sections the fast suite runs.
 FIGURES: dict[str, tuple[str, ...]] = {
@@ -307,6 +369,16 @@ FIGURES: dict[str, tuple[str, ...]] = {
         "epoch_s_without",
         "epoch_s_warm",
         "epoch_speedup",
+    ),
+    "frozen_sweep": (
+        "sweep_s",
+        "sweep_s_no_checkpoints",
+        "job_s",
+        "job_s_no_checkpoints",
+        "epoch_s",
+        "epoch_s_no_checkpoints",
+        "epoch_ratio_checkpoints_on_off",
+        "checkpoint_mb",
     ),
     "precision": (
         "fp32_samples_per_s",
@@ -339,7 +411,7 @@ def main() -> None:
         default=",".join(SECTIONS),
         help="comma-separated subset of: "
         + ", ".join(SECTIONS)
-        + " (feature_cache needs the pretrained extra, sweep the sweeps extra)",
+        + " (feature_cache and frozen_sweep need the pretrained extra, sweep the sweeps extra)",
     )
     args = parser.parse_args()
     sections = args.sections.split(",")
@@ -355,6 +427,7 @@ def main() -> None:
         "sweep": lambda: bench_sweep(work, args.quick),
         "feature_cache": lambda: bench_feature_cache(work, args.quick),
         "precision": lambda: bench_precision(work, steps, batch),
+        "frozen_sweep": lambda: bench_frozen_sweep(work, args.quick),
     }
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
@@ -417,6 +490,22 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{f['epoch_s_without']:.2f}/{f['epoch_s_warm']:.2f}",
                 f"{f['epoch_speedup']:.1f}x",
             ),
+        ]
+    if g := r.get("frozen_sweep"):
+        rows += [
+            (
+                f"frozen sweep of {g['jobs']} jobs, s (no checkpoints)",
+                f"{g['sweep_s']:.1f} ({g['sweep_s_no_checkpoints']:.1f})",
+                "",
+            ),
+            ("frozen sweep, s per job (no checkpoints)", f"{g['job_s']:.1f} ({g['job_s_no_checkpoints']:.1f})", ""),
+            (
+                "frozen sweep, s per epoch (no checkpoints)",
+                f"{g['epoch_s']:.2f} ({g['epoch_s_no_checkpoints']:.2f})",
+                "",
+            ),
+            ("epoch with / without checkpointing", f"{g['epoch_ratio_checkpoints_on_off']:.2f}x", "<= 1.2x"),
+            ("largest checkpoint, MB", f"{g['checkpoint_mb']:.1f}", "<= 5"),
         ]
     if p := r.get("precision"):
         rows += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -71,3 +72,23 @@ class ThroughputTimer(Callback):
                 }
             )
         )
+
+
+class EpochWallTimer(Callback):
+    """Wall seconds of every training epoch *with* what follows it in the loop (validation, checkpoint writes,
+    logging): from one epoch's start to the next one's, the last one up to the end of fit. mmexp's own
+    ``EpochTimer`` leaves validation and checkpointing out; this measures what a sweep job waits for."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        self.marks: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _sync(pl_module.device)
+        self.marks.append(time.perf_counter())
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _sync(pl_module.device)
+        self.marks.append(time.perf_counter())
+        seconds = [b - a for a, b in itertools.pairwise(self.marks)]
+        self.out.write_text(json.dumps({"epoch_seconds": seconds}))

@@ -52,7 +52,7 @@ def weights_digest(params: dict[str, torch.Tensor]) -> str:
     for name in sorted(params):
         tensor = params[name].detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
 
 
@@ -73,9 +73,10 @@ def reference_frozen_weights(module: nn.Module, *, source: str, field: str) -> N
     directory); ``field`` is the config group, for error messages. Call it once the module's weights are loaded.
     """
     setattr(module, SOURCE_ATTR, FrozenSource(source, field))  # a plain attribute, not a submodule
-    module.register_state_dict_post_hook(_slim_state_dict)
-    module.register_load_state_dict_pre_hook(_check_reference)
-    module.register_load_state_dict_post_hook(_forgive_referenced)
+    # the three registrations are untyped in torch 2.13
+    module.register_state_dict_post_hook(_slim_state_dict)  # type: ignore[no-untyped-call]
+    module.register_load_state_dict_pre_hook(_check_reference)  # type: ignore[no-untyped-call]
+    module.register_load_state_dict_post_hook(_forgive_referenced)  # type: ignore[no-untyped-call]
 
 
 @contextlib.contextmanager
