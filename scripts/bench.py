@@ -326,7 +326,10 @@ def bench_frozen_sweep(work: Path, quick: bool) -> dict[str, Any]:
 
     on, job_on, epoch_on = sweep("fs-ckpt-on")
     off, job_off, epoch_off = sweep(
-        "fs-ckpt-off", "++trainer.enable_checkpointing=false", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint"
+        "fs-ckpt-off",
+        "++trainer.enable_checkpointing=false",
+        "~callbacks.model_checkpoint",
+        "~callbacks.last_checkpoint",
     )
     checkpoints = sorted((work / "fs-ckpt-on").rglob("*.ckpt"))
     return {
