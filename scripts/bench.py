@@ -285,65 +285,58 @@ def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
 
 def bench_frozen_sweep(work: Path, quick: bool) -> dict[str, Any]:
     """(g) A frozen-backbone sweep on cached features (``experiment=pretrained``: EfficientNet-Lite0 + MiniLM,
-    frozen, attention-style fusions): wall seconds per job and per epoch, with checkpointing on (mmexp's default:
-    best.ckpt and last.ckpt written every epoch) and off, in the same bench run.
+    frozen): wall seconds per job and per epoch with checkpointing on (mmexp's default: best.ckpt and last.ckpt
+    written every epoch) and off (``save_top_k=0``: nothing written), in one sweep.
 
-    A warm-up job fills the feature cache and the cost cache first, so every timed job loads its features, as
-    every job after the first does in a real sweep. Epoch seconds run from one epoch's start to the next (the
-    last to the end of fit): training, validation, checkpoint writes. The first epoch (loading the cached
-    features) is left out; each job's median epoch, then the median over jobs. quick: 2 jobs on 120 rows.
+    The sweep's last axis is checkpointing, so each fusion runs with it on then off back to back: each pair shares
+    the machine's state of the moment, and the ratio is the median of the pairs' ratios. A warm-up job fills the
+    feature cache and the cost cache first, so every timed job loads its features, as every job after the first
+    does in a real sweep. Epoch seconds run from one epoch's start to the next (the last to the end of fit):
+    training, validation, checkpoint writes; the first epoch (loading the cached features) is left out, and each
+    job's median epoch is used. quick: 2 fusions on 120 rows, 3 epochs.
     """
     fusions = "concat,late" if quick else "concat,attention,gated,late"
     epochs = 3 if quick else 8
-    data = [f"data.synthetic.n_samples={120 if quick else 400}"]
+    keep = "${callbacks.model_checkpoint.save_top_k}"  # 1: checkpoints written, 0: none
     base = [
         "experiment=pretrained",
         "logger=none",
         f"trainer.max_epochs={epochs}",
+        f"data.synthetic.n_samples={120 if quick else 400}",
         f"paths.cache_dir={work / 'cache'}",
+        f"callbacks.last_checkpoint.save_top_k={keep}",
         "+callbacks.epoch_wall._target_=bench_timer.EpochWallTimer",
         "+callbacks.epoch_wall.out=${paths.run_dir}/epoch_wall.json",
-        *data,
+        f"+callbacks.epoch_wall.label={keep}",
     ]
-    jobs = len(fusions.split(","))
     run_cli(["mmexp.train", *base, "trainer.max_epochs=1", f"hydra.run.dir={work / 'fs-warmup'}"], cwd=work)
-
-    def sweep(name: str, *extra: str) -> tuple[float, list[float], list[float]]:
-        """Sweep wall seconds, each job's wall seconds (run_info.json) and median epoch seconds."""
-        out = work / name
-        seconds = run_cli(
-            ["mmexp.train", "-m", f"fusion={fusions}", *base, *extra, f"paths.output_dir={out}"], cwd=work
-        )[0]
-        infos = [json.loads(p.read_text()) for p in sorted(out.rglob("run_info.json"))]
-        walls = [json.loads(p.read_text())["epoch_seconds"][1:] for p in sorted(out.rglob("epoch_wall.json"))]
-        if len(infos) != jobs or len(walls) != jobs or any(i.get("status") != "completed" for i in infos):
-            raise RuntimeError(f"frozen sweep {name}: not every job completed under {out}")
-        job_s = [
-            (datetime.fromisoformat(i["end_time"]) - datetime.fromisoformat(i["start_time"])).total_seconds()
-            for i in infos
-        ]
-        return seconds, job_s, [median(w) for w in walls]
-
-    on, job_on, epoch_on = sweep("fs-ckpt-on")
-    off, job_off, epoch_off = sweep(
-        "fs-ckpt-off",
-        "++trainer.enable_checkpointing=false",
-        "~callbacks.model_checkpoint",
-        "~callbacks.last_checkpoint",
-    )
-    checkpoints = sorted((work / "fs-ckpt-on").rglob("*.ckpt"))
+    out = work / "fs-sweep"
+    command = ["-m", f"fusion={fusions}", "callbacks.model_checkpoint.save_top_k=1,0", *base]
+    sweep_s = run_cli(["mmexp.train", *command, f"paths.output_dir={out}"], cwd=work)[0]
+    jobs: dict[str, list[tuple[float, float]]] = {"1": [], "0": []}  # checkpointing -> (job s, epoch s) in order
+    for timer_file in sorted(out.rglob("epoch_wall.json")):  # job dirs are numbered in sweep order
+        timer = json.loads(timer_file.read_text())
+        info = json.loads((timer_file.parent / "run_info.json").read_text())
+        if info.get("status") != "completed":
+            raise RuntimeError(f"frozen sweep: {timer_file.parent} did not complete")
+        job_s = (datetime.fromisoformat(info["end_time"]) - datetime.fromisoformat(info["start_time"])).total_seconds()
+        jobs[str(timer["label"])].append((job_s, median(timer["epoch_seconds"][1:])))
+    pairs = len(fusions.split(","))
+    if len(jobs["1"]) != pairs or len(jobs["0"]) != pairs:
+        raise RuntimeError(f"frozen sweep: expected {pairs} jobs with and without checkpoints under {out}")
+    on, off = jobs["1"], jobs["0"]
     return {
-        "jobs": jobs,
+        "jobs": 2 * pairs,
         "epochs": epochs,
-        "command": " ".join(["python -m mmexp.train -m", f"fusion={fusions}", *base]),
-        "sweep_s": on,
-        "sweep_s_no_checkpoints": off,
-        "job_s": median(job_on),
-        "job_s_no_checkpoints": median(job_off),
-        "epoch_s": median(epoch_on),
-        "epoch_s_no_checkpoints": median(epoch_off),
-        "epoch_ratio_checkpoints_on_off": median(epoch_on) / median(epoch_off),
-        "checkpoint_mb": max(p.stat().st_size for p in checkpoints) / 1e6,
+        "command": " ".join(["python -m mmexp.train", *command]),
+        "sweep_s": sweep_s,
+        "job_s": median(j for j, _ in on),
+        "job_s_no_checkpoints": median(j for j, _ in off),
+        "epoch_s": median(e for _, e in on),
+        "epoch_s_no_checkpoints": median(e for _, e in off),
+        "epoch_ratio_checkpoints_on_off": median(a[1] / b[1] for a, b in zip(on, off, strict=True)),
+        "pair_ratios": [a[1] / b[1] for a, b in zip(on, off, strict=True)],
+        "checkpoint_mb": max(p.stat().st_size for p in out.rglob("*.ckpt")) / 1e6,
     }
 
 
@@ -375,7 +368,6 @@ FIGURES: dict[str, tuple[str, ...]] = {
     ),
     "frozen_sweep": (
         "sweep_s",
-        "sweep_s_no_checkpoints",
         "job_s",
         "job_s_no_checkpoints",
         "epoch_s",
@@ -496,11 +488,7 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ]
     if g := r.get("frozen_sweep"):
         rows += [
-            (
-                f"frozen sweep of {g['jobs']} jobs, s (no checkpoints)",
-                f"{g['sweep_s']:.1f} ({g['sweep_s_no_checkpoints']:.1f})",
-                "",
-            ),
+            (f"frozen sweep of {g['jobs']} jobs (half without checkpoints), s", f"{g['sweep_s']:.1f}", ""),
             ("frozen sweep, s per job (no checkpoints)", f"{g['job_s']:.1f} ({g['job_s_no_checkpoints']:.1f})", ""),
             (
                 "frozen sweep, s per epoch (no checkpoints)",

@@ -79,8 +79,8 @@ class EpochWallTimer(Callback):
     logging): from one epoch's start to the next one's, the last one up to the end of fit. mmexp's own
     ``EpochTimer`` leaves validation and checkpointing out; this measures what a sweep job waits for."""
 
-    def __init__(self, out: str) -> None:
-        self.out = Path(out)
+    def __init__(self, out: str, label: Any = None) -> None:
+        self.out, self.label = Path(out), label  # label: which variant of a sweep this job is
         self.marks: list[float] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -91,4 +91,4 @@ class EpochWallTimer(Callback):
         _sync(pl_module.device)
         self.marks.append(time.perf_counter())
         seconds = [b - a for a, b in itertools.pairwise(self.marks)]
-        self.out.write_text(json.dumps({"epoch_seconds": seconds}))
+        self.out.write_text(json.dumps({"epoch_seconds": seconds, "label": self.label}))
