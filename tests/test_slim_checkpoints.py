@@ -88,6 +88,10 @@ def test_other_frozen_weights_are_one_error_naming_both_sources(tmp_path: Path) 
     assert "\n" not in message and message.startswith("text_encoder: the frozen weights differ")
     assert f"saved {bert} (sha256" in message and f"installed {other} (sha256" in message
     assert "full_state_dict" in message
+    with pytest.raises(RuntimeError, match="Unexpected key"):  # LoRA renames the base weights: as with full ones
+        text_encoder(bert, "text_encoder.lora_rank=2").load_state_dict(slim)
+    loose = text_encoder(bert, "text_encoder.lora_rank=2").load_state_dict(slim, strict=False)
+    assert loose.unexpected_keys and all(k.startswith("model.") for k in loose.unexpected_keys)
     with full_state_dict(trained):  # embedded weights load onto any build of the architecture
         full = trained.state_dict()
     rebuilt = text_encoder(other)
