@@ -82,6 +82,19 @@ class EpochWallTimer(Callback):
     def __init__(self, out: str, label: Any = None) -> None:
         self.out, self.label = Path(out), label  # label: which variant of a sweep this job is
         self.marks: list[float] = []
+        self.save_seconds: list[float] = []  # each trainer.save_checkpoint call (what ModelCheckpoint calls)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        save = trainer.save_checkpoint
+
+        def timed(*args: Any, **kwargs: Any) -> None:
+            start = time.perf_counter()
+            try:
+                save(*args, **kwargs)
+            finally:
+                self.save_seconds.append(time.perf_counter() - start)
+
+        trainer.save_checkpoint = timed  # type: ignore[method-assign]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         _sync(pl_module.device)
@@ -91,4 +104,6 @@ class EpochWallTimer(Callback):
         _sync(pl_module.device)
         self.marks.append(time.perf_counter())
         seconds = [b - a for a, b in itertools.pairwise(self.marks)]
-        self.out.write_text(json.dumps({"epoch_seconds": seconds, "label": self.label}))
+        self.out.write_text(
+            json.dumps({"epoch_seconds": seconds, "save_seconds": self.save_seconds, "label": self.label})
+        )
