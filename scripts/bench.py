@@ -283,7 +283,7 @@ def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-def bench_frozen_sweep(work: Path, quick: bool) -> dict[str, Any]:
+def bench_frozen_sweep(work: Path, quick: bool, rows: int | None = None) -> dict[str, Any]:
     """(g) A frozen-backbone sweep on cached features (``experiment=pretrained``: EfficientNet-Lite0 + MiniLM,
     frozen): wall seconds per job and per epoch with checkpointing on (mmexp's default: best.ckpt and last.ckpt
     written every epoch) and off (``save_top_k=0``: nothing written), in one sweep.
@@ -293,7 +293,7 @@ def bench_frozen_sweep(work: Path, quick: bool) -> dict[str, Any]:
     feature cache and the cost cache first, so every timed job loads its features, as every job after the first
     does in a real sweep. Epoch seconds run from one epoch's start to the next (the last to the end of fit):
     training, validation, checkpoint writes; the first epoch (loading the cached features) is left out, and each
-    job's median epoch is used. quick: 2 fusions on 120 rows, 3 epochs.
+    job's median epoch is used. quick: 2 fusions on 120 rows, 3 epochs; ``rows`` overrides the 400 (120) rows.
     """
     fusions = "concat,late" if quick else "concat,attention,gated,late"
     epochs = 3 if quick else 8
@@ -302,7 +302,7 @@ def bench_frozen_sweep(work: Path, quick: bool) -> dict[str, Any]:
         "experiment=pretrained",
         "logger=none",
         f"trainer.max_epochs={epochs}",
-        f"data.synthetic.n_samples={120 if quick else 400}",
+        f"data.synthetic.n_samples={rows or (120 if quick else 400)}",
         f"paths.cache_dir={work / 'cache'}",
         f"callbacks.last_checkpoint.save_top_k={keep}",
         "+callbacks.epoch_wall._target_=bench_timer.EpochWallTimer",

@@ -15,6 +15,7 @@ from mmexp.core.build import build_text_encoder
 from mmexp.core.compose import compose_train_config
 from mmexp.core.errors import ConfigError
 from mmexp.eval import evaluate
+from mmexp.models.encoders import frozen_weights
 from mmexp.models.encoders.base import FreezableEncoder
 from mmexp.models.encoders.frozen_weights import REFERENCE_KEY, full_state_dict
 from mmexp.train import train
@@ -98,6 +99,19 @@ def test_other_frozen_weights_are_one_error_naming_both_sources(tmp_path: Path) 
     rebuilt.load_state_dict(full)
     assert torch.equal(rebuilt.model.embeddings.word_embeddings.weight, trained.model.embeddings.word_embeddings.weight)
     assert reference(rebuilt.state_dict())["sha256"] == reference(slim)["sha256"]  # the digest follows the weights
+
+
+def test_the_digest_is_computed_once_until_a_frozen_weight_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder, calls = text_encoder(tiny_models()["bert"]), []
+    digest = frozen_weights.weights_digest
+    monkeypatch.setattr(frozen_weights, "weights_digest", lambda params: calls.append(1) or digest(params))
+    first = encoder.state_dict()
+    encoder.state_dict()  # every epoch's checkpoint
+    encoder.load_state_dict(first)  # the best checkpoint, loaded for the test
+    assert len(calls) == 1
+    with torch.no_grad():
+        encoder.model.embeddings.word_embeddings.weight[0, 0] += 1.0
+    assert reference(encoder.state_dict())["sha256"] != reference(first)["sha256"] and len(calls) == 2
 
 
 def test_a_run_on_frozen_backbones_writes_slim_checkpoints_that_evaluate_and_resume(

@@ -3,7 +3,7 @@ frozen parameters, one small entry naming their source and a digest of them.
 
 The frozen weights never change during training and are installed on every machine that can rebuild the model
 (it loads them from their package or Hugging Face directory when it is built), so writing them into every
-checkpoint only costs disk and time: 92 MB per ``experiment=pretrained`` checkpoint, rewritten every epoch. With
+checkpoint only costs disk and time: 108 MB per ``experiment=pretrained`` checkpoint, rewritten every epoch. With
 the reference, ``load_state_dict`` (``strict=True`` included) checks that the rebuilt module's frozen weights
 have the digest the saved ones had, and fails with one line naming both sources when they differ (another
 backbone version). Trainable parameters (``unfreeze_last`` blocks, LoRA adapters) and buffers are saved as
@@ -43,13 +43,14 @@ class FrozenSource:
     def digest(self, params: dict[str, torch.Tensor]) -> str:
         """sha256 of the named tensors (name, dtype, shape, bytes), cached while none of them changes: an
         in-place write bumps a tensor's version, a move or cast gives it new storage."""
-        state = tuple((name, id(p), p._version, p.data_ptr(), p.dtype, p.device) for name, p in params.items())
+        state = tuple((n, id(p), p._version, p.data_ptr(), p.dtype, p.device) for n, p in sorted(params.items()))
         if self._digest is None or self._digest[0] != state:
             self._digest = (state, weights_digest(params))
         return self._digest[1]
 
 
 def weights_digest(params: dict[str, torch.Tensor]) -> str:
+    """sha256 over each tensor's name, dtype, shape and bytes, in name order (device-independent)."""
     digest = hashlib.sha256()
     for name in sorted(params):
         tensor = params[name].detach().cpu().contiguous()
