@@ -413,6 +413,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny settings for a CI smoke run")
     parser.add_argument("--out", default="bench.json")
+    parser.add_argument("--frozen-rows", type=int, default=None, help="rows of the frozen_sweep data (400; quick 120)")
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
@@ -434,7 +435,7 @@ def main() -> None:
         "sweep": lambda: bench_sweep(work, args.quick),
         "feature_cache": lambda: bench_feature_cache(work, args.quick),
         "precision": lambda: bench_precision(work, steps, batch),
-        "frozen_sweep": lambda: bench_frozen_sweep(work, args.quick),
+        "frozen_sweep": lambda: bench_frozen_sweep(work, args.quick, args.frozen_rows),
     }
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
