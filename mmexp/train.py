@@ -86,6 +86,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     from mmexp.evaluation.predictions import write_test_predictions
     from mmexp.run.recorder import RunRecorder
     from mmexp.training.callbacks import EpochTimer
+    from mmexp.training.feature_cache import features_attached
     from mmexp.training.loggers import (
         build_loggers,
         close_loggers,
@@ -152,7 +153,8 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         complexity=complexity,
         thresholds=model.decision_thresholds(datamodule.label_names),
     )
-    write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
+    with features_attached(trainer, model):  # the test stage's cached features: no second pass of a frozen backbone
+        write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
     log_final_metrics(loggers, recorder.flat_config(), metrics)
     close_loggers(loggers, "success")

@@ -119,8 +119,6 @@ def write_test_predictions(
 ) -> None:
     """Every test row scored by ``model`` as ``trainer.test`` left it (the best checkpoint's weights), under the
     trainer's precision, into ``path`` (a run's ``predictions/test.csv``). Rank zero writes; the others return."""
-    from mmexp.training.feature_cache import features_attached
-
     if not trainer.is_global_zero:
         return
     device, labels, ids = trainer.strategy.root_device, datamodule.label_names, datamodule.info.ids
@@ -128,8 +126,7 @@ def write_test_predictions(
     def write(f: IO[bytes]) -> None:
         out = PredictionWriter(f, labels, model)
         model.eval()
-        # the test stage's cached features: a frozen backbone does not run over the test set a second time
-        with features_attached(trainer, model), torch.inference_mode(), trainer.precision_plugin.forward_context():
+        with torch.inference_mode(), trainer.precision_plugin.forward_context():
             for batch in datamodule.test_dataloader():
                 batch = batch.to(device)
                 index = batch.index.tolist() if batch.index is not None else []
