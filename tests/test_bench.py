@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ def test_bench_startup_section_writes_every_promised_figure(tmp_path: Path) -> N
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "bench.py"), "--quick", "--sections", "startup", "--out", str(out)],
         cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # the bench's work dir (mkdtemp) stays under tmp_path
         text=True,
         capture_output=True,
         timeout=300,
