@@ -90,6 +90,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     from mmexp.portable.bundle import save_run_bundle
     from mmexp.run.recorder import RunRecorder
     from mmexp.training.callbacks import EpochTimer
+    from mmexp.training.feature_cache import features_attached
     from mmexp.training.logged_config import experiment_params
     from mmexp.training.loggers import (
         build_loggers,
@@ -155,6 +156,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         latency_runs=3,
         device=trainer.strategy.root_device,
         epoch_seconds=timer.seconds,
+        cost_cache=Path(cfg.paths.cache_dir) / "costs",  # each encoder measured once per machine and input shape
     )
     metrics = recorder.write_metrics(
         val=val[0],
@@ -166,7 +168,8 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         complexity=complexity,
         thresholds=model.decision_thresholds(datamodule.label_names),
     )
-    write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
+    with features_attached(trainer, model):  # the test stage's cached features: no second pass of a frozen backbone
+        write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
     if rank_zero:  # model/: what prediction needs, loadable anywhere (mmexp.portable.bundle)
         save_run_bundle(run_dir, cfg, model, datamodule, best=best)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)

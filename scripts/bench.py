@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -25,13 +27,14 @@ from mmexp.core.build import instantiate
 from mmexp.core.compose import compose_train_config
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import decode_images
-from mmexp.data.records import parse_records, read_rows
+from mmexp.data.manifest import read_rows
+from mmexp.data.records import parse_records
 
 SCRIPTS = Path(__file__).resolve().parent
 MODEL = ["image_encoder=cnn", "text_encoder=lstm", "fusion=concat", "data.image_size=64"]
 
 
-def run_cli(args: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+def run_cli(args: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess[str]]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]),
@@ -182,7 +185,7 @@ def bench_data(work: Path, n: int) -> dict[str, float]:
     cache = len(paths) / (time.perf_counter() - t0)
     tensor = torch.from_numpy(np.ascontiguousarray(cached))
     t0 = time.perf_counter()
-    for idx in torch.randperm(len(tensor)).split(64):
+    for idx in torch.split(torch.randperm(len(tensor)), 64):
         tensor[idx].float()
     memory = len(tensor) / (time.perf_counter() - t0)
     return {
@@ -280,19 +283,143 @@ def bench_feature_cache(work: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-SECTIONS = ("training", "startup", "data", "sweep", "feature_cache", "precision")
+def bench_frozen_sweep(work: Path, quick: bool, rows: int | None = None) -> dict[str, Any]:
+    """(g) A frozen-backbone sweep on cached features (``experiment=pretrained``: EfficientNet-Lite0 + MiniLM,
+    frozen): wall seconds per job and per epoch with checkpointing on (mmexp's default: best.ckpt and last.ckpt
+    written every epoch) and off (``save_top_k=0``: nothing written), in one sweep.
+
+    The sweep's last axis is checkpointing, so each fusion runs with it on then off back to back: each pair shares
+    the machine's state of the moment, and the ratio is the median of the pairs' ratios. A warm-up job fills the
+    feature cache and the cost cache first, so every timed job loads its features, as every job after the first
+    does in a real sweep. Epoch seconds run from one epoch's start to the next (the last to the end of fit):
+    training, validation, checkpoint writes; the first epoch (loading the cached features) is left out, and each
+    job's median epoch is used. quick: 2 fusions on 120 rows, 3 epochs; ``rows`` overrides the 400 (120) rows.
+    """
+    fusions = "concat,late" if quick else "concat,attention,gated,late"
+    epochs = 3 if quick else 8
+    keep = "${callbacks.model_checkpoint.save_top_k}"  # 1: checkpoints written, 0: none
+    base = [
+        "experiment=pretrained",
+        "logger=none",
+        f"trainer.max_epochs={epochs}",
+        f"data.synthetic.n_samples={rows or (120 if quick else 400)}",
+        f"paths.cache_dir={work / 'cache'}",
+        f"callbacks.last_checkpoint.save_top_k={keep}",
+        "+callbacks.epoch_wall._target_=bench_timer.EpochWallTimer",
+        "+callbacks.epoch_wall.out=${paths.run_dir}/epoch_wall.json",
+        f"+callbacks.epoch_wall.label={keep}",
+    ]
+    run_cli(["mmexp.train", *base, "trainer.max_epochs=1", f"hydra.run.dir={work / 'fs-warmup'}"], cwd=work)
+    out = work / "fs-sweep"
+    command = ["-m", f"fusion={fusions}", "callbacks.model_checkpoint.save_top_k=1,0", *base]
+    sweep_s = run_cli(["mmexp.train", *command, f"paths.output_dir={out}"], cwd=work)[0]
+    jobs: dict[str, list[tuple[float, float]]] = {"1": [], "0": []}  # checkpointing -> (job s, epoch s) in order
+    epochs_of: dict[str, list[float]] = {"1": [], "0": []}  # every timed epoch, for the floors
+    saves: list[float] = []  # seconds of each checkpoint write (trainer.save_checkpoint), jobs with checkpoints
+    for timer_file in sorted(out.rglob("epoch_wall.json")):  # job dirs are numbered in sweep order
+        timer = json.loads(timer_file.read_text())
+        info = json.loads((timer_file.parent / "run_info.json").read_text())
+        if info.get("status") != "completed":
+            raise RuntimeError(f"frozen sweep: {timer_file.parent} did not complete")
+        job_s = (datetime.fromisoformat(info["end_time"]) - datetime.fromisoformat(info["start_time"])).total_seconds()
+        jobs[str(timer["label"])].append((job_s, median(timer["epoch_seconds"][1:])))
+        epochs_of[str(timer["label"])] += timer["epoch_seconds"][1:]
+        saves += timer["save_seconds"]
+    pairs = len(fusions.split(","))
+    if len(jobs["1"]) != pairs or len(jobs["0"]) != pairs:
+        raise RuntimeError(f"frozen sweep: expected {pairs} jobs with and without checkpoints under {out}")
+    on, off = jobs["1"], jobs["0"]
+    return {
+        "jobs": 2 * pairs,
+        "epochs": epochs,
+        "command": " ".join(["python -m mmexp.train", *command]),
+        "sweep_s": sweep_s,
+        "job_s": median(j for j, _ in on),
+        "job_s_no_checkpoints": median(j for j, _ in off),
+        "epoch_s": median(e for _, e in on),
+        "epoch_s_no_checkpoints": median(e for _, e in off),
+        "epoch_ratio_checkpoints_on_off": median(a[1] / b[1] for a, b in zip(on, off, strict=True)),
+        "pair_ratios": [a[1] / b[1] for a, b in zip(on, off, strict=True)],
+        # on a loaded machine an epoch's time moves by 2-5x; the fastest epoch of each kind is its floor
+        "epoch_floor_ratio_checkpoints_on_off": min(epochs_of["1"]) / min(epochs_of["0"]),
+        "checkpoint_saves": len(saves),
+        "checkpoint_save_s_median": median(saves),
+        "checkpoint_save_s_per_epoch": sum(saves) / (pairs * epochs),
+        "checkpoint_mb": max(p.stat().st_size for p in out.rglob("*.ckpt")) / 1e6,
+    }
+
+
+SECTIONS = ("training", "startup", "data", "sweep", "feature_cache", "precision", "frozen_sweep")
+# The figures each section promises in bench.json (docs/performance.md quotes them); main() fails when one is
+# missing, and tests/test_bench.py checks them for the sections the fast suite runs.
+FIGURES: dict[str, tuple[str, ...]] = {
+    "training": (
+        "mmexp_samples_per_s",
+        "plain_loop_samples_per_s",
+        "resident_ceiling_samples_per_s",
+        "ratio_vs_plain_loop",
+        "cpu_ratio_vs_plain_loop",
+        "ratio_vs_resident_ceiling",
+        "first_step_s_from_process_start",
+    ),
+    "startup": ("help_s", "config_error_s"),
+    "data": ("decode_samples_per_s", "cache_samples_per_s", "in_memory_samples_per_s"),
+    "sweep": ("basic_s", "joblib_2_jobs_s", "speedup"),
+    "feature_cache": (
+        "without_cache_s",
+        "cold_cache_s",
+        "warm_cache_s",
+        "speedup_cold",
+        "speedup_warm",
+        "epoch_s_without",
+        "epoch_s_warm",
+        "epoch_speedup",
+    ),
+    "frozen_sweep": (
+        "sweep_s",
+        "job_s",
+        "job_s_no_checkpoints",
+        "epoch_s",
+        "epoch_s_no_checkpoints",
+        "epoch_ratio_checkpoints_on_off",
+        "epoch_floor_ratio_checkpoints_on_off",
+        "checkpoint_save_s_median",
+        "checkpoint_save_s_per_epoch",
+        "checkpoint_mb",
+    ),
+    "precision": (
+        "fp32_samples_per_s",
+        "bf16-mixed_samples_per_s",
+        "compile_samples_per_s",
+        "compile_first_step_s",
+        "resident_compiled_ceiling_samples_per_s",
+        "best_vs_ceiling",
+    ),
+}
+
+
+def missing_figures(results: dict[str, Any]) -> list[str]:
+    """``section.figure`` for every promised figure of a section in ``results`` that is absent or not a number."""
+    return [
+        f"{name}.{key}"
+        for name, keys in FIGURES.items()
+        if name in results
+        for key in keys
+        if not isinstance(results[name].get(key), (int, float))
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny settings for a CI smoke run")
     parser.add_argument("--out", default="bench.json")
+    parser.add_argument("--frozen-rows", type=int, default=None, help="rows of the frozen_sweep data (400; quick 120)")
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
         help="comma-separated subset of: "
         + ", ".join(SECTIONS)
-        + " (feature_cache needs the pretrained extra, sweep the sweeps extra)",
+        + " (feature_cache and frozen_sweep need the pretrained extra, sweep the sweeps extra)",
     )
     args = parser.parse_args()
     sections = args.sections.split(",")
@@ -301,13 +428,14 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     work = Path(tempfile.mkdtemp(prefix="mmexp-bench-"))
     steps, batch = (10, 32) if args.quick else (60, 256 if device.type == "cuda" else 64)
-    run = {
+    run: dict[str, Callable[[], dict[str, Any]]] = {
         "training": lambda: bench_training(work, steps, batch, repeats=1 if args.quick else 3),
         "startup": lambda: bench_startup(work, 1 if args.quick else 3),
         "data": lambda: bench_data(work, 200 if args.quick else 2000),
         "sweep": lambda: bench_sweep(work, args.quick),
         "feature_cache": lambda: bench_feature_cache(work, args.quick),
         "precision": lambda: bench_precision(work, steps, batch),
+        "frozen_sweep": lambda: bench_frozen_sweep(work, args.quick, args.frozen_rows),
     }
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
@@ -320,6 +448,8 @@ def main() -> None:
             results[name] = run[name]()
     Path(args.out).write_text(json.dumps(results, indent=2))
     print_table(results)
+    if missing := missing_figures(results):
+        sys.exit(f"bench.json lacks figures it promises: {', '.join(missing)}")
 
 
 def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -368,6 +498,21 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{f['epoch_s_without']:.2f}/{f['epoch_s_warm']:.2f}",
                 f"{f['epoch_speedup']:.1f}x",
             ),
+        ]
+    if g := r.get("frozen_sweep"):
+        rows += [
+            (f"frozen sweep of {g['jobs']} jobs (half without checkpoints), s", f"{g['sweep_s']:.1f}", ""),
+            ("frozen sweep, s per job (no checkpoints)", f"{g['job_s']:.1f} ({g['job_s_no_checkpoints']:.1f})", ""),
+            (
+                "frozen sweep, s per epoch (no checkpoints)",
+                f"{g['epoch_s']:.2f} ({g['epoch_s_no_checkpoints']:.2f})",
+                "",
+            ),
+            ("epoch with / without checkpointing", f"{g['epoch_ratio_checkpoints_on_off']:.2f}x", "<= 1.2x"),
+            ("same, fastest epochs", f"{g['epoch_floor_ratio_checkpoints_on_off']:.2f}x", "<= 1.2x"),
+            ("one checkpoint write (median), s", f"{g['checkpoint_save_s_median']:.3f}", ""),
+            ("checkpoint writes per epoch, s", f"{g['checkpoint_save_s_per_epoch']:.3f}", ""),
+            ("largest checkpoint, MB", f"{g['checkpoint_mb']:.1f}", "<= 5"),
         ]
     if p := r.get("precision"):
         rows += [

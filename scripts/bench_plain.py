@@ -24,7 +24,7 @@ from mmexp.data.dataset import collate
 from mmexp.models.contracts import Batch
 
 
-class PerSample(torch.utils.data.Dataset):
+class PerSample(torch.utils.data.Dataset[Batch]):
     """What a user would write: one sample per __getitem__, batched by the default collate."""
 
     def __init__(self, dataset: Any) -> None:
@@ -49,7 +49,7 @@ def plain_loop(
     process CPU seconds (all threads) per sample: steadier than wall time on a shared machine."""
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    samples, t0 = 0, None
+    samples, t0, cpu0 = 0, 0.0, 0.0
     for step, batch in enumerate(batches):
         if step == warmup:
             sync(device)
@@ -57,7 +57,7 @@ def plain_loop(
         batch = batch.to(device, non_blocking=True)
         loss = F.cross_entropy(model(batch), batch.label)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch 2.13
         optimizer.step()
         if step >= warmup:
             samples += len(batch)
@@ -82,7 +82,7 @@ def resident_batches(dataset: Any, batch_size: int, device: torch.device) -> Ite
     full = (dataset.images, dataset.text_ids, dataset.text_mask, dataset.labels)
     images, ids, mask, labels = (t[dataset.rows].to(device) for t in full)
     while True:
-        for idx in torch.randperm(len(labels), device=device).split(batch_size):
+        for idx in torch.split(torch.randperm(len(labels), device=device), batch_size):
             yield Batch(image=images[idx], text_ids=ids[idx], text_mask=mask[idx], label=labels[idx])
 
 
@@ -101,7 +101,12 @@ def main() -> None:
     datamodule.prepare_data()
     datamodule.setup()
     torch.manual_seed(0)
-    model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
+    model = build_model(
+        cfg,
+        num_classes=datamodule.num_classes,
+        labels=datamodule.label_names,
+        **datamodule.tokenizer.encoder_kwargs(),
+    )
     if args.compile:
         model.compile_parts("inductor")
     train_set, batch_size = datamodule.train_dataloader().dataset, cfg.data.batch_size

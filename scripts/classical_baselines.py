@@ -115,7 +115,9 @@ def run_fold(overrides: list[str], out: Path, seed: int) -> None:
     datamodule.prepare_data()
     datamodule.setup()
     info = datamodule.info
-    labels = np.array([datamodule.label_names.index(r.label) for r in info.records])
+    if any(not isinstance(r.label, str) for r in info.records):
+        raise SystemExit("classical_baselines.py fits single-label classifiers: a multilabel manifest is not supported")
+    labels = np.array([datamodule.label_names.index(str(r.label)) for r in info.records])
     split = info.split
     text = text_features(info.texts, split.train)
     image = image_features(info.images.numpy(), split.train)

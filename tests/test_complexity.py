@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,7 @@ def test_model_complexity_restores_the_training_mode() -> None:
     assert cost["train_s_per_epoch"] == 3.0 and cost["train_epochs_timed"] == 2 and cost["device"] == "cpu"
 
 
-def test_training_writes_complexity_into_metrics_json(make_cfg, tmp_path: Path) -> None:
+def test_training_writes_complexity_into_metrics_json(make_cfg, tmp_path: Path, cache_dir: Path) -> None:
     metrics = train(make_cfg("debug=fast", "logger=none"))
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     cost = saved["complexity"]
@@ -104,3 +105,32 @@ def test_training_writes_complexity_into_metrics_json(make_cfg, tmp_path: Path) 
     assert cost["train_epochs_timed"] == 1 and cost["train_s_per_epoch"] > 0
     assert cost["latency_s_per_batch"] > 0 and cost["device"] == "cpu" and cost["peak_memory_bytes"] > 0
     assert cost["latency_batch_size"] == 32  # measured on 32 rows of the first test batch, not all 256
+    # each encoder measured by this run, or by an earlier test's run of the same model (the session's cache dir)
+    assert re.fullmatch(r"image=(measured|cache),text=(measured|cache)", cost["encoder_costs"])
+    assert len(list((cache_dir / "costs").glob("cost-*.json"))) >= 2
+
+
+def test_encoder_costs_are_measured_once_per_input_shape_then_read_from_the_cache(make_cfg, tmp_path: Path) -> None:
+    from mmexp.core.build import build_datamodule, build_model
+
+    cfg = make_cfg("data.synthetic.n_samples=120")
+    datamodule = build_datamodule(cfg.data, cfg.text_encoder)
+    datamodule.prepare_data()
+    datamodule.setup()
+    model = build_model(
+        cfg, num_classes=datamodule.num_classes, labels=datamodule.label_names, **datamodule.tokenizer.encoder_kwargs()
+    )
+    batch, costs = next(iter(datamodule.test_dataloader())), tmp_path / "costs"
+    whole = model_complexity(model, batch, device="cpu", latency_runs=1)
+    first = model_complexity(model, batch, device="cpu", latency_runs=1, cost_cache=costs)
+    calls: list[str] = []
+    for modality, encoder in model.encoders.items():
+        encoder.register_forward_hook(lambda *_, m=modality: calls.append(m))
+    second = model_complexity(model, batch, device="cpu", latency_runs=1, cost_cache=costs)
+    assert calls == [] and len(list(costs.glob("cost-*.json"))) == 2  # no encoder ran: both read from the cache
+    assert first["encoder_costs"] == "image=measured,text=measured"
+    assert second["encoder_costs"] == "image=cache,text=cache"
+    assert whole["flops_per_sample"] == first["flops_per_sample"] == second["flops_per_sample"]  # parts sum exactly
+    assert second["latency_s_per_batch"] > 0 and "encoder_costs" not in whole
+    fewer = model_complexity(model, batch, device="cpu", latency_runs=1, cost_cache=costs, max_rows=8)
+    assert fewer["encoder_costs"] == "image=measured,text=measured" and calls  # another input shape: measured

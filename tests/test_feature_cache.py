@@ -250,6 +250,7 @@ def test_frozen_bow_run_gives_the_same_metrics_and_the_second_run_reuses_the_fil
     second = train(cfg(run_dir=tmp_path / "second"))
     assert computed == [1] and files[0].stat().st_mtime_ns == mtime
     assert measuring == [0]  # fit, validate and test never called the encoder
+    assert calls == []  # nor did the cost figures (cached by the first run) or the test predictions (cached features)
     assert scores(second) == scores(plain)
 
 

@@ -14,12 +14,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-from mmexp.models.contracts import MODALITIES, Batch
+from mmexp.models.contracts import MODALITIES, Batch, EncoderOutput
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -132,6 +132,15 @@ def peak_memory(device: torch.device) -> dict[str, Any]:
     }
 
 
+@runtime_checkable
+class EncodersAndFusion(Protocol):
+    """A model whose forward is its encoders then ``fuse`` (``MultimodalClassifier``): costed part by part."""
+
+    encoders: nn.ModuleDict
+
+    def fuse(self, features: dict[str, EncoderOutput]) -> torch.Tensor: ...
+
+
 def model_complexity(
     model: nn.Module,
     batch: Batch,
@@ -140,10 +149,16 @@ def model_complexity(
     latency_runs: int = 5,
     epoch_seconds: Sequence[float] = (),
     max_rows: int = 32,
+    cost_cache: Path | None = None,
 ) -> dict[str, Any]:
     """All cost figures of ``model`` (moved to ``device``, measured in eval mode) on the first ``max_rows`` rows
     of ``batch``: every encoder runs uncached, so a large pretrained backbone on a full eval batch would cost
     minutes on a CPU for one figure.
+
+    With ``cost_cache`` (a folder), a model made of encoders and a fusion is costed part by part: each encoder's
+    FLOPs and latency come from the cache when that architecture was measured on this machine with inputs of
+    this shape (see ``mmexp.evaluation.cost_cache``), and the model's figures are the parts' sums;
+    ``encoder_costs`` says which encoders were measured and which read from the cache.
 
     ``epoch_seconds`` are training epoch times (see ``mmexp.training.callbacks.EpochTimer``); their mean is
     ``train_s_per_epoch`` (None when no epoch was timed, e.g. in an evaluation).
@@ -154,10 +169,16 @@ def model_complexity(
     batch = batch.first(max_rows).to(device).replace(modified=frozenset(MODALITIES))  # no cached features
     size = len(batch)
     try:
+        if cost_cache is not None and isinstance(model, EncodersAndFusion):
+            figures = costs_by_part(model, batch, device, latency_runs, cost_cache)
+        else:
+            figures = {
+                "flops_per_sample": flops_per_sample(lambda: model(batch), size),
+                "latency_s_per_batch": latency_seconds(lambda: model(batch), device, runs=latency_runs),
+            }
         out = {
             **count_parameters(model),
-            "flops_per_sample": flops_per_sample(lambda: model(batch), size),
-            "latency_s_per_batch": latency_seconds(lambda: model(batch), device, runs=latency_runs),
+            **figures,
             "latency_batch_size": size,
             "device": str(device),
             **peak_memory(device),
@@ -167,3 +188,34 @@ def model_complexity(
     out["train_s_per_epoch"] = statistics.fmean(epoch_seconds) if epoch_seconds else None
     out["train_epochs_timed"] = len(epoch_seconds)
     return out
+
+
+def costs_by_part(
+    model: EncodersAndFusion, batch: Batch, device: torch.device, runs: int, cache_dir: Path
+) -> dict[str, Any]:
+    """FLOPs per sample and latency of each encoder (cached or measured) plus those of the fusion and head,
+    measured on the encoders' outputs (or zeros of their recorded shapes)."""
+    from mmexp.evaluation.cost_cache import encoder_costs
+
+    size = len(batch)
+
+    def measure(forward: Callable[[], Any]) -> tuple[float, float]:
+        return flops_per_sample(forward, size), latency_seconds(forward, device, runs=runs)
+
+    features: dict[str, EncoderOutput] = {}
+    flops = latency = 0.0
+    sources = []
+    with torch.no_grad():
+        for modality, encoder in model.encoders.items():
+            entry, features[modality], cached = encoder_costs(
+                encoder, batch, device=device, runs=runs, cache_dir=cache_dir, measure=measure
+            )
+            flops += entry["flops_per_sample"]
+            latency += entry["latency_s_per_batch"]
+            sources.append(f"{modality}={'cache' if cached else 'measured'}")
+    rest_flops, rest_latency = measure(lambda: model.fuse(features))
+    return {
+        "flops_per_sample": flops + rest_flops,
+        "latency_s_per_batch": latency + rest_latency,
+        "encoder_costs": ",".join(sources),
+    }

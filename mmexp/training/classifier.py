@@ -224,8 +224,12 @@ class MultimodalClassifier(L.LightningModule):
         return cast(Encoder, self.encoders[modality]).encode(batch)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        features = {m: out._replace(pooled=self.feature_norms[m](out.pooled)) for m, out in self.encode(batch).items()}
-        return self.head(self.fusion(features))
+        return self.fuse(self.encode(batch))
+
+    def fuse(self, features: dict[str, EncoderOutput]) -> torch.Tensor:
+        """Logits from the encoders' outputs: what the model does after its encoders (costed on its own)."""
+        normed = {m: out._replace(pooled=self.feature_norms[m](out.pooled)) for m, out in features.items()}
+        return self.head(self.fusion(normed))
 
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)

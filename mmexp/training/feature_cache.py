@@ -20,9 +20,10 @@ it encodes a batch or two, less than one pass over every row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,3 +324,18 @@ class FeatureCacheCallback(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
         self.detach(module)
+
+
+@contextlib.contextmanager
+def features_attached(trainer: L.Trainer, module: L.LightningModule) -> Iterator[None]:
+    """The model's frozen encoders served from their feature cache outside a Trainer stage (a run's test
+    predictions after ``trainer.test``), as the trainer's ``FeatureCacheCallback`` serves them inside one."""
+    callback = next((c for c in trainer.callbacks if isinstance(c, FeatureCacheCallback)), None)  # type: ignore[attr-defined]
+    if callback is None:
+        yield
+        return
+    callback.attach(trainer, module)
+    try:
+        yield
+    finally:
+        callback.detach(module)

@@ -19,6 +19,7 @@ from torch import nn
 
 from mmexp.core.io import checksum
 from mmexp.models.encoders.base import ImageEncoder
+from mmexp.models.encoders.frozen_weights import full_state_dict
 
 if TYPE_CHECKING:
     from mmexp.training.feature_cache import DatasetInputs
@@ -83,7 +84,9 @@ def encoder_fingerprint(encoder: nn.Module) -> hashlib._Hash:
         digest.update(repr(encoder.image_input).encode())
     for name, module in encoder.named_modules():
         digest.update(f"{name}:{type(module).__qualname__}:{_scalars(module)}\n".encode())
-    for name, tensor in encoder.state_dict().items():
+    with full_state_dict(encoder):  # the weights themselves, not a reference naming where they came from
+        state = encoder.state_dict()
+    for name, tensor in state.items():
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest

