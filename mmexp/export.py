@@ -9,6 +9,7 @@ happens in ``mmexp.serving`` (docs/export.md), where torch is imported, so ``--h
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     exporter = EXPORTERS.get(str(cfg.format))
     if exporter is None:
         raise ConfigError(f"format={cfg.format}: expected one of {', '.join(EXPORTERS)}")
+    if cfg.get("embed_backbones"):
+        if cfg.format != "bundle":
+            raise ConfigError(f"embed_backbones=true applies to format=bundle only (format={cfg.format} embeds always)")
+        exporter = functools.partial(write_bundle, embed_backbones=True)
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path, train_dir = locate_run(cfg.ckpt_path)
     if run_dir.resolve().is_relative_to(train_dir) or (run_dir / "run_info.json").exists():

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+import mmexp
 from mmexp.core.build import build_text_encoder
 from mmexp.core.compose import compose_train_config
 from mmexp.core.errors import ConfigError
@@ -18,6 +19,7 @@ from mmexp.eval import evaluate
 from mmexp.models.encoders import frozen_weights
 from mmexp.models.encoders.base import FreezableEncoder
 from mmexp.models.encoders.frozen_weights import REFERENCE_KEY, full_state_dict
+from mmexp.portable.bundle import write_bundle
 from mmexp.train import train
 from tests.conftest import compose_cfg, compose_command
 
@@ -157,3 +159,13 @@ def test_a_run_on_frozen_backbones_writes_slim_checkpoints_that_evaluate_and_res
         )
     )
     assert resumed["epochs"] == 2
+    # the run's model/ bundle is slim too; embedding on request writes the backbones and loads to the same model
+    assert f"encoders.text.{REFERENCE_KEY}" in torch.load(run / "model" / "weights.pt", weights_only=True)
+    embedded = write_bundle(run / "checkpoints" / "best.ckpt", tmp_path / "embedded", embed_backbones=True)
+    full = torch.load(embedded / "weights.pt", weights_only=True)
+    assert not any(k.endswith(REFERENCE_KEY) for k in full) and any(".model." in k for k in full)
+    assert json.loads((embedded / "bundle.json").read_text())["frozen_weights"] == "embedded"
+    slim_model, full_model = mmexp.load(run / "model").model, mmexp.load(embedded).model
+    with full_state_dict(slim_model), full_state_dict(full_model):
+        expected, got = slim_model.state_dict(), full_model.state_dict()
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)

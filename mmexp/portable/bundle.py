@@ -84,12 +84,20 @@ def save_bundle(
     datamodule_state: dict[str, Any],
     *,
     source: dict[str, str],
+    embed_backbones: bool = False,
 ) -> Path:
     """Write the bundle of ``model`` (its current weights) into ``out_dir``, atomically: the folder appears
-    complete or not at all; a bundle already there is replaced, any other non-empty folder is refused."""
+    complete or not at all; a bundle already there is replaced, any other non-empty folder is refused.
+
+    Frozen pretrained weights travel by reference (``model.state_dict()`` holds their source and digest); with
+    ``embed_backbones`` they are written into weights.pt, so the bundle does not depend on the installed
+    backbone's version (its package still builds the architecture)."""
+    import contextlib
+
     import torch
 
     from mmexp.models.encoders.base import ImageEncoder
+    from mmexp.models.encoders.frozen_weights import full_state_dict
 
     labels = list(datamodule_state["labels"])
     tokenizer_state = {k: v for k, v in datamodule_state.items() if k != "labels"}
@@ -97,7 +105,9 @@ def save_bundle(
     image = dict(model.encoders).get("image")
     spec = image.image_input if isinstance(image, ImageEncoder) else None
     data = config["data"]
-    weights = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
+    with full_state_dict(model) if embed_backbones else contextlib.nullcontext():
+        state_dict = model.state_dict()
+    weights = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state_dict.items()}
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
         raise RunDirInUse(f"{out_dir} is not empty and is not a model bundle; give a new or empty folder")
@@ -134,6 +144,7 @@ def save_bundle(
             },
             "tokenizer": config["text_encoder"].get("tokenizer") or data.get("text"),
             "source": source,
+            "frozen_weights": "embedded" if embed_backbones else "by reference",
             "files": {name: _digest(tmp / name) for name in FILES},
         }
         write_json_atomic(tmp / MANIFEST, meta)
@@ -167,9 +178,9 @@ def save_run_bundle(
     )
 
 
-def write_bundle(ckpt_path: Path, out_dir: Path) -> Path:
-    """The bundle of a checkpoint in its training run dir (``python -m mmexp.export format=bundle``); returns
-    ``out_dir``."""
+def write_bundle(ckpt_path: Path, out_dir: Path, *, embed_backbones: bool = False) -> Path:
+    """The bundle of a checkpoint in its training run dir (``python -m mmexp.export format=bundle``, with
+    ``embed_backbones=true`` to write frozen pretrained weights into it); returns ``out_dir``."""
     from mmexp.core.build import build_model
     from mmexp.core.config_io import load_config
     from mmexp.evaluation.evaluate import load_checkpoint, locate_run
@@ -183,7 +194,8 @@ def write_bundle(ckpt_path: Path, out_dir: Path) -> Path:
     labels = list(state["labels"])
     model = build_model(config, num_classes=len(labels), labels=labels, **tokenizer.encoder_kwargs())
     model.load_state_dict(ckpt["state_dict"])
-    return save_bundle(out_dir, cfg, model, state, source={"run_dir": str(run_dir), "checkpoint": str(ckpt_file)})
+    source = {"run_dir": str(run_dir), "checkpoint": str(ckpt_file)}
+    return save_bundle(out_dir, cfg, model, state, source=source, embed_backbones=embed_backbones)
 
 
 def build_tokenizer(config: DictConfig, state: dict[str, Any]) -> Any:
