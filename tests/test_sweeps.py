@@ -93,6 +93,7 @@ def test_parallel_sweep_records_a_failed_job_goes_on_and_shares_one_mlflow_store
         ("0_batch_size=16_seed=0", "0", sweep.name),
         ("1_batch_size=16_seed=1", "1", sweep.name),
     ]
+    assert all("sweep_report" in r["artifacts"] for r in runs)  # the sweep's report, beside each of its runs
     # a job's dir goes back on the command line as it is (its '=' need no quotes): resume finds it complete
     again = run_cli("mmexp.train", f"hydra.run.dir={jobs['0']}", "resume=auto", cwd=tmp_path)
     assert again.returncode == 0 and "already completed" in again.stdout, again.stderr[-2000:]

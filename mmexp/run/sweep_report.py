@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 TOP_ROWS = 3  # ranking rows printed
+REPORT_FILES = ("report.html", "report.md", "report.csv")
 
 
 def write_report(sweep_dir: Path) -> str:
@@ -33,6 +34,28 @@ def write_report(sweep_dir: Path) -> str:
         lines = [line for line in err.getvalue().splitlines() if line.strip()]
         raise RuntimeError(lines[-1] if lines else f"exit code {code}")
     return out.getvalue()
+
+
+def attach_to_mlflow(config: DictConfig, sweep_dir: Path) -> int:
+    """Log the report files as artifacts (``sweep_report/``) of each of the sweep's MLflow runs, so the MLflow UI
+    shows the comparison beside every run; the number of runs. Nothing without an MLflow logger. A job's run has
+    ended before the report exists, so the runs are found by their tags (``sweep``, ``run_dir``)."""
+    uri = OmegaConf.select(config, "logger.mlflow.tracking_uri", default=None)
+    if uri is None:
+        return 0
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=str(uri))
+    experiment = client.get_experiment_by_name(str(OmegaConf.select(config, "logger.mlflow.experiment_name")))
+    if experiment is None:
+        return 0
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.sweep = '{sweep_dir.name}'")
+    inside = [r for r in runs if Path(r.data.tags.get("run_dir", "/")).resolve().parent == sweep_dir.resolve()]
+    for run in inside:
+        for name in REPORT_FILES:
+            if (sweep_dir / name).is_file():
+                client.log_artifact(run.info.run_id, str(sweep_dir / name), artifact_path="sweep_report")
+    return len(inside)
 
 
 def ranking_top(markdown: str, rows: int = TOP_ROWS) -> list[str]:
@@ -64,6 +87,12 @@ class ReportSweep(Callback):
                 file=sys.stderr,
             )
             return
+        try:
+            attach_to_mlflow(config, sweep_dir)
+        except Exception as e:  # the report is on disk; a dashboard hiccup costs one line
+            print(
+                f"mmexp: warning: the sweep report was not logged to MLflow ({type(e).__name__}: {e})", file=sys.stderr
+            )
         top = ranking_top(markdown)
         print(f"sweep report: {sweep_dir / 'report.html'} (also report.md, report.csv)")
         if top:
