@@ -173,7 +173,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     if rank_zero:  # model/: what prediction needs, loadable anywhere (mmexp.portable.bundle)
         save_run_bundle(run_dir, cfg, model, datamodule, best=best)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)
-    log_summary(loggers, params, metrics, step=trainer.global_step, epoch=epochs)
+    log_summary(loggers, params, metrics, step=trainer.global_step)
     log_artifacts(loggers, run_dir)
     close_loggers(loggers, "success")
     recorder.finish(status="completed")

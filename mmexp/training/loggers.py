@@ -77,14 +77,12 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 @rank_zero_only  # DDP ranks > 0 have placeholder experiments (no W&B summary to update)
-def log_summary(
-    loggers: list[Logger], params: dict[str, Any], metrics: dict[str, Any], *, step: int, epoch: int
-) -> None:
+def log_summary(loggers: list[Logger], params: dict[str, Any], metrics: dict[str, Any], *, step: int) -> None:
     """Every dashboard's summary of the run is metrics.json's: the best checkpoint's val and test metrics.
 
     Logged at the last step (after the last epoch's point), where a dashboard's "latest value" is read: the
-    MLflow run table, TensorBoard's HPARAMS tab; W&B's summary is set directly; the CSV row gets
-    ``epoch`` = the number of epochs trained, which the report's learning curves leave out, like the test row.
+    MLflow run table, TensorBoard's HPARAMS tab; W&B's summary is set directly. The CSV logger gets nothing:
+    metrics.csv holds the curves (one val row per epoch) and metrics.json beside it is the summary.
     """
     summary = summary_metrics(metrics)
     for logger in loggers:
@@ -93,7 +91,7 @@ def log_summary(
         elif isinstance(logger, WandbLogger):
             logger.experiment.summary.update(summary)
         elif isinstance(logger, CSVLogger):
-            logger.log_metrics({**summary, "epoch": epoch}, step=step)
+            continue
         else:
             logger.log_metrics(summary, step=step)
 
