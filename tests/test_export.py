@@ -200,9 +200,10 @@ def test_cli_claims_a_new_export_dir_and_fails_in_one_line(default_run: Path, tm
     ckpt = f"ckpt_path={default_run / 'checkpoints' / 'best.ckpt'}"
     done = run_cli("mmexp.export", ckpt, "format=tflite", f"paths.output_dir={tmp_path}", cwd=tmp_path)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == "mmexp: error: format=tflite: expected one of onnx, torchscript, bundle"
+    message = "mmexp: error: format=tflite: expected one of onnx, torchscript, bundle"
+    assert done.stderr.strip().splitlines()[-1] == message
     (export_dir,) = (tmp_path / "exports").iterdir()
-    assert (export_dir / ".mmexp-run.json").is_file() and "format-tflite" in export_dir.name
+    assert (export_dir / ".mmexp-run.json").is_file() and export_dir.name.endswith("_format=tflite")  # the naming rule
     assert json.loads((export_dir / "run_info.json").read_text())["status"] == "failed"
 
 
