@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import config_choices, quoting_path_overrides, run_job, task_overrides
+from mmexp.core.cli import config_choices, in_multirun, quoting_path_overrides, run_job, task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.errors import OutputError, output_error, run_dir_in_use
 from mmexp.run.claim import CLAIM_FILE, Claim, claim_run_dir
@@ -198,7 +198,6 @@ def main(cfg: DictConfig) -> float | None:
     if not metrics:
         return float("nan")
     value = OmegaConf.select(cfg, "optimized_metric")
-    from mmexp.core.cli import in_multirun
     from mmexp.run.end_block import log_run_end
 
     log_run_end(run_dir, metrics, optimized=value, sweep_job=in_multirun())  # its dir, key metrics, next commands
