@@ -26,7 +26,6 @@ from mmexp.reporting.stats import (
     friedman,
     holm,
     iman_davenport,
-    is_bounded,
     nemenyi_cd,
     nemenyi_q,
     paired_test,
@@ -49,8 +48,6 @@ def test_t_interval_is_scipys_and_bounded_metrics_are_cut_to_their_range() -> No
     assert wide.ci_method == "t, cut to [0, 1]"
     assert summarize([0.5]).ci_low is None and summarize([]) is None
     assert summarize([0.5], single=lambda: (0.4, 0.6)).ci_method == "bootstrap over test rows"
-    assert is_bounded("test/f1_macro") and is_bounded("test/acc") and is_bounded("test/ece")
-    assert not is_bounded("test/loss")
 
 
 def test_paired_t_and_wilcoxon_are_scipys() -> None:

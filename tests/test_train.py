@@ -62,6 +62,10 @@ def test_run_dir_is_complete_and_consistent(make_cfg, tmp_path: Path) -> None:
     }
     assert expected <= set(saved["test"]) and "val/f1_macro" in saved["val"]
     assert set(saved["test_per_class"]) == {"precision", "recall", "f1", "support"}
+    specs = saved["metric_specs"]  # direction and range of every logged metric, for the report
+    assert {k.split("/")[1] for k in [*saved["val"], *saved["test"]]} == set(specs)
+    assert specs["loss"] == {"higher_is_better": False, "bounds": None}
+    assert specs["f1_macro"] == {"higher_is_better": True, "bounds": [0.0, 1.0]}
     assert set(saved["test_per_class"]["f1"]) == set(labels)
     matrix = saved["confusion_matrix"]
     split = json.loads((run / "split.json").read_text())

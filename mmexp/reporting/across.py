@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmexp.reporting.groups import group_overrides, lower_is_better, metric_value, override_key
+from mmexp.reporting.groups import group_overrides, metric_value, override_key
 from mmexp.reporting.labels import NO_OVERRIDES
+from mmexp.reporting.metric_specs import MetricSpecs
 from mmexp.reporting.runs import Run
 from mmexp.reporting.stats import ALPHA, Friedman, average_ranks, friedman, nemenyi_cd
 
@@ -87,7 +88,7 @@ def across(runs: list[Run], *, key: str, metric: str, ignore: tuple[str, ...]) -
     methods = [m for m in every if all((d, m) in cells for d in datasets)]
     scores = [[math.fsum(cells[d, m]) / len(cells[d, m]) for m in methods] for d in datasets]
     counts = [[len(cells[d, m]) for m in methods] for d in datasets]
-    lower = lower_is_better(metric)
+    lower = MetricSpecs.of(runs).lower_is_better(metric)
     if methods and datasets:
         table = np.asarray(scores)
         per_dataset = [average_ranks(table[i : i + 1], lower_is_better=lower).tolist() for i in range(len(datasets))]

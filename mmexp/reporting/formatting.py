@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mmexp.reporting.groups import Comparison, lower_is_better
+from mmexp.reporting.groups import Comparison
+from mmexp.reporting.metric_specs import MetricSpecs
 from mmexp.reporting.stats import Summary
 
 DASH = "–"
@@ -40,9 +41,9 @@ def fmt_test(c: Comparison) -> str:
     return c.test.test if ratio is None else f"{c.test.test}, n_test/n_train={ratio:.3g}"
 
 
-def header(metric: str) -> str:
+def header(metric: str, specs: MetricSpecs) -> str:
     """The metric with the direction that is better."""
-    return f"{metric} {'↓' if lower_is_better(metric) else '↑'}"
+    return f"{metric} {'↓' if specs.lower_is_better(metric) else '↑'}"
 
 
 def fmt_cost(key: str, value: float | None) -> str:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmexp.reporting.evals import EvalGroup, eval_groups
 from mmexp.reporting.labels import NO_OVERRIDES, group_labels, shared_overrides
+from mmexp.reporting.metric_specs import MetricSpecs
 from mmexp.reporting.runs import Run
 from mmexp.reporting.stats import (
     CORRECTED_T,
@@ -31,7 +32,6 @@ from mmexp.reporting.stats import (
     Summary,
     confusion_bootstrap,
     holm,
-    is_bounded,
     paired_test,
     summarize,
 )
@@ -88,11 +88,6 @@ class Comparison:
     test: PairedTest
 
 
-def lower_is_better(metric: str) -> bool:
-    """Losses and calibration error are minimized; every other metric is maximized."""
-    return metric.rsplit("/", 1)[-1] in ("loss", "ece") or metric.endswith("_loss")
-
-
 def metric_value(run: Run, metric: str) -> float | None:
     """``val/x`` from metrics.json's ``val`` part, ``test/x`` from its ``test`` part; None when missing."""
     part = metric.split("/", 1)[0]
@@ -137,7 +132,7 @@ def build_groups(runs: list[Run], *, metric: str, ignore: tuple[str, ...]) -> li
     for group in groups:
         names = sorted({k for run in group.runs for part in ("val", "test") for k in _metrics(run).get(part, {})})
         group.stats = {k: s for k in names if (s := summarize_metric(group.runs, k))}
-    sign = 1.0 if lower_is_better(metric) else -1.0
+    sign = 1.0 if MetricSpecs.of(runs).lower_is_better(metric) else -1.0
     ranked = sorted((g for g in groups if metric in g.stats), key=lambda g: (sign * g.stats[metric].mean, g.name))
     for i, group in enumerate(ranked, start=1):
         group.rank = i
@@ -156,7 +151,7 @@ def summarize_metric(runs: list[Run], metric: str) -> Summary | None:
             return None
         return confusion_bootstrap(matrix, metric, values[0])
 
-    return summarize(values, bounds=(0.0, 1.0) if is_bounded(metric) else None, single=single)
+    return summarize(values, bounds=MetricSpecs.of(runs).bounds(metric), single=single)
 
 
 def _metrics(run: Run) -> dict[str, Any]:
@@ -330,6 +325,7 @@ class Report:
     across: Across | None = None
     dataset: str = ""  # what sets this report's runs apart from the other datasets' (empty with one dataset)
     notes: tuple[str, ...] = ()  # one-line findings a reader must see first (copies counted once, small tests)
+    specs: MetricSpecs = field(default_factory=MetricSpecs)  # each metric's direction and range, as recorded
 
     @property
     def compared(self) -> str:
@@ -407,4 +403,5 @@ def analyse(
         base_dir=base_dir,
         evals=eval_groups(runs, key=partial(eval_group_name, ignore=ignore)),
         across=None if across is None else across_datasets(trained, key=across, metric=metric, ignore=ignore),
+        specs=MetricSpecs.of(trained),
     )

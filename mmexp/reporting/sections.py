@@ -29,7 +29,8 @@ from mmexp.reporting.formatting import (
     fmt_test,
     header,
 )
-from mmexp.reporting.groups import Group, Report, lower_is_better, per_class_mean, test_twin
+from mmexp.reporting.groups import Group, Report, per_class_mean, test_twin
+from mmexp.reporting.metric_specs import MetricSpecs
 from mmexp.reporting.stats import CONFIDENCE, Summary
 
 TITLE = "mmexp report"
@@ -76,9 +77,9 @@ def build_document(reports: Report | list[Report], *, errors: int = DEFAULT_K) -
     )
 
 
-def ranked_by(metric: str) -> str:
+def ranked_by(metric: str, specs: MetricSpecs) -> str:
     """The header's first sentence: what ranks the groups, and that test values never choose."""
-    direction = "lower" if lower_is_better(metric) else "higher"
+    direction = "lower" if specs.lower_is_better(metric) else "higher"
     if metric.startswith("val/"):
         return (
             f"Ranked and chosen by {metric}, on the validation set ({direction} is better); test values are shown "
@@ -97,7 +98,7 @@ def intro(reports: list[Report]) -> tuple[Paragraph, ...]:
     groups = sum(len(part.groups) for part in reports)
     failed_runs = sum(len(part.failed) for part in reports)
     lines = [
-        ranked_by(report.metric),
+        ranked_by(report.metric, report.specs),
         (
             f"Cells: mean ± std [{CONFIDENCE:.0%} CI] over the n runs of a group (seeds, folds); std {DASH} where a "
             "group has one run."
@@ -130,7 +131,7 @@ def ranking(report: Report) -> Section:
     """Groups in rank order with the ranking metric and its test twin, the headline test metrics, the bar chart
     and how to read its labels."""
     metrics, names = report.ranking_metrics(), report.short_names()
-    head = ("rank", "group", "n", *(header(m) for m in metrics))
+    head = ("rank", "group", "n", *(header(m, report.specs) for m in metrics))
     rows = tuple(
         (fmt(g.rank, 0) if g.rank else DASH, names[g.name], str(len(g.runs)), *map(fmt_summary, _stats(g, metrics)))
         for g in report.groups
@@ -149,7 +150,12 @@ def ranking(report: Report) -> Section:
             (names[g.name], *(fmt_summary(s, interval=False) for s in _stats(g, headline))) for g in report.groups
         )
         blocks.append(
-            Table(("group", *(header(m) for m in headline)), cells, numeric_from=1, highlight=_highlight(report))
+            Table(
+                ("group", *(header(m, report.specs) for m in headline)),
+                cells,
+                numeric_from=1,
+                highlight=_highlight(report),
+            )
         )
     if report.baseline is not None:
         blocks.append(
@@ -289,7 +295,7 @@ def all_metrics(report: Report) -> Table | Paragraph:
         return Paragraph(("No test metrics.",))
     names = report.short_names()
     head = ("metric", *(f"{names[g.name]} (n={len(g.runs)})" for g in report.groups))
-    rows = tuple((header(m), *(fmt_summary(g.stats.get(m)) for g in report.groups)) for m in metrics)
+    rows = tuple((header(m, report.specs), *(fmt_summary(g.stats.get(m)) for g in report.groups)) for m in metrics)
     return Table(head, rows, numeric_from=1)
 
 

@@ -25,8 +25,6 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # every bootstrap is deterministic: the same runs give the same report
-# test metrics that are fractions; intervals of their means are kept inside [0, 1]
-BOUNDED = ("acc", "f1", "precision", "recall", "auroc", "ece", "pr", "map", "exact")
 
 
 @dataclass(frozen=True)
@@ -67,12 +65,6 @@ class PairedTest:
     test_ratio: float | None = None
     wilcoxon_p: float | None = None
     p_holm: float | None = None
-
-
-def is_bounded(metric: str) -> bool:
-    """Fractions in [0, 1]: accuracy, precision, recall, F1 (any averaging), AUROC, ECE."""
-    name = metric.rsplit("/", 1)[-1]
-    return name.split("_", 1)[0] in BOUNDED
 
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:

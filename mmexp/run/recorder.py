@@ -14,6 +14,7 @@ from mmexp.core.config_io import resolved_dict
 from mmexp.core.io import write_json_atomic, write_text_atomic
 from mmexp.data.fingerprint import test_digests
 from mmexp.run.run_info import now_iso, start_info
+from mmexp.training.metric_specs import specs_json
 
 if TYPE_CHECKING:
     from mmexp.data.datamodule import DatasetInfo
@@ -145,6 +146,7 @@ class RunRecorder:
             "thresholds": thresholds,  # binary/multilabel decision thresholds of the tested checkpoint
             "best_checkpoint": best_checkpoint or None,
             "epochs": epochs,
+            "metric_specs": specs_json([*val, *test]),  # direction and range of each metric, for the report
         }
         if complexity is not None:
             metrics["complexity"] = complexity
