@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric",
         default=DEFAULT_METRIC,
         help="metric that ranks the groups and picks the best (default: %(default)s, a validation metric; a name "
-        "without val/ or test/ means val/; test/... is allowed but makes the test score optimistic; its direction is the one "
-        "each run recorded in metrics.json: loss and ece lower is better, others higher)",
+        "without val/ or test/ means val/; test/... is allowed but makes the test score optimistic; its "
+        "direction is the one each run recorded in metrics.json: loss and ece lower is better, others higher)",
     )
     parser.add_argument(
         "--baseline",

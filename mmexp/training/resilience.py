@@ -11,10 +11,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
 
 from mmexp.core.errors import ConfigError
+from mmexp.training.lightning_private import collect_rng_states, set_rng_states
 
 
 class TrainingDiverged(ConfigError):
@@ -26,7 +26,7 @@ class RngStateInCheckpoint(Callback):
     (shuffling and dropout of the next epoch draw the same numbers as in an uninterrupted run)."""
 
     def state_dict(self) -> dict[str, Any]:
-        states = _collect_rng_states(include_cuda=torch.cuda.is_available())
+        states = collect_rng_states(include_cuda=torch.cuda.is_available())
         kind, keys, pos, has_gauss, cached = states["numpy"]
         states["numpy"] = (kind, keys.tolist(), pos, has_gauss, cached)  # plain lists: loads with weights_only
         return {"rng": states}
@@ -35,7 +35,7 @@ class RngStateInCheckpoint(Callback):
         states = dict(state_dict["rng"])
         kind, keys, pos, has_gauss, cached = states["numpy"]
         states["numpy"] = (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
-        _set_rng_states(states)
+        set_rng_states(states)
 
 
 class StopOnNonFiniteLoss(Callback):

@@ -7,9 +7,9 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelSummary, RichProgressBar
-from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
 
 from mmexp.core.progress import Redirected, redirect_log_handlers, restore
+from mmexp.training.lightning_private import format_summary_table
 
 log = logging.getLogger("mmexp.train")
 LEFT_OUT = ("Total Flops", "Modules in train mode", "Modules in eval mode")  # summary rows not shown
@@ -56,7 +56,7 @@ class SummaryWithoutFlops(ModelSummary):
         **summarize_kwargs: Any,
     ) -> None:
         columns = [column for column in summary_data if column[0] != "FLOPs"]
-        table = _format_summary_table(
+        table = format_summary_table(
             total_parameters, trainable_parameters, model_size, total_training_modes, total_flops, *columns
         )
         kept = [line for line in table.splitlines() if not line.rstrip().endswith(LEFT_OUT)]
