@@ -1,4 +1,4 @@
-"""Find run directories and load the files a run writes (see README, "What a run directory holds")."""
+"""Find run directories and load the files a run writes (docs/run_directory.md lists them)."""
 
 from __future__ import annotations
 
