@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 from mmexp.core.cli import quoting_path_overrides, run_job, task_overrides
 from mmexp.core.config_checks import check_config
-from mmexp.core.config_io import load_config
 from mmexp.core.errors import ConfigError, RunDirInUse
+from mmexp.core.training_config import training_config
 from mmexp.data.records import format_bad_rows
 from mmexp.evaluation.evaluate import data_node, load_checkpoint, locate_run, pick_device
 
@@ -46,7 +46,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path, train_dir = locate_run(cfg.ckpt_path)
     check_output_dir(run_dir, train_dir)
-    train_cfg = load_config(train_dir / "config.yaml")
+    train_cfg = training_config(train_dir, own_data=cfg.get("data") is None)  # a relative data.root: see there
 
     from mmexp.core.build import build_datamodule, build_model
     from mmexp.core.io import write_atomic

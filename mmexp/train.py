@@ -30,6 +30,7 @@ from mmexp.run.resume import (
     resume_requested,
     run_config,
 )
+from mmexp.run.start_checkpoint import check_start_checkpoint
 
 log = logging.getLogger("mmexp.train")
 OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # only writing raises these
@@ -45,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     run_dir = Path(cfg.paths.run_dir)
     resume = resume_requested(cfg)
+    check_start_checkpoint(cfg.get("ckpt_path"))  # before the run dir changes (from Python: before it is claimed)
     claim = _claim_if_unclaimed(run_dir, resume=resume)
     try:
         done = completed_metrics(run_dir) if resume else None

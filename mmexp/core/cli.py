@@ -1,8 +1,9 @@
 """The one way every ``python -m mmexp.<command>`` ends: results, or one line that says what went wrong.
 
-Errors a user can cause (``ConfigError``) print ``mmexp: error: <message>`` and exit 1, without a
-traceback; any failure of a job with a run dir is recorded in its run_info.json (never in another run's
-dir); in a Hydra sweep a failed job is logged and the sweep goes on; Ctrl-C and SIGTERM exit 130 / 143.
+Errors a user can cause (``ConfigError``, a config whose ``${...}`` cannot be resolved) print
+``mmexp: error: <message>`` and exit 1, without a traceback; any failure of a job with a run dir is recorded in
+its run_info.json (never in another run's dir); in a Hydra sweep a failed job is logged and the sweep goes on;
+Ctrl-C and SIGTERM exit 130 / 143.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from mmexp.core.errors import ConfigError, RunDirInUse
+from mmexp.core.errors import UNRESOLVABLE, ConfigError, RunDirInUse, unresolvable_config
 from mmexp.run.status import mark_failed
 
 log = logging.getLogger("mmexp")
@@ -86,14 +87,15 @@ def run_job(
         if on_interrupt:
             log.error("interrupted: %s", on_interrupt)
         raise SystemExit(128 + signal.SIGTERM if type(e).__name__ == "SIGTERMException" else 130) from None
-    except Exception as e:
-        if run_dir is not None and not isinstance(e, RunDirInUse):  # never touch another run's files
-            mark_failed(run_dir, e, overrides=task_overrides())
+    except Exception as raised:
+        error = unresolvable_config(raised, task_overrides()) if isinstance(raised, UNRESOLVABLE) else raised
+        if run_dir is not None and not isinstance(error, RunDirInUse):  # never touch another run's files
+            mark_failed(run_dir, error, overrides=task_overrides())
         if in_multirun():
-            log_sweep_failure(e)
+            log_sweep_failure(error)
             return on_sweep_failure
-        if isinstance(e, ConfigError):
-            raise SystemExit(f"mmexp: error: {e}") from None
+        if isinstance(error, ConfigError):
+            raise SystemExit(f"mmexp: error: {error}") from None
         raise
 
 

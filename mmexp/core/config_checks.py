@@ -21,8 +21,15 @@ def _class_weights(value: object) -> bool:
     )
 
 
+def _seed(value: object) -> bool:
+    """What numpy accepts as a seed (Lightning's seed_everything and the splits seed it)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
+
+
 # key -> (is the value valid?, what a valid value looks like)
 RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "seed": (_seed, "an integer from 0 to 4294967295, e.g. seed=0"),
+    "split.seed": (_seed, "an integer from 0 to 4294967295, e.g. split.seed=0"),
     "data.batch_size": (lambda v: isinstance(v, int) and v > 0, "a positive integer, e.g. data.batch_size=64"),
     "data.eval_batch_size": (lambda v: v is None or (isinstance(v, int) and v > 0), "null or a positive integer"),
     "data.image_size": (lambda v: isinstance(v, int) and v >= 8, "an integer >= 8, e.g. data.image_size=32"),

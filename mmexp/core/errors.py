@@ -5,6 +5,11 @@ from __future__ import annotations
 import errno
 import os
 
+from omegaconf.errors import GrammarParseError, InterpolationResolutionError, MissingMandatoryValue
+
+# A config that cannot be resolved (an interpolation loop, a missing key, bad ${...} syntax) is the user's to fix.
+UNRESOLVABLE = (InterpolationResolutionError, GrammarParseError, MissingMandatoryValue)
+
 
 class ConfigError(ValueError):
     """A config value, path or data record is wrong; the message names the field and the fix."""
@@ -47,3 +52,18 @@ def output_error(error: OSError, path: object, *, action: str = "writing") -> Ou
     failure = OutputError(f"{reason} while {action} {path}" + (f"; {hint}" if hint else ""))
     failure.errno = error.errno  # for callers that look at it; the message stays the line above
     return failure
+
+
+def unresolvable_config(error: Exception, overrides: list[str]) -> ConfigError:
+    """One line for a config whose ``${...}`` cannot be resolved (a loop, a missing key, bad syntax), naming the
+    key and the overrides that hold an interpolation (where such a loop usually comes from)."""
+    reason = str(getattr(error, "msg", None) or error).strip().splitlines()[0]
+    key = getattr(error, "full_key", None)
+    where = f" (at {key})" if key else ""
+    suspects = [o for o in overrides if "${" in o]
+    fix = (
+        f"check the ${{...}} in the overrides {', '.join(suspects)} (each must name another key, with no loop)"
+        if suspects
+        else "check the ${...} interpolations of the config (each must name an existing key, with no loop)"
+    )
+    return ConfigError(f"the config cannot be resolved{where}: {reason}; {fix}")

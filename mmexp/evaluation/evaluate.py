@@ -17,8 +17,9 @@ from omegaconf import DictConfig
 
 from mmexp.core.cli import task_overrides
 from mmexp.core.config_checks import check_config
-from mmexp.core.config_io import load_config, resolved_copy, resolved_dict
+from mmexp.core.config_io import resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
+from mmexp.core.training_config import training_config
 from mmexp.data.task import task_of
 from mmexp.evaluation.recorded_split import recorded_test_rows
 
@@ -212,7 +213,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"run dir {run_dir} already holds a run; mmexp.eval writes to a new dir only "
             "(leave hydra.run.dir unset, or give a fresh one)"
         )
-    train_cfg = load_config(train_dir / "config.yaml")
+    train_cfg = training_config(train_dir, own_data=cfg.get("data") is None)  # a relative data.root: see there
 
     import torch
 

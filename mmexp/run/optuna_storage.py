@@ -68,7 +68,12 @@ class CreateSharedStudy(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper
-        identity = sweep_identity(config)
+        if "optuna" not in str(sweeper.get("_target_", "")):
+            return  # in every command's callbacks (conf/hydra/default.yaml): an Optuna sweep however it was chosen
+        try:
+            identity = sweep_identity(config)
+        except ConfigError as e:  # raised, Hydra would only warn, and Optuna then fails in a traceback
+            sys.exit(f"mmexp: error: {e}")
         own_name = study_name(identity)
         name = str(sweeper.get("study_name") or own_name)
         storage = absolute_storage(str(sweeper.storage)) if sweeper.get("storage") else None

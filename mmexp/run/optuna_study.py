@@ -31,7 +31,13 @@ def directions(config: DictConfig) -> list[str]:
     """``hydra.sweeper.direction`` as a list of ``minimize``/``maximize`` (Optuna's default: minimize)."""
     direction = config.hydra.sweeper.get("direction") or "minimize"
     items = [direction] if isinstance(direction, str | Enum) else list(direction)
-    return [(d.name if isinstance(d, Enum) else str(d)).lower() for d in items]
+    names = [(d.name if isinstance(d, Enum) else str(d)).lower() for d in items]
+    if not names or any(n not in ("minimize", "maximize") for n in names):  # Optuna's answer: a traceback
+        raise ConfigError(
+            f"hydra.sweeper.direction={direction}: expected minimize or maximize (a list of them for several "
+            "objectives)"
+        )
+    return names
 
 
 def search_space(config: DictConfig) -> dict[str, str]:

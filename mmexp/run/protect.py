@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mmexp.core.errors import ConfigError
+from mmexp.core.errors import UNRESOLVABLE, ConfigError, RunDirInUse, unresolvable_config
 from mmexp.run.claim import Claim, claim_run_dir
 
 FIRST_RUN = "first_run"  # .hydra/first_run/: the files of the run's original command, kept across resumes
@@ -37,14 +37,17 @@ class ProtectRunDir(Callback):
     ``.hydra/`` and log by then, in a dir inside the claimed sweep dir). DDP ranks > 0 re-run the command in
     rank zero's run dir, by design, and claim nothing. With ``resume=auto`` on the run's own dir its original
     ``.hydra/`` files are kept in ``.hydra/first_run/`` before Hydra overwrites them with the resuming command's.
-    A finished run is left as it is: the command says so and exits 0.
+    A finished run is left as it is: the command says so and exits 0. Every command that writes a dir (train,
+    eval, predict, export) claims it here; ``reads`` names the checkpoint key of those that only read a training
+    run, whose dir (and anything inside it) is refused before the claim, so a refused command changes no byte.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reads: str | None = None) -> None:
+        self.reads = reads  # the config key of a checkpoint whose training run the command only reads (eval, ...)
         self.claims: list[Claim] = []
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        claim = self._claim(config, str(OmegaConf.select(config, "hydra.run.dir")), frozenset())
+        claim = self._claim(config, "hydra.run.dir", frozenset())
         if claim and claim.completed:
             claim.release()
             print(f"mmexp: run {claim.run_dir} already completed; nothing to do (results in its metrics.json)")
@@ -53,14 +56,13 @@ class ProtectRunDir(Callback):
             keep_first_run_files(claim.run_dir / _hydra_subdir(config))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
-        self._claim(config, sweep_dir, frozenset(), command_suffix=" -m")
+        self._claim(config, "hydra.sweep.dir", frozenset(), command_suffix=" -m")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
             return  # a single run was claimed in on_run_start
         hydra_made = frozenset({_hydra_subdir(config), f"{config.hydra.job.name}.log"})
-        self._claim(config, str(config.hydra.runtime.output_dir), hydra_made)  # a finished job: train() skips it
+        self._claim(config, "hydra.runtime.output_dir", hydra_made)  # a finished job: train() skips it
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release()
@@ -73,28 +75,68 @@ class ProtectRunDir(Callback):
         self._release()
 
     def _claim(
-        self, config: DictConfig, run_dir: str, expected: frozenset[str], command_suffix: str = ""
+        self, config: DictConfig, dir_key: str, expected: frozenset[str], command_suffix: str = ""
     ) -> Claim | None:
-        """Claim ``run_dir`` for this command, or exit with one line and nothing written."""
+        """Claim the dir at ``dir_key`` for this command, or exit with one line and nothing written.
+
+        Every failure exits here: Hydra would only warn about an exception raised in a callback and then write
+        into the dir anyway.
+        """
         if process_rank() != 0:
             return None
-        command = str(config.hydra.job.config_name) + command_suffix
+        raw = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+        assert isinstance(raw, list)
         try:
+            overrides = [str(o) for o in config.hydra.overrides.task]  # resolved: a ${...} loop ends here
+            run_dir = Path(str(OmegaConf.select(config, dir_key)))
+            resume = config.get("resume") == "auto"
+            if resume and dir_key != "hydra.runtime.output_dir":
+                check_resume_names_its_dir(config, dir_key)
+            if self.reads and dir_key == "hydra.run.dir":  # a sweep job's failure is the job's, not the sweep's
+                check_outside_source_run(run_dir, OmegaConf.select(config, self.reads), self.reads)
             claim = claim_run_dir(
-                Path(run_dir),
-                command=command,
-                overrides=[str(o) for o in config.hydra.overrides.task],
-                resume=config.get("resume") == "auto",
+                run_dir,
+                command=str(config.hydra.job.config_name) + command_suffix,
+                overrides=overrides,
+                resume=resume,
                 expected=expected,
             )
         except ConfigError as e:
             sys.exit(f"mmexp: error: {e}")
+        except UNRESOLVABLE as e:
+            sys.exit(f"mmexp: error: {unresolvable_config(e, [str(o) for o in raw])}")
         self.claims.append(claim)
         return claim
 
     def _release(self) -> None:
         while self.claims:
             self.claims.pop().release()
+
+
+def check_resume_names_its_dir(config: DictConfig, dir_key: str) -> None:
+    """``resume=auto`` continues the run in the dir the command names; Hydra's default is a new timestamped dir,
+    where there is nothing to resume (and a fresh run would start silently)."""
+    given = {str(o).lstrip("+~").partition("=")[0] for o in config.hydra.overrides.hydra}
+    if dir_key not in given:
+        raise ConfigError(
+            f"resume=auto needs {dir_key}=<the dir of the run to continue>; without it the command would start a "
+            f"new run in a new dir, with nothing to resume (e.g. {dir_key}=outputs/runs/<run> resume=auto)"
+        )
+
+
+def check_outside_source_run(run_dir: Path, ckpt_path: Any, key: str) -> None:
+    """A command that reads a training run (eval, predict, export) never writes into it, not even a subfolder;
+    a checkpoint that is missing or outside its run is refused here too, before any dir is made."""
+    if ckpt_path is None:
+        return
+    from mmexp.evaluation.evaluate import locate_run  # imported by every command that reads a run
+
+    _, source = locate_run(str(ckpt_path))
+    if run_dir.resolve().is_relative_to(source):
+        raise RunDirInUse(
+            f"run dir {run_dir} is the training run of {key}={ckpt_path} or inside it; that run is only read "
+            "(leave hydra.run.dir unset, or give a new dir outside it)"
+        )
 
 
 def _hydra_subdir(config: DictConfig) -> str:
