@@ -18,7 +18,8 @@ def row_digest(record: Record, image: torch.Tensor) -> str:
     """A short hash of what the model sees of a row: its label, its text and its decoded pixels.
 
     The decoded pixels, not the file: a re-encoded but identical image is the same row, and the
-    cost is one pass over bytes already in memory (far below decoding them).
+    cost is one pass over bytes already in memory (far below decoding them). The pixels are the file's as
+    it is now: the decoded-image cache is keyed on the files' bytes, never on their size and mtime alone.
     """
     h = hashlib.blake2b(digest_size=8)
     label = record.label if isinstance(record.label, str) else "\x1f".join(record.label)  # multilabel: a set

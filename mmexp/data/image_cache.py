@@ -1,5 +1,7 @@
 """Decoded-image cache: resized uint8 images stored once, so later epochs and sweep jobs skip decoding.
 
+A cache is found by its key: the manifest, the decode options and the bytes of every image file (``cache_key``),
+so a cache never serves pixels of a file that has changed since, whatever its size and mtime say.
 The cache is untrusted input like any file on disk: its meta file records a checksum of the images and their
 problem list when it is written, and a read verifies it (``crc32``: measured 2.3 GB/s on one core, about 1.3 %
 of the time decoding the same images takes). An unreadable, truncated or changed cache is rebuilt after one
@@ -8,6 +10,7 @@ warning; a cache directory that cannot be written means no cache for the run, af
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mmexp.core.io import atomic_path, checksum, write_json_atomic
+from mmexp.core.io import atomic_path, checksum, remove_stale_temps, reserve_space, write_json_atomic
 from mmexp.core.progress import progress
 from mmexp.data.images import MAX_IMAGE_PIXELS, decode_images
 
@@ -33,24 +36,42 @@ PARALLEL_FROM = 50_000_000  # output pixels (~1,000 images at 224 px): less deco
 MAX_WORKERS = 8
 FORMAT = 2  # meta file layout; 2 added the checksum (older caches are rebuilt once)
 CHECKSUM_BYTES = 64 * 2**20  # bytes hashed per step: a memory map is read in bounded pieces
+HASH_BLOCK = 2**20  # bytes of an image file read per step while hashing it
 
 
 def cache_key(
     paths: list[Path], size: int, manifest: Path, resize: str = "squash", max_pixels: int = MAX_IMAGE_PIXELS
 ) -> str:
-    """Changes when the manifest, the image size, the resize mode, the pixel limit or any image file
-    (size or mtime) changes. Defaults add nothing, so keys made before an option existed stay valid."""
+    """Changes when the manifest, the image size, the resize mode, the pixel limit or the bytes of any image
+    file change. Defaults add nothing, so keys made before an option existed stay valid.
+
+    The files' bytes, not their size and mtime: ``rsync -a`` of a re-export (or any same-size rewrite with the
+    mtime restored) changes pixels without changing either, and a cache keyed on them kept serving the old
+    pixels, to training and to eval's "test rows unchanged" check alike. Reading and hashing the files costs
+    ~3 % of decoding them (docs/reliability.md has the measurement); a file merely touched keeps its cache.
+    """
     digest = hashlib.sha256(manifest.read_bytes())
     digest.update(f"|{size}|".encode() if resize == "squash" else f"|{size}|{resize}|".encode())
     if max_pixels != MAX_IMAGE_PIXELS:
         digest.update(f"max_pixels={max_pixels}|".encode())
+    digest.update(b"content|")  # keys of the size+mtime era can never match one of these
     for path in paths:
-        try:
-            stat = path.stat()
-            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"{path}|missing\n".encode())
+        digest.update(f"{path}|{file_digest(path)}\n".encode())
     return digest.hexdigest()[:20]
+
+
+def file_digest(path: Path) -> str:
+    """sha1 of the file's bytes (read in pieces: an image file may be large); "missing" or "unreadable"."""
+    h = hashlib.sha1(usedforsecurity=False)
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(HASH_BLOCK):
+                h.update(block)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        return f"unreadable {e.errno}"
+    return h.hexdigest()
 
 
 def images_checksum(images: np.ndarray, problems: dict[int, str]) -> str:
@@ -153,8 +174,16 @@ def load_or_decode(
     try:
         return _build(data_file, meta_file, paths, manifest, spec)
     except OSError as e:
-        log.warning("data: cannot write the image cache in %s (%s); decoding without a cache", cache_dir, e)
+        log.warning("data: cannot write the image cache in %s (%s); decoding without a cache", cache_dir, _why(e))
         return _decode_in_memory(paths, spec)
+
+
+def _why(error: OSError) -> str:
+    """The cause, and the fix for a cache (not for a run's own files, which ``output_error`` hints at)."""
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{reason}; free some space there, or set paths.cache_dir to another disk"
+    return reason
 
 
 def _decode_in_memory(paths: list[Path], spec: DecodeSpec) -> tuple[np.ndarray, dict[int, str]]:
@@ -167,11 +196,16 @@ def _build(
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Decode into a temp file renamed over ``data_file``, then write the meta file with its checksum.
 
-    An unwritable directory fails at the temp file, before anything is decoded.
+    An unwritable directory fails at the temp file, and a disk without room for the file at reserving its
+    space, both before anything is decoded (an OSError; the temp file is removed). Temp files left by
+    killed builds are removed first.
     """
     shape = spec.shape(len(paths))
+    for stale in remove_stale_temps(data_file.parent, "images-"):
+        log.info("data: removed %s, left by an image cache build that was killed", stale)
     with atomic_path(data_file) as tmp:
         target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        reserve_space(tmp)  # a full disk is an OSError now, not a SIGBUS while decoding into the map
         problems = spec.into(target, paths)
         target.flush()
         digest = images_checksum(target, problems)
@@ -186,7 +220,14 @@ def _build(
         "checksum": digest,
         "problems": problems,
     }
-    write_json_atomic(meta_file, meta)
+    try:
+        write_json_atomic(meta_file, meta)
+    except OSError as e:  # the images are decoded: keep them for this run, leave no meta-less data file
+        images = np.load(data_file)
+        data_file.unlink(missing_ok=True)
+        folder = data_file.parent
+        log.warning("data: cannot write the image cache in %s (%s); using it for this run only", folder, _why(e))
+        return images, problems
     log.info("data: cached %d decoded images in %s", len(paths), data_file)
     return np.load(data_file, mmap_mode="c"), problems
 

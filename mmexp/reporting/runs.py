@@ -14,7 +14,10 @@ from typing import Any
 
 import yaml
 
+from mmexp.core.claim_probe import claim_holder_alive
+
 CURVE_KEYS = ("val/f1_macro", "val/acc")
+DIED_RUNNING = "interrupted: its process ended without recording it (killed, out of memory, a crash)"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ def load_run(path: Path) -> Run:
     if not isinstance(info, dict):
         return Run(path, status="unreadable", overrides=(), problem="run_info.json is not a JSON object")
     status = str(info.get("status", "unknown"))
+    problem = status
+    if status == "running" and claim_holder_alive(path) is False:  # it died before it could say so
+        status, problem = "interrupted", DIED_RUNNING
     listed = info.get("overrides")
     overrides = tuple(map(str, listed)) if isinstance(listed, list) else _hydra_overrides(path)
     config = _read_yaml(path / "config.yaml")
@@ -107,7 +113,7 @@ def load_run(path: Path) -> Run:
         **_split_sizes(path / "split.json"),
     )
     if status != "completed":
-        return Run(**common, problem=status)
+        return Run(**common, problem=problem)
     if (path / "eval.json").is_file():
         return load_eval(path, common)
     try:

@@ -5,11 +5,15 @@ Each test edits the training data after training, as a user who keeps adding to 
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from mmexp.core.errors import ConfigError
 from mmexp.eval import evaluate
@@ -82,3 +86,33 @@ def test_a_test_image_replaced_on_disk_is_refused(trained_on_folder, tmp_path: P
     edited = [{**r, "image": donor["image"]} if r["id"] == changed else r for r in rows]
     with pytest.raises(ConfigError, match=rf"changed since training.*{changed}"):
         eval_with_manifest(trained_on_folder, tmp_path, edited)
+
+
+def rewrite_keeping_size_and_mtime(path: Path, image: Image.Image) -> None:
+    """Replace ``path`` by ``image`` as a PNG of exactly the old byte size (padded with a text chunk), then put
+    the old mtime back: what ``rsync -a`` of a re-export leaves, and all a size+mtime check can see."""
+    before = path.stat()
+    plain = io.BytesIO()
+    image.save(plain, format="PNG")
+    pad = before.st_size - len(plain.getvalue()) - 12 - len("pad") - 1  # a tEXt chunk: 12 bytes + key + NUL
+    assert pad >= 0, "the new image must not be larger than the old one"
+    info = PngInfo()
+    info.add_text("pad", "x" * pad)
+    image.save(path, format="PNG", pnginfo=info)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_a_test_image_rewritten_with_its_size_and_mtime_kept_is_refused(trained_on_folder, tmp_path: Path) -> None:
+    """Issue 25, class 4: the same data folder and the same cache dir before and after the change, so a cache
+    keyed on size+mtime serves the old pixels, and the row digests eval compares are computed from them."""
+    run, rows = trained_on_folder
+    changed = json.loads((run / "split.json").read_text())["test"][0]
+    eval_with_manifest(trained_on_folder, tmp_path, rows)  # fills tmp_path/cache for the copied data folder
+    target = next(r for r in rows if r["id"] == changed)
+    rewrite_keeping_size_and_mtime(tmp_path / "data" / target["image"], Image.new("RGB", (4, 4), (0, 200, 0)))
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    again = compose_eval(tmp_path, tmp_path / "cache", f"ckpt_path={ckpt}", NO_CORRUPTIONS, run_dir=tmp_path / "again")
+    with pytest.raises(ConfigError, match=rf"changed since training.*{changed}"):
+        evaluate(again)
