@@ -21,7 +21,10 @@ from mmexp.core.cli import quoting_path_overrides, run_job, task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.core.training_config import training_config
+
+from mmexp.data.label_pairing import unknown_classes
 from mmexp.data.records import format_bad_rows
+from mmexp.evaluation.checkpoint_pairing import load_weights
 from mmexp.evaluation.evaluate import data_node, load_checkpoint, locate_run, pick_device
 
 log = logging.getLogger("mmexp.predict")
@@ -66,8 +69,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if manifest.bad and not skip_bad:
         raise ConfigError(format_bad_rows(manifest.bad, manifest.path, action="predict"))
     labels = datamodule.label_names
+    unknown = unknown_classes(manifest.classes, labels, source=manifest.path)
+    if unknown:  # the rows are still scored; their label column just cannot be compared with the predictions
+        log.warning("%s; their rows are scored, but their labels cannot be compared with the predictions", unknown)
     model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
-    model.load_state_dict(ckpt["state_dict"])
+    load_weights(model, ckpt, ckpt_path)
     device = pick_device(str(cfg.device))
     recorder.start(device=str(device))
     inputs = pr.Inputs(datamodule.tokenizer, datamodule.image_size, datamodule.resize, datamodule.max_image_pixels)

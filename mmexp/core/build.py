@@ -128,18 +128,22 @@ def instantiate_each(group: DictConfig | None) -> list[Any]:
 
 
 def build_callbacks(cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
-    """The configured callbacks, plus a Rich progress bar when the trainer shows one (a terminal) and the
-    model summary when it prints one (``trainer.enable_model_summary``).
+    """The configured callbacks, plus a Rich progress bar when the trainer shows one (a terminal), the
+    model summary when it prints one (``trainer.enable_model_summary``), and the stamp of the model-defining
+    config every checkpoint carries (checked when the run is rebuilt from its config.yaml).
 
     LearningRateMonitor raises without a logger, so it is dropped when logging is off.
     """
     from lightning.pytorch.callbacks import LearningRateMonitor
 
+    from mmexp.core.model_config import config_stamp
+    from mmexp.training.callbacks import ModelConfigStamp
     from mmexp.training.terminal import EpochProgressBar, SummaryWithoutFlops
 
     callbacks = [
         c for c in instantiate_each(cfg.get("callbacks")) if has_logger or not isinstance(c, LearningRateMonitor)
     ]
+    callbacks.append(ModelConfigStamp(config_stamp(cfg)))
     if cfg.trainer.get("enable_progress_bar") and not cfg.trainer.get("fast_dev_run"):
         callbacks.append(EpochProgressBar())
     if cfg.trainer.get("enable_model_summary", True):

@@ -19,7 +19,7 @@ from mmexp.data.dataset import TensorBatchDataset, collate
 from mmexp.data.image_cache import cache_key as image_cache_key
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import MAX_IMAGE_PIXELS, RESIZE_MODES
-from mmexp.data.labels import sorted_labels
+from mmexp.data.label_pairing import unknown_classes
 from mmexp.data.leakage import LeakReport, check_leakage
 from mmexp.data.manifest import read_rows
 from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records
@@ -208,12 +208,9 @@ class MultimodalDataModule(L.LightningDataModule):
         records, skipped, images, image_key = self.load_records()
         if not self.label_names:  # a checkpoint's map wins
             self.label_names = self.task.label_names([r.label for r in records])
-        unknown = sorted_labels(set(self.task.classes([r.label for r in records])) - set(self.label_names))
+        unknown = unknown_classes(self.task.classes([r.label for r in records]), self.label_names, source=self.manifest)
         if unknown:
-            raise ConfigError(
-                f"data: label(s) {', '.join(unknown)} are not in the checkpoint's label map "
-                f"({', '.join(self.label_names)}); evaluate on data with the labels it was trained on"
-            )
+            raise ConfigError(f"{unknown}; evaluate on data with the labels it was trained on")
         labels = self.task.encode([r.label for r in records], self.label_names)
         split = self.split_fn(labels, groups=_column(records, "group"), predefined=_column(records, "split"))
         self._check_split(split, labels)

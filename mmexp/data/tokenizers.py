@@ -7,10 +7,12 @@ otherwise it reads word ids from the word tokenizer configured by ``data.text``.
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from mmexp.core.errors import ConfigError
 from mmexp.core.pretrained import load_pretrained
 from mmexp.data.text import Vocab
 
@@ -89,16 +91,44 @@ class WordTokenizer:
             self.vocab = Vocab(state["vocab"], self.lowercase)
 
 
-def model_max_length(tokenizer: Any, path: str, field: str) -> int:
-    """The longest input the model takes: its tokenizer's limit, else its config's position embeddings."""
+def text_config(path: str, field: str) -> Any:
+    """The text part of the model config at ``path`` (a two-tower model's ``text_config``)."""
     import transformers
 
-    limit = int(min(tokenizer.model_max_length, 10**6))  # "no limit" is stored as 1e30
     config = load_pretrained(transformers.AutoConfig, path, field)
-    text = config.text_config if hasattr(config, "text_config") else config
+    return config.text_config if hasattr(config, "text_config") else config
+
+
+def model_max_length(tokenizer: Any, path: str, field: str) -> int:
+    """The longest input the model takes: its tokenizer's limit, else its config's position embeddings."""
+    limit = int(min(tokenizer.model_max_length, 10**6))  # "no limit" is stored as 1e30
+    text = text_config(path, field)
     if hasattr(text, "max_position_embeddings"):
         limit = min(limit, int(text.max_position_embeddings))
     return limit if limit < 10**6 else 512
+
+
+TOKENIZER_FILES = ("tokenizer.json",)  # besides the class's own vocabulary files
+
+
+def check_tokenizer(tokenizer: Any, path: str, field: str) -> None:
+    """The tokenizer belongs to the model at ``path``: its files are there (else transformers builds a
+    vocabulary of special tokens only and every word becomes unknown), and it has no id the model lacks."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        wanted = [*TOKENIZER_FILES, *getattr(tokenizer, "vocab_files_names", {}).values()]
+        if not any((folder / name).is_file() for name in wanted):
+            raise ConfigError(
+                f"{field}={path} has no tokenizer files (none of {', '.join(dict.fromkeys(wanted))}); without them "
+                "every word would be read as unknown: save the model's tokenizer there "
+                "(AutoTokenizer.from_pretrained(<its source>).save_pretrained(dir))"
+            )
+    vocab = getattr(text_config(path, field), "vocab_size", None)
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise ConfigError(
+            f"{field}={path}: its tokenizer has {len(tokenizer)} tokens but the model has {vocab} token embeddings; "
+            "the tokenizer belongs to another model: save the model's own tokenizer beside it"
+        )
 
 
 class PretrainedTokenizer:
@@ -114,6 +144,7 @@ class PretrainedTokenizer:
 
         self.path = path
         self.tokenizer = load_pretrained(transformers.AutoTokenizer, path, field)
+        check_tokenizer(self.tokenizer, path, field)
         self.max_length = max_length or model_max_length(self.tokenizer, path, field)
 
     def fit(self, texts: Sequence[str]) -> None:

@@ -21,6 +21,7 @@ from mmexp.core.config_io import resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.core.training_config import training_config
 from mmexp.data.task import task_of
+from mmexp.evaluation.checkpoint_pairing import check_run_config, load_weights
 from mmexp.evaluation.recorded_split import recorded_test_rows
 
 log = logging.getLogger("mmexp.eval")
@@ -54,7 +55,8 @@ def locate_run(ckpt_path: str) -> tuple[Path, Path]:
 
 
 def load_checkpoint(path: Path, *, trust: bool) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True`` unless the user trusts the file; errors name the fix."""
+    """``torch.load`` with ``weights_only=True`` unless the user trusts the file; errors name the fix. The
+    checkpoint must have been trained with its run dir's config.yaml (``check_run_config``)."""
     import pickle
 
     import torch
@@ -74,6 +76,7 @@ def load_checkpoint(path: Path, *, trust: bool) -> dict[str, Any]:
             f"ckpt_path={path}: not an mmexp training checkpoint (no state_dict or no saved "
             "vocabulary and label map); use checkpoints/best.ckpt or last.ckpt of a run"
         )
+    check_run_config(ckpt, path, path.parent.parent / "config.yaml")  # where locate_run found its config
     return ckpt
 
 
@@ -138,7 +141,7 @@ def run_evaluations(
 
     labels = datamodule.label_names
     model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
-    model.load_state_dict(ckpt["state_dict"])
+    load_weights(model, ckpt, Path(cfg.ckpt_path))
     loader = datamodule.test_dataloader()
     clean = rb.predict(model.to(device), loader, device=device)
     missing = rb.missing_modality(model, loader, device=device, clean=clean)

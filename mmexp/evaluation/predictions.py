@@ -37,7 +37,7 @@ from mmexp.data.records import (
     scoring_record,
     with_mmf_image_column,
 )
-from mmexp.data.task import Label, Task
+from mmexp.data.task import Label, Task, each_class
 from mmexp.models.contracts import Batch
 from mmexp.models.missing import remove_modality
 
@@ -147,6 +147,7 @@ class Manifest:
     first_line_of: dict[str, int]
     task: Task
     bad: list[BadRow] = field(default_factory=list)
+    classes: set[str] = field(default_factory=set)  # of the usable rows' labels (rows may have none)
 
     def records(self) -> Iterator[ScoringRecord]:
         """The usable rows, read again from the file one at a time."""
@@ -180,9 +181,11 @@ def check_manifest(path: Path, root: Path, columns: Columns, task: Task) -> Mani
     manifest = Manifest(path, root.resolve(), columns, first_line_of, task)
     for line, row in iter_rows(path):
         try:
-            scoring_record(line, row, manifest.root, columns, first_line_of, task)
+            label = scoring_record(line, row, manifest.root, columns, first_line_of, task).label
         except RowProblem as problem:
             manifest.bad.append(BadRow(line, str(problem), row))
+        else:
+            manifest.classes.update(each_class([label] if label is not None else []))
     return manifest
 
 

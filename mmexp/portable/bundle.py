@@ -25,9 +25,9 @@ from typing import IO, TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from mmexp import __version__
-from mmexp.core.config_io import resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse, output_error
 from mmexp.core.io import write_atomic, write_json_atomic, write_text_atomic
+from mmexp.core.model_config import model_config
 
 if TYPE_CHECKING:
     from mmexp.data.datamodule import MultimodalDataModule
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 FORMAT = 1  # bundle.json layout; a reader refuses a newer one
 MANIFEST = "bundle.json"
 FILES = ("config.yaml", "tokenizer.json", "weights.pt")
-MODEL_KEYS = ("model", "image_encoder", "text_encoder", "fusion", "task")  # what build_model reads
-DATA_KEYS = ("text", "image_size", "resize", "max_image_pixels", "id_col", "image_col", "text_col", "label_col")
 
 
 class BundleError(ConfigError):
@@ -53,20 +51,6 @@ class Bundle:
     config: DictConfig
     tokenizer_state: dict[str, Any]
     state_dict: dict[str, Any]
-
-
-def model_config(cfg: DictConfig) -> dict[str, Any]:
-    """The parts of a run config that define the model and its inputs (resolved; no optimizer, paths, trainer)."""
-    out: dict[str, Any] = {key: _resolved(cfg, key) for key in MODEL_KEYS}
-    out["model"] = {**out["model"], "compile": False}  # compiling is a training-speed choice, not the model
-    data = cfg.data
-    out["data"] = {key: _resolved(data, key) for key in DATA_KEYS if key in data}
-    return out
-
-
-def _resolved(node: DictConfig, key: str) -> Any:
-    value = node.get(key)
-    return resolved_dict(value) if isinstance(value, DictConfig) else value
 
 
 def _digest(path: Path) -> str:
@@ -183,6 +167,7 @@ def write_bundle(ckpt_path: Path, out_dir: Path, *, embed_backbones: bool = Fals
     ``embed_backbones=true`` to write frozen pretrained weights into it); returns ``out_dir``."""
     from mmexp.core.build import build_model
     from mmexp.core.config_io import load_config
+    from mmexp.evaluation.checkpoint_pairing import load_weights
     from mmexp.evaluation.evaluate import load_checkpoint, locate_run
 
     ckpt_file, run_dir = locate_run(str(ckpt_path))
@@ -193,7 +178,7 @@ def write_bundle(ckpt_path: Path, out_dir: Path, *, embed_backbones: bool = Fals
     tokenizer = build_tokenizer(config, state)
     labels = list(state["labels"])
     model = build_model(config, num_classes=len(labels), labels=labels, **tokenizer.encoder_kwargs())
-    model.load_state_dict(ckpt["state_dict"])
+    load_weights(model, ckpt, ckpt_file)
     source = {"run_dir": str(run_dir), "checkpoint": str(ckpt_file)}
     return save_bundle(out_dir, cfg, model, state, source=source, embed_backbones=embed_backbones)
 

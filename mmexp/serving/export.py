@@ -43,6 +43,7 @@ def load_trained(ckpt_path: Path) -> Trained:
     from mmexp.core.build import build_datamodule, build_model
     from mmexp.core.config_io import load_config
     from mmexp.core.log_setup import quiet_known_warnings
+    from mmexp.evaluation.checkpoint_pairing import load_weights
     from mmexp.evaluation.evaluate import load_checkpoint, locate_run
 
     quiet_known_warnings()
@@ -53,7 +54,7 @@ def load_trained(ckpt_path: Path) -> Trained:
     datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # the checkpoint's vocabulary and label map
     labels = datamodule.label_names
     model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
-    model.load_state_dict(ckpt["state_dict"])
+    load_weights(model, ckpt, ckpt_file)
     source = {"checkpoint": str(ckpt_file), "epoch": ckpt.get("epoch"), "run_dir": str(train_dir)}
     return Trained(model.eval(), datamodule.tokenizer, labels, datamodule.image_size, datamodule.resize, source)
 

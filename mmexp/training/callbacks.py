@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+
+from mmexp.core.model_config import STAMP_KEY
 
 log = logging.getLogger("mmexp.train")
 SHOWN = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/f1_macro")
@@ -69,3 +72,14 @@ class EpochTimer(Callback):
         if self._start is not None:
             self.seconds.append(time.perf_counter() - self._start - self._val_seconds)
             self._start = None
+
+
+class ModelConfigStamp(Callback):
+    """Writes the stamp of the run's model-defining config into every checkpoint (mmexp.core.model_config), so a
+    command rebuilding the run from a config.yaml can tell whether it is the one these weights were trained with."""
+
+    def __init__(self, stamp: dict[str, Any]) -> None:
+        self.stamp = stamp
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[STAMP_KEY] = self.stamp

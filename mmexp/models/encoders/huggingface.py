@@ -20,6 +20,7 @@ from mmexp.models.contracts import EncoderOutput, ImageInput
 from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import ImageEncoder, TextEncoder
 from mmexp.models.encoders.frozen_weights import reference_frozen_weights
+from mmexp.models.encoders.hf_checks import check_modality, check_weights_loaded
 from mmexp.models.ops import masked_mean
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,20 @@ POOLS = ("mean", "cls", "pooler")
 
 
 def load_backbone(name: str, field: str, tower: str) -> Any:
-    """``AutoModel`` of ``name``, or its ``tower`` (``vision_model`` / ``text_model``) for two-tower models."""
+    """``AutoModel`` of ``name``, or its ``tower`` (``vision_model`` / ``text_model``) for two-tower models;
+    checked to read this tower's modality and to have its own weights (hf_checks)."""
     import transformers
 
-    model = load_pretrained(transformers.AutoModel, name, field)
-    return getattr(model, tower) if hasattr(model, tower) else model  # CLIP / SigLIP: one tower of two
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # its key table: ours is one line
+    try:
+        model, info = load_pretrained(transformers.AutoModel, name, field, output_loading_info=True)
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
+    check_weights_loaded(model, info, name, field)
+    model = getattr(model, tower) if hasattr(model, tower) else model  # CLIP / SigLIP: one tower of two
+    check_modality(model, name, "image" if tower == "vision_model" else "text")
+    return model
 
 
 def image_input_of(name: str, field: str) -> ImageInput:
@@ -83,8 +93,8 @@ class HFImageEncoder(ImageEncoder):
     ) -> None:
         super().__init__()
         self.name = name
+        self.model = load_backbone(name, "image_encoder.name", "vision_model")  # first: a text model stops here
         self.image_input = image_input_of(name, "image_encoder.name")
-        self.model = load_backbone(name, "image_encoder.name", "vision_model")
         size = self.image_input.size or 224
         with torch.no_grad():
             self.out_dim = int(self.features(torch.zeros(1, 3, size, size)).pooled.shape[-1])
