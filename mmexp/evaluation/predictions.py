@@ -147,6 +147,7 @@ class Manifest:
     first_line_of: dict[str, int]
     task: Task
     bad: list[BadRow] = field(default_factory=list)
+    links: bool = False  # data.follow_symlinks
 
     def records(self) -> Iterator[ScoringRecord]:
         """The usable rows, read again from the file one at a time."""
@@ -155,12 +156,14 @@ class Manifest:
             if line in bad_lines:
                 continue
             try:
-                yield scoring_record(line, row, self.root, self.columns, self.first_line_of, self.task)
+                yield scoring_record(
+                    line, row, self.root, self.columns, self.first_line_of, self.task, follow_symlinks=self.links
+                )
             except RowProblem as problem:  # the file or an image changed since it was checked
                 raise ConfigError(f"data: {self.path} line {line} changed while being scored: {problem}") from None
 
 
-def check_manifest(path: Path, root: Path, columns: Columns, task: Task) -> Manifest:
+def check_manifest(path: Path, root: Path, columns: Columns, task: Task, *, follow_symlinks: bool = False) -> Manifest:
     """Read the manifest twice without decoding anything: its columns and ids, then every row's problems.
 
     Columns that do not match are one ``ConfigError``; bad rows are listed in ``Manifest.bad``.
@@ -177,10 +180,10 @@ def check_manifest(path: Path, root: Path, columns: Columns, task: Task) -> Mani
     columns = with_mmf_image_column(columns, [(0, dict.fromkeys(found))])
     if found:  # no readable row at all: the bad rows say why
         check_scoring_columns(found, columns)
-    manifest = Manifest(path, root.resolve(), columns, first_line_of, task)
+    manifest = Manifest(path, root.resolve(), columns, first_line_of, task, links=follow_symlinks)
     for line, row in iter_rows(path):
         try:
-            scoring_record(line, row, manifest.root, columns, first_line_of, task)
+            scoring_record(line, row, manifest.root, columns, first_line_of, task, follow_symlinks=follow_symlinks)
         except RowProblem as problem:
             manifest.bad.append(BadRow(line, str(problem), row))
     return manifest
