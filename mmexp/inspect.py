@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 
 import hydra
 from omegaconf import DictConfig
@@ -15,11 +16,12 @@ from mmexp.core.cli import run_job
 from mmexp.core.config_checks import check_config
 
 
-def inspect_data(cfg: DictConfig) -> str:
+def inspect_data(cfg: DictConfig, overrides: Sequence[str] | None = None) -> str:
     """Read and validate every row (bad rows are listed, not fatal), split, and summarize.
 
     Writes nothing: no decoded-image cache, and the built-in dataset, when it is not cached yet, is
-    generated into a temporary folder that is removed afterwards.
+    generated into a temporary folder that is removed afterwards. ``overrides``: the command's, as typed; the
+    suggested first run carries those about data, task, split and paths.
     """
     from mmexp.core.build import build_datamodule
     from mmexp.data.summary import summarize
@@ -32,14 +34,18 @@ def inspect_data(cfg: DictConfig) -> str:
         )
         if datamodule.synthetic is not None and not synthetic_cached(datamodule.synthetic, datamodule.cache_dir):
             datamodule.cache_dir = scratch
+        datamodule.skipped_note = "listed below; a training run lists the rows it skips in skipped.jsonl of its run dir"
         datamodule.prepare_data()
         datamodule.setup()
-        return summarize(datamodule)
+        return summarize(datamodule, overrides)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="inspect")
 def main(cfg: DictConfig) -> None:
-    print(run_job(lambda: inspect_data(cfg), run_dir=None))
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task)
+    print(run_job(lambda: inspect_data(cfg, overrides), run_dir=None))
 
 
 if __name__ == "__main__":

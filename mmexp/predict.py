@@ -64,7 +64,13 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(node, train_cfg.text_encoder, task=train_cfg.get("task"))
     datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # the checkpoint's vocabulary and label map
     datamodule.prepare_data()
-    manifest = pr.check_manifest(datamodule.manifest, datamodule.data_root, datamodule.columns, datamodule.task)
+    manifest = pr.check_manifest(
+        datamodule.manifest,
+        datamodule.data_root,
+        datamodule.columns,
+        datamodule.task,
+        follow_symlinks=datamodule.follow_symlinks,
+    )
     skip_bad = datamodule.on_bad_record == "skip"
     if manifest.bad and not skip_bad:
         raise ConfigError(format_bad_rows(manifest.bad, manifest.path, action="predict"))

@@ -344,5 +344,9 @@ def test_inspect_reads_labels_the_tasks_way_and_suggests_it(tmp_path: Path) -> N
     summary = multilabel.stdout
     assert "rows:         40 usable, 0 bad" in summary and "classes (2): red: 30, round: 20" in summary
     assert "python -m mmexp.train experiment=pretrained task=multilabel data=folder" in summary
-    multiclass = run_cli("mmexp.inspect", *overrides, cwd=tmp_path).stdout
-    assert "classes (4)" in multiclass and "task=" not in multiclass.split("first run:")[1]  # as before tasks
+    multiclass = run_cli("mmexp.inspect", *overrides, cwd=tmp_path).stdout  # a list is not one class: bad rows
+    assert "rows:         20 usable, 20 bad" in multiclass and "classes (2)" in multiclass
+    assert "is written as a list ('[]'); a multiclass row has one label (multi-label data: task=multilabel" in (
+        multiclass
+    )
+    assert "task=" not in multiclass.split("first run:")[1]

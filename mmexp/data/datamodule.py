@@ -104,9 +104,15 @@ class MultimodalDataModule(L.LightningDataModule):
         resident_budget_gb: float = 4.0,
         sampler: str | None = None,
         task: Task | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         super().__init__()
         self.task = task or Task()
+        if not isinstance(follow_symlinks, bool):
+            raise ConfigError(f"data.follow_symlinks must be true or false (got {follow_symlinks!r})")
+        self.follow_symlinks = follow_symlinks
+        # where a run lists the rows it skipped (mmexp.inspect, which makes no run dir, says where they WILL be)
+        self.skipped_note = "see skipped.jsonl in the run dir"
         if on_bad_record not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
         if root is None and synthetic is None:
@@ -176,7 +182,9 @@ class MultimodalDataModule(L.LightningDataModule):
         Returns the usable records, the bad rows, their images and the key of those decoded images.
         """
         manifest = self.manifest
-        records, bad = parse_records(read_rows(manifest), self.data_root, self.columns, self.task)
+        records, bad = parse_records(
+            read_rows(manifest), self.data_root, self.columns, self.task, follow_symlinks=self.follow_symlinks
+        )
         cache = Path(self.cache_dir) / "images" if self.image_cache else None
         paths = [r.image for r in records]
         key = image_cache_key(paths, self.image_size, manifest, self.resize, self.max_image_pixels)
@@ -194,7 +202,7 @@ class MultimodalDataModule(L.LightningDataModule):
             bad.sort(key=lambda b: b.line)
             if self.on_bad_record == "error":
                 raise ConfigError(format_bad_rows(bad, manifest))
-            log.warning("data: skipped %d bad row(s) of %s (see skipped.jsonl in the run dir)", len(bad), manifest)
+            log.warning("data: skipped %d bad row(s) of %s (%s)", len(bad), manifest, self.skipped_note)
         good = [i for i in range(len(records)) if i not in problems]
         if not good:
             raise ConfigError(f"data: no usable rows in {manifest}; " + format_bad_rows(bad, manifest, action=None))

@@ -8,11 +8,13 @@ file raise one ``ConfigError`` (a required column that no row has).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mmexp.core.errors import ConfigError
+from mmexp.data.label_syntax import check_separators
 from mmexp.data.labels import InvalidLabel, normalize_label
 from mmexp.data.manifest import ERROR, Row, RowProblem
 from mmexp.data.task import Label, Task
@@ -63,10 +65,17 @@ def with_mmf_image_column(columns: Columns, rows: list[tuple[int, Row]]) -> Colu
 
 
 def parse_records(
-    rows: list[tuple[int, Row]], root: Path, columns: Columns, task: Task | None = None
+    rows: list[tuple[int, Row]],
+    root: Path,
+    columns: Columns,
+    task: Task | None = None,
+    *,
+    follow_symlinks: bool = False,
 ) -> tuple[list[Record], list[BadRow]]:
     """Validate rows cheaply (no image decoding); image content is checked when decoded. ``task`` reads the
-    label (multilabel: a list, or a cell split on ``task.label_sep``)."""
+    label (multilabel: a list, or a cell split on ``task.label_sep``); multi-label sets that look joined by
+    another separator are one ``ConfigError`` (``mmexp.data.label_syntax``). ``follow_symlinks``: an image path
+    may resolve outside ``root`` through a symbolic link inside it (``data.follow_symlinks``)."""
     task = task or Task()
     columns = with_mmf_image_column(columns, rows)
     check_required_columns(rows, columns)
@@ -76,10 +85,17 @@ def parse_records(
     bad: list[BadRow] = []
     for line, row in rows:
         try:
-            records.append(_record(line, row, root, columns, first_line_of, task))
+            records.append(_record(line, row, root, columns, first_line_of, task, follow_symlinks))
         except RowProblem as problem:
             bad.append(BadRow(line, str(problem), row))
+    if task.multilabel and task.checks_lookalikes:
+        raw = {line: row.get(columns.label) for line, row in rows}
+        check_separators([(r.line, _set(r.label), isinstance(raw[r.line], str)) for r in records], task.label_sep)
     return records, bad
+
+
+def _set(label: Label) -> tuple[str, ...]:
+    return label if isinstance(label, tuple) else (label,)
 
 
 def check_required_columns(rows: list[tuple[int, Row]], columns: Columns) -> None:
@@ -111,7 +127,9 @@ def explicit_ids(rows: Iterable[tuple[int, Row]], columns: Columns) -> dict[str,
     return first
 
 
-def _record(line: int, row: Row, root: Path, columns: Columns, first_line_of: dict[str, int], task: Task) -> Record:
+def _record(
+    line: int, row: Row, root: Path, columns: Columns, first_line_of: dict[str, int], task: Task, follow_symlinks: bool
+) -> Record:
     """The record of one row, or ``RowProblem`` with the first reason it cannot be used."""
     if ERROR in row:
         raise RowProblem(row[ERROR])
@@ -125,7 +143,7 @@ def _record(line: int, row: Row, root: Path, columns: Columns, first_line_of: di
         raise RowProblem(f"missing {columns.label!r}" + ("" if got in (None, "") else f" (got {got!r})"))
     return Record(
         id=rid,
-        image=_image_path(row.get(columns.image), root, columns.image),
+        image=_image_path(row.get(columns.image), root, columns.image, follow_symlinks),
         text=text,
         label=label,
         line=line,
@@ -178,14 +196,18 @@ def _label(value: object, name: str, task: Task) -> Label | None:
         raise RowProblem(f"{name!r} {e}") from None
 
 
-def _image_path(image: object, root: Path, name: str) -> Path:
-    """The image file under ``root``; a path that is absolute, escapes root or does not exist is refused."""
+def _image_path(image: object, root: Path, name: str, follow_symlinks: bool = False) -> Path:
+    """The image file under ``root`` (resolved); a path that is absolute, escapes root or does not exist is refused.
+    A relative path that leaves root only through a symbolic link inside it is allowed by ``follow_symlinks``."""
     if not isinstance(image, str) or not image:
         raise RowProblem(f"missing {name!r}")
     try:
         path = (root / image).resolve()
-        if Path(image).is_absolute() or not path.is_relative_to(root):
+        written = Path(os.path.normpath(root / image))  # the path as written, ".." applied, links not followed
+        if Path(image).is_absolute() or not written.is_relative_to(root):
             raise RowProblem(f"image path {image!r} is outside data.root (paths must be relative to it)")
+        if not path.is_relative_to(root) and not follow_symlinks:
+            raise RowProblem(_through_link(image, root))
         found, directory = path.is_file(), path.is_dir()
     except (OSError, ValueError) as e:  # a NUL byte, a name too long for the file system
         raise RowProblem(f"image path {image[:80]!r} cannot be used ({e})") from None
@@ -194,6 +216,20 @@ def _image_path(image: object, root: Path, name: str) -> Path:
     if not found:
         raise RowProblem(f"image file not found: {image!r}")
     return path
+
+
+def _through_link(image: str, root: Path) -> str:
+    """Why a relative path resolves outside ``root``: the first symbolic link on the way that leads out."""
+    here = root
+    for part in Path(image).parts:
+        here = here / part
+        if here.is_symlink() and not here.resolve().is_relative_to(root):
+            link = here.relative_to(root)
+            return (
+                f"image path {image!r} resolves outside data.root through the symbolic link {str(link)!r} "
+                f"(-> {here.resolve()}); set data.follow_symlinks=true to allow links that leave data.root"
+            )
+    return f"image path {image!r} resolves outside data.root (through a symbolic link); set data.follow_symlinks=true"
 
 
 def _optional(row: Row, column: str | None) -> str | None:
@@ -233,7 +269,14 @@ def check_scoring_columns(found: Iterable[str], columns: Columns) -> None:
 
 
 def scoring_record(
-    line: int, row: Row, root: Path, columns: Columns, first_line_of: dict[str, int], task: Task | None = None
+    line: int,
+    row: Row,
+    root: Path,
+    columns: Columns,
+    first_line_of: dict[str, int],
+    task: Task | None = None,
+    *,
+    follow_symlinks: bool = False,
 ) -> ScoringRecord:
     """The row to score, or ``RowProblem``: an empty or absent image or text is missing, not a problem, but a
     row needs one of them; a label, when present, must be valid. ``root`` is resolved."""
@@ -244,7 +287,7 @@ def scoring_record(
     if text is not None and not isinstance(text, str):
         raise RowProblem(f"{columns.text!r} must be a string (got {text!r})")
     image = row.get(columns.image)
-    path = None if image in (None, "") else _image_path(image, root, columns.image)
+    path = None if image in (None, "") else _image_path(image, root, columns.image, follow_symlinks)
     if path is None and not (text and text.strip()):
         raise RowProblem(f"neither {columns.image!r} nor {columns.text!r}: nothing to predict from")
     label = _label(row.get(columns.label), columns.label, task or Task())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -11,6 +13,12 @@ from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.data.task import each_class
 from mmexp.data.text import tokenize
 
+# What the suggested first run is, in one place: a result number quoted here must come with its spread across seeds.
+FIRST_RUN_NOTE = "(pretrained encoders, frozen; mmexp[pretrained])"
+# the inspect overrides that also decide what a training run reads: the data, how labels are read, the split, paths
+CARRIED = ("data", "task", "split", "paths")
+SKIP = "data.on_bad_record=skip"
+
 
 def _top(counter: Counter[str], n: int = 8) -> str:
     items = [f"{key}: {count}" for key, count in counter.most_common(n)]
@@ -18,8 +26,31 @@ def _top(counter: Counter[str], n: int = 8) -> str:
     return ", ".join(items) + more
 
 
-def summarize(datamodule: MultimodalDataModule) -> str:
-    """Plain-text report of an already set-up datamodule (run with on_bad_record=skip)."""
+def first_run(datamodule: MultimodalDataModule, overrides: Sequence[str] | None) -> list[str]:
+    """The training command to try first, runnable as written: the inspect command's data, task, split and path
+    overrides (``overrides``: as typed; None: rebuilt from the datamodule), and ``data.on_bad_record=skip`` when
+    rows are bad, said on a second line with where the skipped rows will be listed (inspect makes no run dir)."""
+    info = datamodule.info
+    if overrides is None:
+        task = [] if datamodule.task.name == "multiclass" else [f"task={datamodule.task.name}"]  # labels read this way
+        data = [] if datamodule.synthetic is not None else ["data=folder", f"data.root={info.manifest.parent}"]
+        carried = [*task, *data, *([f"data.manifest={info.manifest.name}"] if data else [])]
+    else:
+        carried = [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0].split("@")[0] in CARRIED]
+    skip = bool(info.skipped) and not any(o.lstrip("+").startswith("data.on_bad_record=") for o in carried)
+    words = ["python -m mmexp.train", "experiment=pretrained", *map(shlex.quote, carried), *([SKIP] if skip else [])]
+    lines = [f"first run:    {' '.join(words)}   {FIRST_RUN_NOTE}"]
+    if info.skipped:
+        lines.append(
+            f"              {len(info.skipped)} bad row(s): the run skips them ({SKIP}) and lists them in "
+            "skipped.jsonl of its run dir"
+        )
+    return lines
+
+
+def summarize(datamodule: MultimodalDataModule, overrides: Sequence[str] | None = None) -> str:
+    """Plain-text report of an already set-up datamodule (run with on_bad_record=skip); ``overrides``: those of the
+    inspect command, carried into the suggested first run."""
     info = datamodule.info
     records, split = info.records, info.split
     lengths = np.array([len(tokenize(r.text)) for r in records])  # untruncated, to choose data.text.max_tokens
@@ -31,7 +62,6 @@ def summarize(datamodule: MultimodalDataModule) -> str:
             modes[im.mode] += 1
     reasons = Counter(b.reason.split(" (")[0].split(":")[0] for b in info.skipped)
     labels = Counter(each_class(r.label for r in records))
-    task = "" if datamodule.task.name == "multiclass" else f"task={datamodule.task.name} "  # labels read this way
     pct = np.percentile(lengths, [5, 50, 95]).round().astype(int).tolist() if len(lengths) else [0, 0, 0]
     lines = [
         f"manifest:     {info.manifest}",
@@ -45,7 +75,6 @@ def summarize(datamodule: MultimodalDataModule) -> str:
         f"image modes:  {_top(modes)}",
         f"split:        train {len(split.train)}, val {len(split.val)}, test {len(split.test)}",
         f"leakage:      {info.leaks.describe() if info.leaks else 'not checked (split.on_leak=ignore)'}",
-        f"first run:    python -m mmexp.train experiment=pretrained {task}data=folder data.root={info.manifest.parent} "
-        f"data.manifest={info.manifest.name}   (pretrained encoders, frozen; mmexp[pretrained])",
+        *first_run(datamodule, overrides),
     ]
     return "\n".join(lines)

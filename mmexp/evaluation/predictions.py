@@ -148,6 +148,7 @@ class Manifest:
     task: Task
     bad: list[BadRow] = field(default_factory=list)
     classes: set[str] = field(default_factory=set)  # of the usable rows' labels (rows may have none)
+    links: bool = False  # data.follow_symlinks
 
     def records(self) -> Iterator[ScoringRecord]:
         """The usable rows, read again from the file one at a time."""
@@ -156,12 +157,14 @@ class Manifest:
             if line in bad_lines:
                 continue
             try:
-                yield scoring_record(line, row, self.root, self.columns, self.first_line_of, self.task)
+                yield scoring_record(
+                    line, row, self.root, self.columns, self.first_line_of, self.task, follow_symlinks=self.links
+                )
             except RowProblem as problem:  # the file or an image changed since it was checked
                 raise ConfigError(f"data: {self.path} line {line} changed while being scored: {problem}") from None
 
 
-def check_manifest(path: Path, root: Path, columns: Columns, task: Task) -> Manifest:
+def check_manifest(path: Path, root: Path, columns: Columns, task: Task, *, follow_symlinks: bool = False) -> Manifest:
     """Read the manifest twice without decoding anything: its columns and ids, then every row's problems.
 
     Columns that do not match are one ``ConfigError``; bad rows are listed in ``Manifest.bad``.
@@ -178,10 +181,12 @@ def check_manifest(path: Path, root: Path, columns: Columns, task: Task) -> Mani
     columns = with_mmf_image_column(columns, [(0, dict.fromkeys(found))])
     if found:  # no readable row at all: the bad rows say why
         check_scoring_columns(found, columns)
-    manifest = Manifest(path, root.resolve(), columns, first_line_of, task)
+    manifest = Manifest(path, root.resolve(), columns, first_line_of, task, links=follow_symlinks)
     for line, row in iter_rows(path):
         try:
-            label = scoring_record(line, row, manifest.root, columns, first_line_of, task).label
+            label = scoring_record(
+                line, row, manifest.root, columns, first_line_of, task, follow_symlinks=follow_symlinks
+            ).label
         except RowProblem as problem:
             manifest.bad.append(BadRow(line, str(problem), row))
         else:
