@@ -21,7 +21,6 @@ from mmexp.core.cli import quoting_path_overrides, run_job, task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.core.training_config import training_config
-
 from mmexp.data.label_pairing import unknown_classes
 from mmexp.data.records import format_bad_rows
 from mmexp.evaluation.checkpoint_pairing import load_weights
