@@ -11,8 +11,9 @@ import torch
 
 from mmexp.data.task import TASKS, Task
 from mmexp.report import main
+from mmexp.reporting.formatting import header
 from mmexp.reporting.groups import analyse
-from mmexp.reporting.metric_specs import MetricSpecs
+from mmexp.reporting.metric_specs import MetricSpecs, Spec
 from mmexp.reporting.runs import load_run
 from mmexp.training import metric_specs
 from mmexp.training.metric_specs import MetricSpec, spec_of, specs_json
@@ -33,9 +34,20 @@ def test_every_metric_a_task_logs_has_a_spec(task: str) -> None:
     assert set(specs_json(names)) == {n.split("/")[1] for n in names}  # raises KeyError for a missing entry
 
 
-def test_a_metric_without_an_entry_is_named_with_the_fix() -> None:
+def test_a_metric_without_an_entry_is_named_with_the_fix(caplog) -> None:
     with pytest.raises(KeyError, match=r"'test/brier' has no entry in mmexp\.training\.metric_specs\.SPECS"):
         spec_of("test/brier")
+    assert specs_json(["test/brier", "test/acc"]) == {"acc": {"higher_is_better": True, "bounds": [0.0, 1.0]}}
+    assert "brier has no entry" in caplog.text  # the run still writes its metrics.json
+
+
+def test_a_diagnostic_has_no_arrow_and_no_direction() -> None:
+    specs = MetricSpecs.of([])
+    assert header("val/attn_entropy", specs) == "val/attn_entropy ↑"  # an old run's guess: higher
+    recorded = MetricSpecs({"attn_entropy": Spec(higher_is_better=None, bounds=(0.0, 1.0))})
+    assert header("val/attn_entropy", recorded) == "val/attn_entropy"
+    assert not recorded.lower_is_better("val/attn_entropy") and recorded.bounds("val/attn_entropy") == (0.0, 1.0)
+    assert specs_json(["val/attn_entropy"]) == {"attn_entropy": {"higher_is_better": None, "bounds": [0.0, 1.0]}}
 
 
 def with_specs(run_dir: Path, names: list[str]) -> None:

@@ -43,7 +43,7 @@ def fmt_test(c: Comparison) -> str:
 
 def header(metric: str, specs: MetricSpecs) -> str:
     """The metric with the direction that is better."""
-    return f"{metric} {'↓' if specs.lower_is_better(metric) else '↑'}"
+    return f"{metric}{specs.arrow(metric)}"
 
 
 def fmt_cost(key: str, value: float | None) -> str:

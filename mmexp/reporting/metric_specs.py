@@ -19,7 +19,7 @@ _LEGACY_BOUNDED = ("acc", "f1", "precision", "recall", "auroc", "ece", "pr", "ma
 
 @dataclass(frozen=True)
 class Spec:
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: a diagnostic, no better direction
     bounds: tuple[float, float] | None
 
 
@@ -31,7 +31,7 @@ def _legacy(name: str) -> Spec:
 
 
 def _parse(raw: Any) -> Spec | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("higher_is_better"), bool):
+    if not isinstance(raw, dict) or not isinstance(raw.get("higher_is_better"), (bool, type(None))):
         return None
     bounds = raw.get("bounds")
     if isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds):
@@ -60,7 +60,12 @@ class MetricSpecs:
         return self.recorded.get(name) or _legacy(name)
 
     def lower_is_better(self, metric: str) -> bool:
-        return not self.spec(metric).higher_is_better
+        return self.spec(metric).higher_is_better is False
+
+    def arrow(self, metric: str) -> str:
+        """The header's mark: ↑ or ↓ for the better direction, nothing for a diagnostic."""
+        better = self.spec(metric).higher_is_better
+        return "" if better is None else " ↑" if better else " ↓"
 
     def bounds(self, metric: str) -> tuple[float, float] | None:
         return self.spec(metric).bounds

@@ -7,17 +7,20 @@ report needs no edit; a metric logged without an entry fails the run's metrics w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+log = logging.getLogger("mmexp.train")
+
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """``higher_is_better``: the direction a report ranks by; ``bounds``: the metric's range (None: unbounded),
-    which keeps the interval of a mean inside it."""
+    """``higher_is_better``: the direction a report ranks by (None: a diagnostic with no better direction, shown
+    without an arrow); ``bounds``: the metric's range (None: unbounded), which keeps a mean's interval inside it."""
 
-    higher_is_better: bool
+    higher_is_better: bool | None
     bounds: tuple[float, float] | None
 
     def as_json(self) -> dict[str, Any]:
@@ -27,6 +30,7 @@ class MetricSpec:
 FRACTION = MetricSpec(higher_is_better=True, bounds=(0.0, 1.0))
 ERROR_FRACTION = MetricSpec(higher_is_better=False, bounds=(0.0, 1.0))
 LOSS = MetricSpec(higher_is_better=False, bounds=None)
+SHARE = MetricSpec(higher_is_better=None, bounds=(0.0, 1.0))  # what a model learned, not how well it does
 
 # Metric names without their stage prefix (``val/``, ``test/``), as training/metrics.py names them.
 SPECS: dict[str, MetricSpec] = {
@@ -41,6 +45,10 @@ SPECS: dict[str, MetricSpec] = {
     "pr_auc": FRACTION,
     "map": FRACTION,
     "ece": ERROR_FRACTION,
+    # fusions that weigh the modalities per row (training/classifier.py): mean weight, normalised entropy
+    "attn_weight_image": SHARE,
+    "attn_weight_text": SHARE,
+    "attn_entropy": SHARE,
 }
 
 
@@ -58,5 +66,15 @@ def spec_of(metric: str) -> MetricSpec:
 
 
 def specs_json(metrics: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The specs of these metrics as metrics.json stores them, by bare name."""
-    return {bare_name(m): spec_of(m).as_json() for m in sorted(metrics, key=bare_name)}
+    """The specs of these metrics as metrics.json stores them, by bare name. A metric without an entry is left
+    out with a warning rather than failing the run at its end (tests/test_metric_specs.py catches it first);
+    the report then reads it with its old name rules."""
+    specs = {}
+    for name in sorted({bare_name(m) for m in metrics}):
+        if name in SPECS:
+            specs[name] = SPECS[name].as_json()
+        else:
+            log.warning(
+                "metric %s has no entry in mmexp.training.metric_specs.SPECS: the report guesses its direction", name
+            )
+    return specs
