@@ -127,8 +127,8 @@ def check_resume_names_its_dir(config: DictConfig, dir_key: str) -> None:
 def check_outside_source_run(run_dir: Path, ckpt_path: Any, key: str) -> None:
     """A command that reads a training run (eval, predict, export) never writes into it, not even a subfolder;
     a checkpoint that is missing or outside its run is refused here too, before any dir is made."""
-    if ckpt_path is None:
-        return
+    if ckpt_path is None:  # ??? in eval.yaml, predict.yaml, export.yaml
+        raise ConfigError(f"{key} is required: add {key}=<run>/checkpoints/best.ckpt to the command line")
     from mmexp.evaluation.evaluate import locate_run  # imported by every command that reads a run
 
     _, source = locate_run(str(ckpt_path))
