@@ -118,9 +118,10 @@ def check_resume_names_its_dir(config: DictConfig, dir_key: str) -> None:
     where there is nothing to resume (and a fresh run would start silently)."""
     given = {str(o).lstrip("+~").partition("=")[0] for o in config.hydra.overrides.hydra}
     if dir_key not in given:
+        example = "outputs/runs/<run>" if dir_key == "hydra.run.dir" else "outputs/multirun/<sweep>"
         raise ConfigError(
             f"resume=auto needs {dir_key}=<the dir of the run to continue>; without it the command would start a "
-            f"new run in a new dir, with nothing to resume (e.g. {dir_key}=outputs/runs/<run> resume=auto)"
+            f"new run in a new dir, with nothing to resume (e.g. {dir_key}={example} resume=auto)"
         )
 
 
