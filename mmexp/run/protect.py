@@ -118,17 +118,18 @@ def check_resume_names_its_dir(config: DictConfig, dir_key: str) -> None:
     where there is nothing to resume (and a fresh run would start silently)."""
     given = {str(o).lstrip("+~").partition("=")[0] for o in config.hydra.overrides.hydra}
     if dir_key not in given:
+        example = "outputs/runs/<run>" if dir_key == "hydra.run.dir" else "outputs/multirun/<sweep>"
         raise ConfigError(
             f"resume=auto needs {dir_key}=<the dir of the run to continue>; without it the command would start a "
-            f"new run in a new dir, with nothing to resume (e.g. {dir_key}=outputs/runs/<run> resume=auto)"
+            f"new run in a new dir, with nothing to resume (e.g. {dir_key}={example} resume=auto)"
         )
 
 
 def check_outside_source_run(run_dir: Path, ckpt_path: Any, key: str) -> None:
     """A command that reads a training run (eval, predict, export) never writes into it, not even a subfolder;
     a checkpoint that is missing or outside its run is refused here too, before any dir is made."""
-    if ckpt_path is None:
-        return
+    if ckpt_path is None:  # ??? in eval.yaml, predict.yaml, export.yaml
+        raise ConfigError(f"{key} is required: add {key}=<run>/checkpoints/best.ckpt to the command line")
     from mmexp.evaluation.evaluate import locate_run  # imported by every command that reads a run
 
     _, source = locate_run(str(ckpt_path))

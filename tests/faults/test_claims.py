@@ -71,6 +71,12 @@ def test_a_command_with_a_missing_checkpoint_makes_no_dir(tmp_path: Path, cache_
             f"mmexp: error: ckpt_path={tmp_path}/nope.ckpt: no such file; give a checkpoint such as "
             "outputs/runs/<run>/checkpoints/best.ckpt"
         )
+        message = run_main(command, f"hydra.run.dir={target}")  # no ckpt_path at all
+        assert not (tmp_path / "evals").exists()
+        assert (
+            message
+            == "mmexp: error: ckpt_path is required: add ckpt_path=<run>/checkpoints/best.ckpt to the command line"
+        )
 
 
 def _race(target: Path) -> tuple[list[tuple[str, Claim]], list[str]]:
