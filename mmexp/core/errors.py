@@ -47,3 +47,14 @@ def output_error(error: OSError, path: object, *, action: str = "writing") -> Ou
     failure = OutputError(f"{reason} while {action} {path}" + (f"; {hint}" if hint else ""))
     failure.errno = error.errno  # for callers that look at it; the message stays the line above
     return failure
+
+
+def cache_write_reason(error: OSError) -> str:
+    """Why a write under ``paths.cache_dir`` failed, with the fix for that folder (``output_error``'s hints name
+    the run's output dir): ``no space left on device; free some space there, or set paths.cache_dir ...``."""
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{reason}; free some space there, or set paths.cache_dir to another disk"
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{reason}; set paths.cache_dir to a writable folder"
+    return reason

@@ -33,6 +33,7 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
+from mmexp.core.errors import cache_write_reason
 from mmexp.core.io import write_atomic
 from mmexp.core.progress import progress
 from mmexp.data.datamodule import MultimodalDataModule
@@ -248,7 +249,8 @@ def load_or_compute(
     try:
         cache.save(path, key)
     except OSError as e:
-        log.warning("feature cache: %s: cannot write %s (%s); using it for this run only", name, path, e)
+        reason = cache_write_reason(e)
+        log.warning("feature cache: %s: cannot write %s (%s); using it for this run only", name, path, reason)
         if unsaved is not None:
             unsaved[path] = cache
     log.info(

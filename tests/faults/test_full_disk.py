@@ -57,7 +57,7 @@ import numpy as np
 from mmexp.data.image_cache import load_or_decode
 from tests.data_factory import clean_rows, write_manifest
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-data, cache = Path(sys.argv[1]), Path(sys.argv[2])
+cache, data = Path(sys.argv[1]) / "cache", Path(sys.argv[2])
 rows = clean_rows(data, n=40)
 paths = [data / r["image"] for r in rows]
 images, problems = load_or_decode(paths, 64, manifest=write_manifest(data, rows), cache_dir=cache)
@@ -67,25 +67,57 @@ print("left in the cache:", sorted(p.name for p in cache.iterdir()))
 """
 
 
+def on_a_small_tmpfs(tmp_path: Path, script: str, *args: str, size: str = "256k") -> subprocess.CompletedProcess[str]:
+    """``python -c script <tmpfs> *args`` with a fresh tmpfs of ``size`` mounted at tmp_path/mnt, in a private
+    mount namespace (``unshare``: nothing outside this command sees it). Skips where the machine does not allow it."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    mount_it = f"mount -t tmpfs -o size={size} tmpfs {mount}"
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "sh", "-c", mount_it]).returncode:
+        pytest.skip("no tmpfs in a private mount namespace here (the injected-ENOSPC tests below cover the code)")
+    command = f'{mount_it} && exec "$0" -c "$@"'
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", command, sys.executable, script, str(mount), *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_cache_on_a_full_tmpfs_is_one_warning_not_a_bus_error(tmp_path: Path) -> None:
     """40 images at 64 px need 480 KiB; the tmpfs holds 256 KiB. Before the fix: exit -7 (SIGBUS), no message,
     a temp file left in the cache."""
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare: cannot mount a private tmpfs here (the injected-ENOSPC tests below cover it)")
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    script = f"mount -t tmpfs -o size=256k tmpfs {mount} && exec {sys.executable} -c '{TMPFS_SCRIPT}' \"$@\""
-    command = ["unshare", "-rm", "sh", "-c", script, "sh", str(tmp_path / "data"), str(mount / "cache")]
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {mount}"], check=False)
-    if probe.returncode != 0:
-        pytest.skip("this machine does not allow a tmpfs in a private mount namespace")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, env=env, text=True, capture_output=True, timeout=120, check=False)
+    result = on_a_small_tmpfs(tmp_path, TMPFS_SCRIPT, str(tmp_path / "data"))
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])  # SIGBUS is -7
     assert result.stdout.splitlines() == ["same images: True problems: {}", "left in the cache: []"]
     (line,) = result.stderr.splitlines()
     assert line.startswith("WARNING data: cannot write the image cache in") and FULL in line, line
     assert "paths.cache_dir" in line
+
+
+SYNTHETIC_SCRIPT = """
+import sys
+from pathlib import Path
+from mmexp.core.errors import OutputError
+from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
+cache = Path(sys.argv[1]) / "cache"
+try:
+    ensure_synthetic(SyntheticSpec(n_samples=400, image_size=64), cache)
+except OutputError as e:
+    print(e)
+print("left in the cache:", sorted(p.name for p in cache.iterdir()))
+"""
+
+
+def test_the_built_in_dataset_on_a_full_tmpfs_is_one_line(tmp_path: Path) -> None:
+    result = on_a_small_tmpfs(tmp_path, SYNTHETIC_SCRIPT, size="64k")
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    line, left = result.stdout.splitlines()
+    assert line.startswith("cannot write the built-in dataset into") and FULL in line and "paths.cache_dir" in line
+    assert left == "left in the cache: []"  # no half-written staging folder
 
 
 def test_enospc_while_reserving_the_image_cache_is_no_cache_and_one_warning(
