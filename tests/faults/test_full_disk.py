@@ -8,10 +8,12 @@ the allocation call, as a full disk returns it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -23,11 +25,13 @@ import numpy as np
 import pytest
 
 import mmexp.data.image_cache as image_cache_module
+import mmexp.training.feature_cache as fc
 from mmexp.core.errors import output_error
 from mmexp.data.image_cache import load_or_decode
 from mmexp.train import train
 from tests.conftest import REPO, compose_cfg
 from tests.data_factory import clean_rows, write_manifest
+from tests.test_feature_cache import bow, classifier, inputs, resnet
 
 FULL = "no space left on device"
 
@@ -56,6 +60,7 @@ from pathlib import Path
 import numpy as np
 from mmexp.data.image_cache import load_or_decode
 from tests.data_factory import clean_rows, write_manifest
+from tests.test_feature_cache import bow, classifier, inputs, resnet
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 cache, data = Path(sys.argv[1]) / "cache", Path(sys.argv[2])
 rows = clean_rows(data, n=40)
@@ -73,7 +78,8 @@ def on_a_small_tmpfs(tmp_path: Path, script: str, *args: str, size: str = "256k"
     mount = tmp_path / "mnt"
     mount.mkdir()
     mount_it = f"mount -t tmpfs -o size={size} tmpfs {mount}"
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "sh", "-c", mount_it]).returncode:
+    probe = ["unshare", "-rm", "sh", "-c", mount_it]
+    if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True, check=False).returncode:
         pytest.skip("no tmpfs in a private mount namespace here (the injected-ENOSPC tests below cover the code)")
     command = f'{mount_it} && exec "$0" -c "$@"'
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -188,3 +194,19 @@ def test_a_run_whose_cache_disk_is_full_trains_without_the_image_cache(
     assert len(cache_warnings) == 1 and "cannot write the image cache" in cache_warnings[0], cache_warnings
     assert FULL in cache_warnings[0]
     assert not [f for f in files_in(cache) if f.endswith(".tmp") or "/images-" in f or f.startswith("images/")]
+
+
+def test_a_feature_cache_temp_file_of_a_killed_run_is_removed(tmp_path: Path) -> None:
+    stale = tmp_path / ".features-0a1b.pt.killed.tmp"
+    stale.write_bytes(b"\0" * 4096)
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    computed = fc.load_or_compute(
+        classifier(resnet(), bow()),
+        "text",
+        inputs(tmp_path),
+        context="ctx",
+        budget_bytes=math.inf,
+        forward_context=contextlib.nullcontext(),
+    )
+    assert computed is not None and not stale.exists()
+    assert [p.name.startswith("features-") for p in tmp_path.iterdir()] == [True]
