@@ -210,3 +210,24 @@ def test_a_feature_cache_temp_file_of_a_killed_run_is_removed(tmp_path: Path) ->
     )
     assert computed is not None and not stale.exists()
     assert [p.name.startswith("features-") for p in tmp_path.iterdir()] == [True]
+
+
+TRAIN_SCRIPT = """
+import runpy, sys
+mount, data, run = sys.argv[1:4]
+sys.argv = ["mmexp.train", "data=folder", f"data.root={data}", "data.image_size=64", "debug=fast", "logger=none",
+            f"paths.cache_dir={mount}/cache", f"hydra.run.dir={run}"]
+runpy.run_module("mmexp.train", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_a_training_run_with_its_cache_on_a_full_tmpfs_completes(tmp_path: Path) -> None:
+    """The issue's case end to end: it was `Bus error`, an empty train.log and run_info.json left `running`."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    write_manifest(data, clean_rows(data, n=40))
+    result = on_a_small_tmpfs(tmp_path, TRAIN_SCRIPT, str(data), str(run))
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    assert json.loads((run / "run_info.json").read_text())["status"] == "completed"
+    warned = [line for line in (result.stdout + result.stderr).splitlines() if "[WARNING]" in line and "cache" in line]
+    assert len(warned) == 1 and "cannot write the image cache" in warned[0] and FULL in warned[0], warned
