@@ -67,3 +67,13 @@ def unresolvable_config(error: Exception, overrides: list[str]) -> ConfigError:
         else "check the ${...} interpolations of the config (each must name an existing key, with no loop)"
     )
     return ConfigError(f"the config cannot be resolved{where}: {reason}; {fix}")
+
+def cache_write_reason(error: OSError) -> str:
+    """Why a write under ``paths.cache_dir`` failed, with the fix for that folder (``output_error``'s hints name
+    the run's output dir): ``no space left on device; free some space there, or set paths.cache_dir ...``."""
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{reason}; free some space there, or set paths.cache_dir to another disk"
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{reason}; set paths.cache_dir to a writable folder"
+    return reason

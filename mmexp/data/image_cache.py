@@ -10,7 +10,6 @@ warning; a cache directory that cannot be written means no cache for the run, af
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from mmexp.core.errors import cache_write_reason
 from mmexp.core.io import atomic_path, checksum, remove_stale_temps, reserve_space, write_json_atomic
 from mmexp.core.progress import progress
 from mmexp.data.images import MAX_IMAGE_PIXELS, decode_images
@@ -174,16 +174,9 @@ def load_or_decode(
     try:
         return _build(data_file, meta_file, paths, manifest, spec)
     except OSError as e:
-        log.warning("data: cannot write the image cache in %s (%s); decoding without a cache", cache_dir, _why(e))
+        why = cache_write_reason(e)
+        log.warning("data: cannot write the image cache in %s (%s); decoding without a cache", cache_dir, why)
         return _decode_in_memory(paths, spec)
-
-
-def _why(error: OSError) -> str:
-    """The cause, and the fix for a cache (not for a run's own files, which ``output_error`` hints at)."""
-    reason = os.strerror(error.errno).lower() if error.errno else str(error)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{reason}; free some space there, or set paths.cache_dir to another disk"
-    return reason
 
 
 def _decode_in_memory(paths: list[Path], spec: DecodeSpec) -> tuple[np.ndarray, dict[int, str]]:
@@ -225,8 +218,8 @@ def _build(
     except OSError as e:  # the images are decoded: keep them for this run, leave no meta-less data file
         images = np.load(data_file)
         data_file.unlink(missing_ok=True)
-        folder = data_file.parent
-        log.warning("data: cannot write the image cache in %s (%s); using it for this run only", folder, _why(e))
+        folder, why = data_file.parent, cache_write_reason(e)
+        log.warning("data: cannot write the image cache in %s (%s); using it for this run only", folder, why)
         return images, problems
     log.info("data: cached %d decoded images in %s", len(paths), data_file)
     return np.load(data_file, mmap_mode="c"), problems

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mmexp.core.errors import ConfigError
+from mmexp.core.errors import ConfigError, OutputError, cache_write_reason
 from mmexp.core.progress import progress
 
 log = logging.getLogger(__name__)
@@ -351,17 +351,25 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
     root = synthetic_root(spec, cache_dir)
     if (root / MANIFEST_NAME).exists():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
+    except OSError as e:
+        raise _cannot_write(e, root) from e
     try:
         _write_dataset(spec, staging)
         os.replace(staging, root)  # atomic: a reader sees all of it or nothing
-    except OSError:
+    except OSError as e:
         if not (root / MANIFEST_NAME).exists():  # lost a race only if the winner finished
-            raise
+            raise _cannot_write(e, root) from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _cannot_write(error: OSError, root: Path) -> OutputError:
+    """One line (a full or read-only cache disk), not Pillow's traceback from the image it was saving."""
+    return OutputError(f"cannot write the built-in dataset into {root.parent}: {cache_write_reason(error)}")
 
 
 def _write_dataset(spec: SyntheticSpec, root: Path) -> None:

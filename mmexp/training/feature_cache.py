@@ -33,7 +33,8 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from mmexp.core.io import write_atomic
+from mmexp.core.errors import cache_write_reason
+from mmexp.core.io import remove_stale_temps, write_atomic
 from mmexp.core.progress import progress
 from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.models.contracts import Batch, EncoderOutput
@@ -245,10 +246,13 @@ def load_or_compute(
             budget_bytes / 2**30,
         )
         return None
+    for stale in remove_stale_temps(path.parent, "features-") if path.parent.is_dir() else []:
+        log.info("feature cache: removed %s, left by a run that was killed while writing it", stale)
     try:
         cache.save(path, key)
     except OSError as e:
-        log.warning("feature cache: %s: cannot write %s (%s); using it for this run only", name, path, e)
+        reason = cache_write_reason(e)
+        log.warning("feature cache: %s: cannot write %s (%s); using it for this run only", name, path, reason)
         if unsaved is not None:
             unsaved[path] = cache
     log.info(

@@ -8,10 +8,12 @@ the allocation call, as a full disk returns it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -23,11 +25,13 @@ import numpy as np
 import pytest
 
 import mmexp.data.image_cache as image_cache_module
+import mmexp.training.feature_cache as fc
 from mmexp.core.errors import output_error
 from mmexp.data.image_cache import load_or_decode
 from mmexp.train import train
 from tests.conftest import REPO, compose_cfg
 from tests.data_factory import clean_rows, write_manifest
+from tests.test_feature_cache import bow, classifier, inputs, resnet
 
 FULL = "no space left on device"
 
@@ -56,8 +60,9 @@ from pathlib import Path
 import numpy as np
 from mmexp.data.image_cache import load_or_decode
 from tests.data_factory import clean_rows, write_manifest
+from tests.test_feature_cache import bow, classifier, inputs, resnet
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-data, cache = Path(sys.argv[1]), Path(sys.argv[2])
+cache, data = Path(sys.argv[1]) / "cache", Path(sys.argv[2])
 rows = clean_rows(data, n=40)
 paths = [data / r["image"] for r in rows]
 images, problems = load_or_decode(paths, 64, manifest=write_manifest(data, rows), cache_dir=cache)
@@ -67,25 +72,58 @@ print("left in the cache:", sorted(p.name for p in cache.iterdir()))
 """
 
 
+def on_a_small_tmpfs(tmp_path: Path, script: str, *args: str, size: str = "256k") -> subprocess.CompletedProcess[str]:
+    """``python -c script <tmpfs> *args`` with a fresh tmpfs of ``size`` mounted at tmp_path/mnt, in a private
+    mount namespace (``unshare``: nothing outside this command sees it). Skips where the machine does not allow it."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    mount_it = f"mount -t tmpfs -o size={size} tmpfs {mount}"
+    probe = ["unshare", "-rm", "sh", "-c", mount_it]
+    if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True, check=False).returncode:
+        pytest.skip("no tmpfs in a private mount namespace here (the injected-ENOSPC tests below cover the code)")
+    command = f'{mount_it} && exec "$0" -c "$@"'
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", command, sys.executable, script, str(mount), *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_cache_on_a_full_tmpfs_is_one_warning_not_a_bus_error(tmp_path: Path) -> None:
     """40 images at 64 px need 480 KiB; the tmpfs holds 256 KiB. Before the fix: exit -7 (SIGBUS), no message,
     a temp file left in the cache."""
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare: cannot mount a private tmpfs here (the injected-ENOSPC tests below cover it)")
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    script = f"mount -t tmpfs -o size=256k tmpfs {mount} && exec {sys.executable} -c '{TMPFS_SCRIPT}' \"$@\""
-    command = ["unshare", "-rm", "sh", "-c", script, "sh", str(tmp_path / "data"), str(mount / "cache")]
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {mount}"], check=False)
-    if probe.returncode != 0:
-        pytest.skip("this machine does not allow a tmpfs in a private mount namespace")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, env=env, text=True, capture_output=True, timeout=120, check=False)
+    result = on_a_small_tmpfs(tmp_path, TMPFS_SCRIPT, str(tmp_path / "data"))
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])  # SIGBUS is -7
     assert result.stdout.splitlines() == ["same images: True problems: {}", "left in the cache: []"]
     (line,) = result.stderr.splitlines()
     assert line.startswith("WARNING data: cannot write the image cache in") and FULL in line, line
     assert "paths.cache_dir" in line
+
+
+SYNTHETIC_SCRIPT = """
+import sys
+from pathlib import Path
+from mmexp.core.errors import OutputError
+from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
+cache = Path(sys.argv[1]) / "cache"
+try:
+    ensure_synthetic(SyntheticSpec(n_samples=400, image_size=64), cache)
+except OutputError as e:
+    print(e)
+print("left in the cache:", sorted(p.name for p in cache.iterdir()))
+"""
+
+
+def test_the_built_in_dataset_on_a_full_tmpfs_is_one_line(tmp_path: Path) -> None:
+    result = on_a_small_tmpfs(tmp_path, SYNTHETIC_SCRIPT, size="64k")
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    line, left = result.stdout.splitlines()
+    assert line.startswith("cannot write the built-in dataset into") and FULL in line and "paths.cache_dir" in line
+    assert left == "left in the cache: []"  # no half-written staging folder
 
 
 def test_enospc_while_reserving_the_image_cache_is_no_cache_and_one_warning(
@@ -156,3 +194,40 @@ def test_a_run_whose_cache_disk_is_full_trains_without_the_image_cache(
     assert len(cache_warnings) == 1 and "cannot write the image cache" in cache_warnings[0], cache_warnings
     assert FULL in cache_warnings[0]
     assert not [f for f in files_in(cache) if f.endswith(".tmp") or "/images-" in f or f.startswith("images/")]
+
+
+def test_a_feature_cache_temp_file_of_a_killed_run_is_removed(tmp_path: Path) -> None:
+    stale = tmp_path / ".features-0a1b.pt.killed.tmp"
+    stale.write_bytes(b"\0" * 4096)
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    computed = fc.load_or_compute(
+        classifier(resnet(), bow()),
+        "text",
+        inputs(tmp_path),
+        context="ctx",
+        budget_bytes=math.inf,
+        forward_context=contextlib.nullcontext(),
+    )
+    assert computed is not None and not stale.exists()
+    assert [p.name.startswith("features-") for p in tmp_path.iterdir()] == [True]
+
+
+TRAIN_SCRIPT = """
+import runpy, sys
+mount, data, run = sys.argv[1:4]
+sys.argv = ["mmexp.train", "data=folder", f"data.root={data}", "data.image_size=64", "debug=fast", "logger=none",
+            f"paths.cache_dir={mount}/cache", f"hydra.run.dir={run}"]
+runpy.run_module("mmexp.train", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_a_training_run_with_its_cache_on_a_full_tmpfs_completes(tmp_path: Path) -> None:
+    """The issue's case end to end: it was `Bus error`, an empty train.log and run_info.json left `running`."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    write_manifest(data, clean_rows(data, n=40))
+    result = on_a_small_tmpfs(tmp_path, TRAIN_SCRIPT, str(data), str(run))
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    assert json.loads((run / "run_info.json").read_text())["status"] == "completed"
+    warned = [line for line in (result.stdout + result.stderr).splitlines() if "[WARNING]" in line and "cache" in line]
+    assert len(warned) == 1 and "cannot write the image cache" in warned[0] and FULL in warned[0], warned
