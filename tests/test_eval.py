@@ -81,7 +81,9 @@ def test_labels_outside_the_checkpoint_label_map_are_refused(trained: Path, tmp_
         "data.synthetic.n_shapes=4",
         "data.synthetic.n_samples=60",
     )
-    with pytest.raises(ConfigError, match=r"label\(s\) cross-calm, cross-stormy are not in the checkpoint's label"):
+    with pytest.raises(
+        ConfigError, match=r"hold 2 class\(es\) not in the checkpoint's label map: unknown cross-calm, cross-stormy;"
+    ):
         evaluate(cfg)
 
 

@@ -126,7 +126,9 @@ def rebuild_by(command: str, ckpt: Path, tmp_path: Path) -> Any:
     if command == "eval":
         return evaluate(compose_eval(tmp_path, tmp_path / "cache", f"ckpt_path={ckpt}", NO_CORRUPTIONS))
     if command == "predict":
-        return predict(compose_command("predict", tmp_path, tmp_path / "cache", f"ckpt_path={ckpt}", run_dir=tmp_path / "p"))
+        return predict(
+            compose_command("predict", tmp_path, tmp_path / "cache", f"ckpt_path={ckpt}", run_dir=tmp_path / "p")
+        )
     if command == "bundle":
         from mmexp.portable.bundle import write_bundle
 
