@@ -20,14 +20,19 @@ def inspect_data(cfg: DictConfig, overrides: Sequence[str] | None = None) -> str
     """Read and validate every row (bad rows are listed, not fatal), split, and summarize.
 
     Writes nothing: no decoded-image cache, and the built-in dataset, when it is not cached yet, is
-    generated into a temporary folder that is removed afterwards. ``overrides``: the command's, as typed; the
-    suggested first run carries those about data, task, split and paths.
+    generated into a temporary folder that is removed afterwards. ``overrides``: the command's, as typed (None:
+    Hydra's record of them, when composed by Hydra); the suggested first run carries those about data, task,
+    split and paths.
     """
+    from hydra.core.hydra_config import HydraConfig
+
     from mmexp.core.build import build_datamodule
     from mmexp.data.summary import summarize
     from mmexp.data.synthetic import synthetic_cached
 
     check_config(cfg)
+    if overrides is None and HydraConfig.initialized():
+        overrides = list(HydraConfig.get().overrides.task)
     with tempfile.TemporaryDirectory(prefix="mmexp-inspect-") as scratch:
         datamodule = build_datamodule(
             cfg.data, cfg.text_encoder, task=cfg.get("task"), on_bad_record="skip", on_leak="warn", image_cache=False
@@ -42,10 +47,7 @@ def inspect_data(cfg: DictConfig, overrides: Sequence[str] | None = None) -> str
 
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="inspect")
 def main(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    overrides = list(HydraConfig.get().overrides.task)
-    print(run_job(lambda: inspect_data(cfg, overrides), run_dir=None))
+    print(run_job(lambda: inspect_data(cfg), run_dir=None))
 
 
 if __name__ == "__main__":

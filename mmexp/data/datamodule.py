@@ -111,8 +111,9 @@ class MultimodalDataModule(L.LightningDataModule):
         if not isinstance(follow_symlinks, bool):
             raise ConfigError(f"data.follow_symlinks must be true or false (got {follow_symlinks!r})")
         self.follow_symlinks = follow_symlinks
-        # where a run lists the rows it skipped (mmexp.inspect, which makes no run dir, says where they WILL be)
-        self.skipped_note = "see skipped.jsonl in the run dir"
+        # after "skipped N bad row(s)": None names the first and where a training run lists them all (eval and predict
+        # make no skipped.jsonl); mmexp.inspect, which lists them itself, sets its own
+        self.skipped_note: str | None = None
         if on_bad_record not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
         if root is None and synthetic is None:
@@ -202,7 +203,8 @@ class MultimodalDataModule(L.LightningDataModule):
             bad.sort(key=lambda b: b.line)
             if self.on_bad_record == "error":
                 raise ConfigError(format_bad_rows(bad, manifest))
-            log.warning("data: skipped %d bad row(s) of %s (%s)", len(bad), manifest, self.skipped_note)
+            note = self.skipped_note or f"first: {bad[0].describe()}; a training run lists them all in skipped.jsonl"
+            log.warning("data: skipped %d bad row(s) of %s (%s)", len(bad), manifest, note)
         good = [i for i in range(len(records)) if i not in problems]
         if not good:
             raise ConfigError(f"data: no usable rows in {manifest}; " + format_bad_rows(bad, manifest, action=None))

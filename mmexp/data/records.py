@@ -17,7 +17,7 @@ from mmexp.core.errors import ConfigError
 from mmexp.data.label_syntax import check_separators
 from mmexp.data.labels import InvalidLabel, normalize_label
 from mmexp.data.manifest import ERROR, Row, RowProblem
-from mmexp.data.task import Label, Task
+from mmexp.data.task import Label, Task, written_list
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def parse_records(
             bad.append(BadRow(line, str(problem), row))
     if task.multilabel and task.checks_lookalikes:
         raw = {line: row.get(columns.label) for line, row in rows}
-        check_separators([(r.line, _set(r.label), isinstance(raw[r.line], str)) for r in records], task.label_sep)
+        split = {line for line, value in raw.items() if isinstance(value, str) and written_list(value.strip()) is None}
+        check_separators([(r.line, _set(r.label), r.line in split) for r in records], task.label_sep)
     return records, bad
 
 

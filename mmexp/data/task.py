@@ -100,7 +100,7 @@ class Task:
                 )
             if isinstance(value, str) and self.checks_lookalikes:
                 text = value.strip()
-                if _written_list(text) is not None or looks_like_list(text, self.label_sep):
+                if written_list(text) is not None or looks_like_list(text, self.label_sep):
                     raise InvalidLabel(
                         f"is written as a list ({text!r}); a {self.name} row has one label (multi-label data: "
                         "task=multilabel; a class really named so: task.label_lookalikes=allow)"
@@ -110,7 +110,7 @@ class Task:
             if normalize_label(value) is None:  # an empty or "NA"-like cell: missing, not a class
                 return None
             text = value.strip()
-            written = _written_list(text)
+            written = written_list(text)
             if written is None and self.checks_lookalikes and looks_like_list(text, self.label_sep):
                 raise InvalidLabel(
                     f"looks like a list ({text!r}) that neither JSON nor Python reads: quote each class "
@@ -245,7 +245,7 @@ def _member(value: object) -> str | None:
     return normalize_label(value)
 
 
-def _written_list(text: str) -> list[object] | None:
+def written_list(text: str) -> list[object] | None:
     """A CSV cell that holds a whole list, as JSON (``["a", "b"]``) or pandas/Python writes it (``['a', 'b']``)."""
     if not (text.startswith("[") and text.endswith("]")):
         return None

@@ -17,6 +17,7 @@ from mmexp.core.errors import ConfigError
 from mmexp.data.manifest import ERROR, Row, RowProblem, read_rows
 from mmexp.data.records import Columns, id_of, parse_records
 from mmexp.data.synthetic import MANIFEST_NAME, SyntheticSpec, synthetic_root
+from mmexp.data.task import Task
 from mmexp.reporting.document import Block, Code, Gallery, Paragraph, Section, Table, Tile
 from mmexp.reporting.errors import (
     DEFAULT_K,
@@ -80,7 +81,7 @@ class DataLookup:
             return Shown(pick, "", None, f"id {pick.id!r} is not in {manifest}")
         text = found[1].get(columns.text)
         try:
-            records, bad = parse_records([found], root, columns)
+            records, bad = parse_records([found], root, columns, Task(label_lookalikes="allow"))  # label as written
         except ConfigError as e:
             return Shown(pick, excerpt(text), None, str(e))
         if bad:

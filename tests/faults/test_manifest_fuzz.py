@@ -336,3 +336,126 @@ def test_any_label_value_is_a_label_missing_or_one_invalid_label_error(value: ob
     assert isinstance(label, tuple) and len(set(label)) == len(label)
     assert all(isinstance(n, str) and n and task.label_sep not in n for n in label)
     assert list(label) == sorted_labels(label)
+
+
+# ---- label cells under every task: separators and list look-alikes (issue 25, class 5) ----
+
+NAMES = ["a", "b", "Drama", "none", "NA", "x y", "[deleted]", "Kitchen, Dining", "k;l", "p|q"]
+SEPARATORS = (";", ",", "|")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row's intended classes and how the label cell is written."""
+
+    names: tuple[str, ...]
+    writer: str  # sep (task.label_sep) | other (another separator) | json | pandas | bare ([a, b]) | list (JSONL)
+    other: str
+
+
+def write_cell(cell: Cell, sep: str, fmt: str) -> object:
+    names = list(cell.names)
+    if cell.writer == "list" and fmt == "jsonl":
+        return names
+    if cell.writer in ("json", "list"):  # a list in a CSV cell is JSON text
+        return json.dumps(names)
+    if cell.writer == "pandas":
+        return repr(names)
+    if cell.writer == "bare":
+        return "[" + ", ".join(names) + "]"
+    return (cell.other if cell.writer == "other" else sep).join(names)
+
+
+def effective(cell: Cell, sep: str, fmt: str) -> str:
+    """The writer as read: another separator equal to task.label_sep is that one; a list in CSV is JSON text."""
+    if cell.writer == "other" and cell.other == sep:
+        return "sep"
+    return "json" if cell.writer == "list" and fmt == "csv" else cell.writer
+
+
+CELLS = st.builds(
+    Cell,
+    names=st.lists(st.sampled_from(NAMES), min_size=1, max_size=3, unique=True).map(tuple),
+    writer=st.sampled_from(["sep", "sep", "other", "json", "pandas", "bare", "list"]),
+    other=st.sampled_from(SEPARATORS),
+)
+
+
+def expected_label(cell: Cell, how: str, task: Task) -> object:
+    """What a cell written with a documented syntax reads as: a label, "bad", or None when the rules leave it open
+    (names holding a separator, a bare bracket list)."""
+    plain = not any(mark in name for name in cell.names for mark in SEPARATORS)
+    if task.multilabel:
+        if how not in ("sep", "json", "pandas", "list") or not plain:
+            return None
+        if how == "sep" and len(cell.names) == 1 and cell.names[0].lower() in ("none", "na"):
+            return "bad"  # a whole cell "none" is a missing label; inside a set it is a class
+        return tuple(sorted_labels(cell.names))
+    if how in ("json", "pandas", "list"):
+        return "bad"  # a list is no single class
+    if how == "sep" and len(cell.names) == 1 and plain:
+        return "bad" if cell.names[0].lower() in ("none", "na") else cell.names[0]
+    return None
+
+
+@FUZZ
+@given(
+    cells=st.lists(CELLS, min_size=1, max_size=8),
+    name=st.sampled_from(TASKS),
+    sep=st.sampled_from(["|", ";"]),
+    fmt=st.sampled_from(["csv", "jsonl"]),
+)
+def test_label_cells_are_read_as_meant_or_refused_naming_a_row(
+    root: Path, cells: list[Cell], name: str, sep: str, fmt: str
+) -> None:
+    """Under every task and separator, label cells written as sets, lists or look-alikes are either refused as a
+    whole (multilabel only: one ``ConfigError`` naming a row's line, the separator fix and the way out), or read
+    so that: documented spellings give the meant label; a written list is never a single class; no list
+    look-alike survives as a class name; every label round-trips through ``Task.format``; and no multi-label class
+    read from a plain cell is another class joined to something by a separator other than ``task.label_sep``."""
+    task = Task(name=name, label_sep=sep)
+    rows = [
+        {"id": f"r{i}", "image": "img/0.png", "text": "t", "label": write_cell(c, sep, fmt)}
+        for i, c in enumerate(cells)
+    ]
+    first = 2 if fmt == "csv" else 1
+    path = root / f"labels.{fmt}"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        path.write_text(out.getvalue(), encoding="utf-8")
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    lines = [first + i for i in range(len(cells))]  # no cell holds a line break
+    try:
+        records, bad = parse_records(read_rows(path), root, Columns(), task)
+    except ConfigError as e:
+        message = str(e)
+        assert name == "multilabel", message
+        found = re.search(r"on line (\d+)", message)
+        assert found and int(found.group(1)) in lines, message
+        assert "task.label_sep" in message and "task.label_lookalikes=allow" in message
+        return
+    got: dict[int, object] = {r.line: r.label for r in records} | {b.line: "bad" for b in bad}
+    assert sorted(got) == lines
+    for cell, line in zip(cells, lines, strict=True):
+        meant = expected_label(cell, effective(cell, sep, fmt), task)
+        if meant is not None:
+            assert got[line] == meant, (cell, got[line])
+    classes = {n for r in records for n in ((r.label,) if isinstance(r.label, str) else r.label)}
+    for record in records:
+        assert task.parse_label(task.format(record.label)) == record.label
+    for n in classes:
+        bracket = n.startswith("[") and n.endswith("]")
+        assert not (bracket and any(mark in n for mark in (*SEPARATORS, '"', "'"))), n
+    if task.multilabel:
+        plain = {r.line for r in records if isinstance(rows[r.line - first]["label"], str)} - {
+            line for line, c in zip(lines, cells, strict=True) if effective(c, sep, fmt) in ("json", "pandas")
+        }
+        for record in records:
+            for n in record.label if record.line in plain else ():
+                for other in SEPARATORS:
+                    pieces = [p.strip() for p in n.split(other)] if other != sep else []
+                    assert not (len(pieces) > 1 and any(p in classes for p in pieces)), (n, classes)
