@@ -68,6 +68,7 @@ def unresolvable_config(error: Exception, overrides: list[str]) -> ConfigError:
     )
     return ConfigError(f"the config cannot be resolved{where}: {reason}; {fix}")
 
+
 def cache_write_reason(error: OSError) -> str:
     """Why a write under ``paths.cache_dir`` failed, with the fix for that folder (``output_error``'s hints name
     the run's output dir): ``no space left on device; free some space there, or set paths.cache_dir ...``."""
