@@ -4,6 +4,7 @@ sees what the command line does (claims, one-line errors) without paying a subpr
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from hydra.core.global_hydra import GlobalHydra
 def run_main(command: str, *args: str) -> str | None:
     """The message ``python -m mmexp.<command> <args>`` exits with ('' for a plain exit), or None when it returns."""
     main = importlib.import_module(f"mmexp.{command}").main
-    saved = sys.argv
+    saved, root = sys.argv, logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     sys.argv = [f"mmexp.{command}", *args]
     try:
         main()
@@ -22,6 +24,9 @@ def run_main(command: str, *args: str) -> str | None:
     finally:
         sys.argv = saved
         GlobalHydra.instance().clear()
+        for handler in set(root.handlers) - set(handlers):  # Hydra's job logging (a file in the run dir)
+            handler.close()
+        root.handlers[:], root.level = handlers, level
     return None
 
 
