@@ -27,12 +27,15 @@ class OutputError(ConfigError, OSError):
     """
 
 
-def run_dir_in_use(run_dir: object) -> RunDirInUse:
-    """The refusal for a run dir that already holds a run (``run_info.json``), raised before touching it."""
-    return RunDirInUse(
-        f"run dir {run_dir} already holds a run; refusing to overwrite it "
-        "(use a new hydra.run.dir, or resume=auto to continue it)"
+def run_dir_in_use(run_dir: object, command: str = "train") -> RunDirInUse:
+    """The refusal for a run dir that already holds a run (``run_info.json``), raised before touching it; only
+    training can continue a run (``resume=auto``), so only train's message offers it."""
+    fix = (
+        "use a new hydra.run.dir, or resume=auto to continue it"
+        if command.startswith("train")
+        else ("leave hydra.run.dir unset for a new dir, or give a new one")
     )
+    return RunDirInUse(f"run dir {run_dir} already holds a run; refusing to overwrite it ({fix})")
 
 
 _HINTS = {

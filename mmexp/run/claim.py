@@ -56,7 +56,7 @@ def claim_run_dir(
         foreign = sorted(set(os.listdir(run_dir)) - expected - {CLAIM_FILE})
         legacy = RUN_INFO in foreign  # an mmexp run from before claim files
         if legacy and not resume:
-            raise run_dir_in_use(run_dir)
+            raise run_dir_in_use(run_dir, command)
         if foreign and not legacy:
             raise RunDirInUse(
                 f"run dir {run_dir} is not empty and holds no mmexp run ({', '.join(foreign[:3])}"
@@ -72,7 +72,7 @@ def claim_run_dir(
         else:
             return Claim(run_dir, resumed=legacy, completed=legacy and _status(run_dir) == "completed", fd=fd)
     if not resume:
-        raise run_dir_in_use(run_dir)
+        raise run_dir_in_use(run_dir, command)
     return _reclaim(run_dir, command=command, overrides=overrides)
 
 

@@ -56,7 +56,7 @@ def test_a_second_predict_into_a_dir_a_running_predict_claimed_writes_nothing(
             message = _reading(command, trained, target, cache_dir)
             assert tree(target) == before
             assert message == f"mmexp: error: run dir {target} already holds a run; refusing to overwrite it " + (
-                "(use a new hydra.run.dir, or resume=auto to continue it)"
+                "(leave hydra.run.dir unset for a new dir, or give a new one)"  # no resume=auto: only train resumes
             )
     finally:
         winner.release()
