@@ -7,7 +7,6 @@ otherwise it reads word ids from the word tokenizer configured by ``data.text``.
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -15,6 +14,7 @@ import torch
 from mmexp.core.errors import ConfigError
 from mmexp.core.pretrained import load_pretrained
 from mmexp.data.text import Vocab
+from mmexp.data.tokenizer_checks import check_text_model, check_tokenizer
 
 
 @runtime_checkable
@@ -108,29 +108,6 @@ def model_max_length(tokenizer: Any, path: str, field: str) -> int:
     return limit if limit < 10**6 else 512
 
 
-TOKENIZER_FILES = ("tokenizer.json",)  # besides the class's own vocabulary files
-
-
-def check_tokenizer(tokenizer: Any, path: str, field: str) -> None:
-    """The tokenizer belongs to the model at ``path``: its files are there (else transformers builds a
-    vocabulary of special tokens only and every word becomes unknown), and it has no id the model lacks."""
-    folder = Path(path).expanduser()
-    if folder.is_dir():
-        wanted = [*TOKENIZER_FILES, *getattr(tokenizer, "vocab_files_names", {}).values()]
-        if not any((folder / name).is_file() for name in wanted):
-            raise ConfigError(
-                f"{field}={path} has no tokenizer files (none of {', '.join(dict.fromkeys(wanted))}); without them "
-                "every word would be read as unknown: save the model's tokenizer there "
-                "(AutoTokenizer.from_pretrained(<its source>).save_pretrained(dir))"
-            )
-    vocab = getattr(text_config(path, field), "vocab_size", None)
-    if isinstance(vocab, int) and len(tokenizer) > vocab:
-        raise ConfigError(
-            f"{field}={path}: its tokenizer has {len(tokenizer)} tokens but the model has {vocab} token embeddings; "
-            "the tokenizer belongs to another model: save the model's own tokenizer beside it"
-        )
-
-
 class PretrainedTokenizer:
     """A Hugging Face tokenizer (local directory or local cache), truncated to ``max_length`` tokens.
 
@@ -143,8 +120,13 @@ class PretrainedTokenizer:
         import transformers
 
         self.path = path
+        try:
+            model = text_config(path, field)
+        except ConfigError:  # a tokenizer-only folder (given with max_length): nothing to pair it with
+            model = None
+        check_text_model(model, path, field)
         self.tokenizer = load_pretrained(transformers.AutoTokenizer, path, field)
-        check_tokenizer(self.tokenizer, path, field)
+        check_tokenizer(self.tokenizer, model, path, field)
         self.max_length = max_length or model_max_length(self.tokenizer, path, field)
 
     def fit(self, texts: Sequence[str]) -> None:

@@ -62,6 +62,7 @@ def test_a_tokenizer_larger_than_the_model_vocabulary_is_refused(tiny: dict[str,
 
 
 def test_a_text_model_as_the_image_encoder_is_refused(tiny: dict[str, Path]) -> None:
+    from mmexp.data.tokenizers import PretrainedTokenizer
     from mmexp.models.encoders.huggingface import HFImageEncoder, HFTextEncoder
 
     bert, vit = tiny["bert"], tiny["vit"]
@@ -72,6 +73,9 @@ def test_a_text_model_as_the_image_encoder_is_refused(tiny: dict[str, Path]) -> 
     )
     with pytest.raises(ConfigError, match=rf"is an image model \(ViTModel\); use it as image_encoder=hf .*{vit}"):
         HFTextEncoder(name=str(vit))
+    # text_encoder=hf builds its tokenizer first: an image model there is the same line, not "cannot load"
+    with pytest.raises(ConfigError, match=r"is an image model \(ViTConfig, no text vocabulary\); use it as image_enc"):
+        PretrainedTokenizer(path=str(vit))
 
 
 def test_weights_of_another_architecture_are_refused(tiny: dict[str, Path], tmp_path: Path) -> None:

@@ -24,6 +24,8 @@ def check_modality(model: Any, name: str, modality: str) -> None:
     if INPUTS[modality] in params:
         return
     other = next((m for m, arg in INPUTS.items() if arg in params), None)
+    if other is None and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params.values()):
+        return  # a forward(*args, **kwargs) wrapper: its signature cannot tell
     if other is None:
         kind, fix = "a model that reads neither images nor texts", "give a vision or text backbone"
     else:
