@@ -8,9 +8,10 @@ named ``a;b``, ``[a, b]`` one class named ``[a, b]``. The rules (docs/tasks.md, 
   row saying how to write it (``looks_like_list``);
 * multilabel: a class name holding ``;``, ``,`` or ``|`` (other than ``task.label_sep``) is read as a set written
   with that separator when one of its pieces is a class of its own elsewhere in the file, or when
-  ``task.label_sep`` joins no cell and a piece recurs in two such names (``drama;comedy``, ``action;drama``).
-  A lone ``Kitchen, Dining`` stays a class. That is one error for the whole file, with the fix (the other
-  separator, or ``task.label_lookalikes=allow`` when the character belongs to the names).
+  ``task.label_sep`` joins no cell and either no row holds two classes (then that character is the only way the
+  file writes sets) or a piece recurs in two such names (``drama;comedy``, ``action;drama``). A lone
+  ``Kitchen, Dining`` beside sets written ``a|b`` stays a class. That is one error for the whole file, with the
+  fix (the other separator, or ``task.label_lookalikes=allow`` when the character belongs to the names).
 
 Single-label tasks never split names: a class named ``a;b`` is a class (a label powerset is a legitimate choice).
 """
@@ -45,6 +46,7 @@ def check_separators(labels: Sequence[tuple[int, tuple[str, ...], bool]], sep: s
     everywhere = {name for _, names, _ in labels for name in names}
     split = [(line, names) for line, names, from_text in labels if from_text]
     joined = next((line for line, names in split if len(names) > 1), None)  # a cell that task.label_sep splits
+    sets = any(len(names) > 1 for _, names, _ in labels)  # a row with two classes, however written
     for other in SEPARATORS:
         if other == sep:
             continue
@@ -56,7 +58,7 @@ def check_separators(labels: Sequence[tuple[int, tuple[str, ...], bool]], sep: s
         joint = {
             name
             for name, pieces in compound.items()
-            if any(p in alone for p in pieces) or (joined is None and any(uses[p] > 1 for p in pieces))
+            if any(p in alone for p in pieces) or (joined is None and (not sets or any(uses[p] > 1 for p in pieces)))
         }
         rows = [(line, name) for line, names in split for name in names if name in joint]
         if rows:

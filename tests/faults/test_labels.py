@@ -53,6 +53,9 @@ def test_multilabel_cells_joined_by_another_separator_stop_with_the_fix(tmp_path
     assert not bad and labels == {2: ("drama",), 3: ("comedy", "drama"), 4: ("action", "drama"), 5: ("comedy",)}
     allowed, _ = read(path, Task(name="multilabel", label_lookalikes="allow"))  # the way out: names as written
     assert allowed[3] == ("drama;comedy",)
+    lone = manifest(tmp_path / "lone", ["drama;comedy", "horror"])  # no piece recurs, but no row holds two classes
+    with pytest.raises(ConfigError, match=r"look ';'-separated \(label 'drama;comedy' on line 2\)"):
+        read(lone, Task(name="multilabel"))
 
 
 def test_sets_written_with_two_separators_name_both(tmp_path: Path) -> None:

@@ -434,6 +434,8 @@ def test_label_cells_are_read_as_meant_or_refused_naming_a_row(
     except ConfigError as e:
         message = str(e)
         assert name == "multilabel", message
+        meant = [expected_label(c, effective(c, sep, fmt), task) for c in cells]
+        assert None in meant, message  # a file written only in documented spellings is never refused
         found = re.search(r"on line (\d+)", message)
         assert found and int(found.group(1)) in lines, message
         assert "task.label_sep" in message and "task.label_lookalikes=allow" in message
