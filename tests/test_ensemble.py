@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mmexp.data.task import Task
 from mmexp.reporting.cli import main as report_main
@@ -20,6 +21,7 @@ from mmexp.reporting.ensemble import build_ensembles, greedy_counts
 from mmexp.reporting.ensemble_metrics import TaskSpec, decision_metrics, thresholds_for
 from mmexp.reporting.groups import ReportError
 from mmexp.reporting.runs import load_run
+from mmexp.run.sweep_report import ReportSweep
 from mmexp.train import train
 from mmexp.training.metrics import TaskMetrics
 from mmexp.training.objective import Objective
@@ -185,6 +187,14 @@ def test_report_ensemble_adds_a_row_and_a_paired_test_against_the_best_single_gr
     assert "| best single | fusion=concat |" in section  # ranked first on val among single groups (a tie)
     assert "| fusion=concat 0.50, fusion=gated 0.50 | 1.000 | 1.000 |" in section and "late" not in section
     assert "ensemble=greedy" in (sweep / "report.csv").read_text()
+
+
+def test_the_sweep_callback_reports_the_ensemble_when_asked(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    ReportSweep(ensemble=True).on_multirun_end(config)
+    assert "## Ensemble of the sweep" in (sweep / "report.md").read_text()
+    assert (sweep / "ensembles" / "members.json").is_file()
+    assert "sweep report:" in capsys.readouterr().out
 
 
 def test_report_without_ensemble_flag_has_no_ensemble(sweep: Path) -> None:
