@@ -149,6 +149,7 @@ def test_greedy_selection_weighs_complementary_runs_and_drops_a_useless_one(swee
     assert [len(e["weights"]) for e in members["ensembles"]] == [2, 2]
     written = (Path(ensembles[0].run.path) / "predictions" / "test.csv").read_text().splitlines()
     assert written[0] == "id,label,predicted,confidence,missing,p_a,p_b,p_c,p_d" and len(written) == 25
+    assert "name: multiclass" in (Path(ensembles[0].run.path) / "config.yaml").read_text()  # the members' data
 
 
 def test_greedy_adds_with_replacement_and_stops_at_the_best_step() -> None:

@@ -234,6 +234,9 @@ def _ensemble(members: list[Member], name: str, out: Path) -> Ensemble:
     first = members[0].run
     digest = hashlib.blake2b("\x1f".join(sorted(weights)).encode(), digest_size=6).hexdigest()
     path = out / f"seed={first.seed}_fold={first.fold}_split.seed={first.split_seed}_{digest}"
+    config = (first.path / "config.yaml").read_text(encoding="utf-8") if (first.path / "config.yaml").is_file() else ""
+    header = f"# the data and task of this ensemble's members, copied from {first.path}; weights: ../members.json\n"
+    write_text_atomic(path / "config.yaml", header + config)  # the error analysis finds the rows' images by it
     for split, p in (("val", val), ("test", test)):
         labels = getattr(members[0], split).labels
         write_predictions(path / "predictions" / f"{split}.csv", task, ids[split], labels, classes, p, thresholds, sep)
