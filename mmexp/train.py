@@ -88,7 +88,7 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     from mmexp.core.build import build_callbacks, build_datamodule, build_model, instantiate
     from mmexp.core.log_setup import quiet_known_warnings, route_lightning_logs
     from mmexp.evaluation.complexity import model_complexity, reset_peak_memory
-    from mmexp.evaluation.predictions import write_test_predictions
+    from mmexp.evaluation.predictions import SPLITS, write_split_predictions
     from mmexp.portable.bundle import save_run_bundle
     from mmexp.run.recorder import RunRecorder
     from mmexp.training.callbacks import EpochTimer
@@ -170,8 +170,9 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         complexity=complexity,
         thresholds=model.decision_thresholds(datamodule.label_names),
     )
-    with features_attached(trainer, model):  # the test stage's cached features: no second pass of a frozen backbone
-        write_test_predictions(run_dir / "predictions" / "test.csv", trainer, model, datamodule)
+    with features_attached(trainer, model):  # the cached features (every row): no second pass of a frozen backbone
+        for split in SPLITS:
+            write_split_predictions(run_dir / "predictions" / f"{split}.csv", trainer, model, datamodule, split)
     if rank_zero:  # model/: what prediction needs, loadable anywhere (mmexp.portable.bundle)
         save_run_bundle(run_dir, cfg, model, datamodule, best=best)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)

@@ -172,7 +172,10 @@ def test_mlflow_default_store_is_sqlite_and_its_client_reads_the_run(many_run: P
     assert run["metrics"]["test/acc"] == pytest.approx(metrics["test"]["test/acc"])
     assert run["params"]["optimizer.lr"] == "0.005" and run["params"]["fusion"] == "attention"
     assert run["tags"]["fusion"] == "attention" and run["tags"]["sweep"] == "" and run["name"] == "run"
-    files = {"config.yaml", "metrics.json", "predictions/test.csv", "model", "test_confusion_matrix.png"}
+    files = {
+        *("config.yaml", "metrics.json", "predictions/val.csv", "predictions/test.csv"),
+        *("model", "test_confusion_matrix.png"),
+    }
     assert files <= set(run["artifacts"])
     assert list((many_run / "mlartifacts").rglob("test_confusion_matrix.png"))
     assert not (many_run / "mlruns").exists()

@@ -1,4 +1,4 @@
-"""Per-row predictions: every run's predictions/test.csv, and `python -m mmexp.predict` on new rows.
+"""Per-row predictions: every run's predictions/val.csv and test.csv, and `python -m mmexp.predict` on new rows.
 
 New rows may lack a label, an image or a text: each is scored (the missing modality removed the way
 ``mmexp.eval`` removes it) and flagged, never dropped.
@@ -81,6 +81,26 @@ def test_every_run_writes_its_test_predictions(trained: Path, data: Path) -> Non
     check_rows(rows)
     acc = sum(r["label"] == r["predicted"] for r in rows) / len(rows)
     assert acc == pytest.approx(json.loads((trained / "metrics.json").read_text())["test"]["test/acc"], abs=1e-6)
+
+
+def test_every_run_writes_its_validation_predictions_in_the_same_format(trained: Path) -> None:
+    """predictions/val.csv: the val rows of split.json, scored by the best checkpoint; its accuracy and macro-F1
+    are the val metrics metrics.json holds (what mmexp.report --ensemble chooses members on)."""
+    header, rows = read_csv(trained / "predictions" / "val.csv")
+    assert header == read_csv(trained / "predictions" / "test.csv")[0]
+    split = json.loads((trained / "split.json").read_text())
+    assert [r["id"] for r in rows] and sorted(r["id"] for r in rows) == sorted(split["val"])
+    check_rows(rows)
+    val = json.loads((trained / "metrics.json").read_text())["val"]
+    assert sum(r["label"] == r["predicted"] for r in rows) / len(rows) == pytest.approx(val["val/acc"], abs=1e-6)
+    labels = json.loads((trained / "labels.json").read_text())
+    f1 = []
+    for name in labels:
+        tp = sum(r["label"] == name == r["predicted"] for r in rows)
+        support = sum(r["label"] == name for r in rows) + sum(r["predicted"] == name for r in rows)
+        if support:  # torchmetrics leaves out classes neither true nor predicted
+            f1.append(2 * tp / support)
+    assert sum(f1) / len(f1) == pytest.approx(val["val/f1_macro"], abs=1e-6)
 
 
 def test_predict_scores_every_row_of_the_training_data_like_the_run_did(

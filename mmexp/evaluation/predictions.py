@@ -1,4 +1,5 @@
-"""Per-row predictions: every run's ``predictions/test.csv``, and ``mmexp.predict`` over new rows.
+"""Per-row predictions: every run's ``predictions/val.csv`` and ``predictions/test.csv``, and ``mmexp.predict``
+over new rows.
 
 Both write one CSV format: ``id``, ``label`` (the true label, empty when the row has none), ``predicted``,
 ``confidence``, ``missing`` (``none``, ``image`` or ``text``: the modality the row lacked, removed the way
@@ -114,20 +115,26 @@ class PredictionWriter:
         return sum(self.missing.values())
 
 
-def write_test_predictions(
-    path: Path, trainer: L.Trainer, model: MultimodalClassifier, datamodule: MultimodalDataModule
+SPLITS = ("val", "test")  # the splits every run writes predictions/<split>.csv for
+
+
+def write_split_predictions(
+    path: Path, trainer: L.Trainer, model: MultimodalClassifier, datamodule: MultimodalDataModule, split: str
 ) -> None:
-    """Every test row scored by ``model`` as ``trainer.test`` left it (the best checkpoint's weights), under the
-    trainer's precision, into ``path`` (a run's ``predictions/test.csv``). Rank zero writes; the others return."""
+    """Every row of ``split`` (``val`` or ``test``) scored by ``model`` as ``trainer.test`` left it (the best
+    checkpoint's weights, with that checkpoint's decision thresholds), under the trainer's precision, into
+    ``path`` (a run's ``predictions/<split>.csv``). Val predictions let ``mmexp.report --ensemble`` choose an
+    ensemble of runs without touching test. Rank zero writes; the others return."""
     if not trainer.is_global_zero:
         return
     device, labels, ids = trainer.strategy.root_device, datamodule.label_names, datamodule.info.ids
+    loader = {"val": datamodule.val_dataloader, "test": datamodule.test_dataloader}[split]
 
     def write(f: IO[bytes]) -> None:
         out = PredictionWriter(f, labels, model)
         model.eval()
         with torch.inference_mode(), trainer.precision_plugin.forward_context():
-            for batch in datamodule.test_dataloader():
+            for batch in loader():
                 batch = batch.to(device)
                 index = batch.index.tolist() if batch.index is not None else []
                 probs = model.objective.probabilities(model(batch))

@@ -4,6 +4,7 @@
     python -m mmexp.report <sweep per dataset>... --across          # methods ranked over datasets (Friedman)
     python -m mmexp.report <sweep> --across data.synthetic.interaction  # datasets = values of an override
     python -m mmexp.report <sweep> --errors 0                 # no error analysis (default: 8 rows per gallery)
+    python -m mmexp.report <sweep> --ensemble                 # + a greedy ensemble of the runs, chosen on val
 
 Reads only the files a run writes. Groups are ranked on a validation metric (test values beside, never used to
 choose); a copied run dir is counted once; runs of different datasets or tasks get separate rankings.
@@ -80,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(from predictions/test.csv, with thumbnails in report.html) and the most confused class pairs; "
         "0 leaves it out (default: %(default)s)",
     )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="also build, per replicate (seed, fold, split seed), a greedy weighted ensemble of the runs (Caruana et "
+        "al. 2004, with replacement) on their predictions/val.csv, score it once on predictions/test.csv, and "
+        "report it as the group ensemble=greedy, tested against the best single group; members and weights go "
+        "to ensembles/members.json (docs/ensembles.md)",
+    )
     return parser
 
 
@@ -103,6 +112,16 @@ def load_runs(paths: list[Path], *, tag: bool) -> list[Run]:
             run = load_run(d)
             runs.setdefault(d, replace(run, overrides=(*run.overrides, f"sweep={label}")))
     return list(runs.values())
+
+
+def with_ensembles(runs: list[Run], *, metric: str, out: Path) -> tuple[list[Run], list[str]]:
+    """``runs`` plus one ensemble run per replicate (``reporting.ensemble``), each run counted once; notes."""
+    from mmexp.reporting.datasets import count_once
+    from mmexp.reporting.ensemble import build_ensembles
+
+    kept, _ = count_once(runs)
+    ensembles, notes = build_ensembles(kept, metric=metric if "/" in metric else f"val/{metric}", out=out)
+    return [*runs, *(e.run for e in ensembles)], notes
 
 
 def short_labels(paths: list[Path]) -> list[str]:
@@ -133,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     ignore = tuple(k.strip() for k in args.ignore.split(",") if k.strip())
     from mmexp.reporting.datasets import analyse_datasets
 
+    runs = load_runs(args.paths, tag=args.across == "sweep")
+    ensemble_notes: list[str] = []
     try:
+        if args.ensemble:
+            runs, ensemble_notes = with_ensembles(runs, metric=args.metric, out=out)
         reports = analyse_datasets(
-            load_runs(args.paths, tag=args.across == "sweep"),
+            runs,
             metric=args.metric,
             baseline=args.baseline,
             ignore=ignore,
@@ -168,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         written.append(out / CD_FILE)
     print(markdown, end="")
     left_out = report.across.missing_line() if report.across is not None else None
-    for line in (*report.notes, *([left_out] if left_out else [])):
+    for line in (*report.notes, *ensemble_notes, *([left_out] if left_out else [])):
         print(f"mmexp.report: {line}", file=sys.stderr)
     print(f"mmexp.report: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ from mmexp.reporting.document import (
     Section,
     Table,
 )
+from mmexp.reporting.ensemble_sections import ensemble_section
 from mmexp.reporting.error_sections import error_sections
 from mmexp.reporting.errors import DEFAULT_K
 from mmexp.reporting.eval_sections import eval_sections
@@ -65,6 +66,7 @@ def build_document(reports: Report | list[Report], *, errors: int = DEFAULT_K) -
         own = (
             ranking(part),
             comparison(part),
+            *filter(None, [ensemble_section(part)]),
             *details(part),
             *error_sections(part, errors),
             *eval_sections(part),

@@ -20,14 +20,15 @@ TOP_ROWS = 3  # ranking rows printed
 REPORT_FILES = ("report.html", "report.md", "report.csv")
 
 
-def write_report(sweep_dir: Path) -> str:
-    """Run ``mmexp.report`` on ``sweep_dir``; its markdown. RuntimeError with its own message when it fails."""
+def write_report(sweep_dir: Path, *, ensemble: bool = False) -> str:
+    """Run ``mmexp.report`` on ``sweep_dir`` (with ``--ensemble`` when asked); its markdown. RuntimeError with its
+    own message when it fails."""
     from mmexp.reporting.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         try:
-            code = main([str(sweep_dir)])
+            code = main([str(sweep_dir), *(["--ensemble"] if ensemble else [])])
         except SystemExit as e:  # argparse's exit: a user-facing error line on stderr
             code = e.code if isinstance(e.code, int) else 1
     if code:
@@ -74,16 +75,24 @@ def ranking_top(markdown: str, rows: int = TOP_ROWS) -> list[str]:
 
 
 class ReportSweep(Callback):
-    """Hydra callback (``conf/hydra/default.yaml``): runs in the sweep's own process after its last job."""
+    """Hydra callback (``conf/hydra/default.yaml``): runs in the sweep's own process after its last job.
+
+    ``ensemble`` (``hydra.callbacks.report_sweep.ensemble=true``): the report also holds the sweep's greedy
+    ensemble (``mmexp.report --ensemble``, docs/ensembles.md). Off by default: it adds a group to every ranking.
+    """
+
+    def __init__(self, ensemble: bool = False) -> None:
+        self.ensemble = ensemble
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            markdown = write_report(sweep_dir)
+            markdown = write_report(sweep_dir, ensemble=self.ensemble)
         except Exception as e:  # the report's own bug or a damaged run dir: the sweep's runs still stand
+            flag = " --ensemble" if self.ensemble else ""
             print(
                 f"mmexp: warning: no sweep report ({type(e).__name__}: {e}); "
-                f"write it with `python -m mmexp.report {sweep_dir}`",
+                f"write it with `python -m mmexp.report {sweep_dir}{flag}`",
                 file=sys.stderr,
             )
             return

@@ -96,7 +96,8 @@ def log_summary(loggers: list[Logger], params: dict[str, Any], metrics: dict[str
             logger.log_metrics(summary, step=step)
 
 
-RUN_ARTIFACTS = ("config.yaml", "metrics.json", "predictions/test.csv", "model")  # files or dirs of the run dir
+# files or dirs of the run dir
+RUN_ARTIFACTS = ("config.yaml", "metrics.json", "predictions/val.csv", "predictions/test.csv", "model")
 
 
 @rank_zero_only
