@@ -36,7 +36,8 @@ from mmexp.reporting.ensemble_metrics import (
     thresholds_for,
     val_scorer,
 )
-from mmexp.reporting.groups import ReportError, lower_is_better
+from mmexp.reporting.groups import ReportError
+from mmexp.reporting.metric_specs import MetricSpecs
 from mmexp.reporting.runs import Run, _read_yaml
 
 STEPS = 25  # additions tried; AutoGluon's default ensemble_size was 25 for years
@@ -209,7 +210,7 @@ def _ensemble(members: list[Member], name: str, out: Path) -> Ensemble:
     probs = {split: [getattr(m, split).aligned(ids[split]) for m in members] for split in ("val", "test")}
     truth = {split: targets(task, getattr(members[0], split).labels, classes, sep) for split in ("val", "test")}
     score = val_scorer(task, truth["val"], name)
-    sign = -1.0 if lower_is_better(name) else 1.0
+    sign = -1.0 if MetricSpecs.of(m.run for m in members).lower_is_better(name) else 1.0
     singles = [sign * score(p) for p in probs["val"]]
     order = sorted(range(len(members)), key=lambda i: -singles[i])  # best single run first: it wins ties
     counts_in_order = greedy_counts([probs["val"][i] for i in order], lambda p: sign * score(p))
@@ -222,6 +223,7 @@ def _ensemble(members: list[Member], name: str, out: Path) -> Ensemble:
         "val": {f"val/{k}": v for k, v in decision_metrics(task, val, truth["val"], thresholds).items()},
         "test": {f"test/{k}": v for k, v in decision_metrics(task, test, truth["test"], thresholds).items()},
         "labels": classes,
+        "metric_specs": (members[0].run.metrics or {}).get("metric_specs"),  # as the members recorded them
     }
     if task.name != "multilabel":
         decided = decide(task, test, thresholds)
