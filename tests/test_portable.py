@@ -76,7 +76,10 @@ def test_python_training_keeps_the_run_dir_contract_and_writes_a_bundle(run: tup
     assert meta["format"] == 1 and meta["mmexp_version"] == mmexp.__version__
     assert meta["labels"] == json.loads((trained.dir / "labels.json").read_text())
     assert meta["image"]["size"] == 16 and meta["image"]["mean"] == [0.5, 0.5, 0.5]
-    assert meta["inputs"]["columns"]["text"] == "text" and meta["task"] == {"name": "multiclass"}
+    assert meta["inputs"]["columns"]["text"] == "text" and meta["task"] == {
+        "name": "multiclass",
+        "label_lookalikes": "error",
+    }
     assert json.loads((trained.dir / "model" / "tokenizer.json").read_text())["vocab"][:2] == ["<pad>", "<unk>"]
 
 

@@ -37,8 +37,9 @@ def first_run(datamodule: MultimodalDataModule, overrides: Sequence[str] | None)
         carried = [*task, *data, *([f"data.manifest={info.manifest.name}"] if data else [])]
     else:
         carried = [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0].split("@")[0] in CARRIED]
-    skip = bool(info.skipped) and not any(o.lstrip("+").startswith("data.on_bad_record=") for o in carried)
-    words = ["python -m mmexp.train", "experiment=pretrained", *map(shlex.quote, carried), *([SKIP] if skip else [])]
+    if info.skipped:  # whatever inspect was given (it skips anyway), the run must skip to start
+        carried = [o for o in carried if not o.lstrip("+").startswith("data.on_bad_record=")] + [SKIP]
+    words = ["python -m mmexp.train", "experiment=pretrained", *map(shlex.quote, carried)]
     lines = [f"first run:    {' '.join(words)}   {FIRST_RUN_NOTE}"]
     if info.skipped:
         lines.append(

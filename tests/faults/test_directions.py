@@ -33,6 +33,7 @@ def test_inspect_suggests_a_first_run_that_runs_as_written(
     rows[3]["image"] = "img/missing.png"
     write_manifest(data, rows, "csv")
     typed = ["data=folder", f"data.root={data}", "data.manifest=manifest.csv", "data.label_col=y", "seed=3"]
+    typed.append("data.on_bad_record=error")  # inspect skips anyway; the suggested run must skip too
     with caplog.at_level(logging.WARNING):
         summary = inspect_data(compose_command("inspect", tmp_path / "out", cache_dir, *typed, run_dir=tmp_path))
     assert "see skipped.jsonl in the run dir" not in caplog.text  # inspect makes no run dir
@@ -43,6 +44,7 @@ def test_inspect_suggests_a_first_run_that_runs_as_written(
     )
     words = shlex.split(lines[at].removeprefix("first run:").split("   (")[0])  # then the note in parentheses
     assert words[:4] == ["python", "-m", "mmexp.train", "experiment=pretrained"] and "seed=3" not in words
+    assert "data.on_bad_record=error" not in words and words[-1] == "data.on_bad_record=skip"
     cfg = compose_train_config(words[3:], run_dir=tmp_path / "run")  # the command's overrides, as the shell passes them
     datamodule = build_datamodule(cfg.data, OmegaConf.create({}), task=cfg.task, image_cache=False)
     datamodule.setup()  # stopped on the bad row before: the command lacked data.on_bad_record=skip

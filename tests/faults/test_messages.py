@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from mmexp.core.errors import ConfigError
 from mmexp.inspect import inspect_data
@@ -41,7 +42,11 @@ def test_a_failed_sweep_job_prints_one_line_and_keeps_the_traceback_in_its_log(t
 def compose_inspect(*overrides: str) -> DictConfig:
     """inspect.yaml composed as ``python -m mmexp.inspect`` composes it (its Hydra part is checked by the CLI tests)."""
     with initialize_config_module("mmexp.conf", version_base="1.3"):
-        return compose("inspect", overrides=list(overrides))
+        cfg = compose("inspect", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # as @hydra.main sets it (a config resolver reads it), not a prior test
+    with open_dict(cfg):
+        del cfg.hydra
+    return cfg
 
 
 def test_a_dataset_with_one_class_is_one_error_naming_it(tmp_path: Path, make_cfg) -> None:
