@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from mmexp.core.errors import ConfigError
-from mmexp.data.datamodule import MultimodalDataModule, sorted_labels
+from mmexp.data.datamodule import MultimodalDataModule
+from mmexp.data.labels import sorted_labels
 from mmexp.data.manifest import read_rows
 from mmexp.data.records import BadRow, Columns, Record, parse_records
 from mmexp.data.splits import stratified_split
