@@ -190,6 +190,20 @@ def test_report_ensemble_adds_a_row_and_a_paired_test_against_the_best_single_gr
     assert "ensemble=greedy" in (sweep / "report.csv").read_text()
 
 
+def test_the_best_single_group_is_chosen_on_val_even_when_the_report_ranks_on_test(sweep: Path) -> None:
+    for name, part, value in (("gated", "val", 0.45), ("concat", "test", 0.5)):  # gated best on val, concat on test
+        for fold in (0, 1):
+            path = sweep / f"{name}_{fold}" / "metrics.json"
+            metrics = json.loads(path.read_text())
+            metrics[part][f"{part}/f1_macro"] = value
+            path.write_text(json.dumps(metrics))
+    assert report_main([str(sweep), "--ensemble", "--errors", "0", "--metric", "test/f1_macro"]) == 0
+    md = (sweep / "report.md").read_text()
+    assert md.split("## Ranking", 1)[1].index("fusion=concat") < md.split("## Ranking", 1)[1].index("fusion=gated")
+    section = md.split("## Ensemble of the sweep", 1)[1]
+    assert "| best single | fusion=gated | 0.417 ± 0.000 |" in section
+
+
 def test_the_sweep_callback_reports_the_ensemble_when_asked(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
     ReportSweep(ensemble=True).on_multirun_end(config)
