@@ -152,6 +152,14 @@ def test_greedy_selection_weighs_complementary_runs_and_drops_a_useless_one(swee
     assert "name: multiclass" in (Path(ensembles[0].run.path) / "config.yaml").read_text()  # the members' data
 
 
+def test_a_metric_that_cannot_choose_falls_back_to_val_macro_f1(sweep: Path) -> None:
+    runs = [load_run(p) for p in sorted(sweep.iterdir())]
+    for metric, note in (("val/auroc", True), ("val/f1_pos", False)):  # f1_pos: binary only, not these runs
+        ensembles, notes = build_ensembles(runs, metric=metric, out=sweep)
+        assert {e.selected_on for e in ensembles} == {"val/f1_macro"}
+        assert bool(notes) == note
+
+
 def test_greedy_adds_with_replacement_and_stops_at_the_best_step() -> None:
     y = np.array([0, 0, 1])
     strong = np.array([[0.9, 0.1], [0.9, 0.1], [0.55, 0.45]], dtype=np.float32)  # 2 of 3 right
