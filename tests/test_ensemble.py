@@ -152,6 +152,14 @@ def test_greedy_selection_weighs_complementary_runs_and_drops_a_useless_one(swee
     assert "name: multiclass" in (Path(ensembles[0].run.path) / "config.yaml").read_text()  # the members' data
 
 
+def test_a_metric_that_cannot_choose_falls_back_to_val_macro_f1(sweep: Path) -> None:
+    runs = [load_run(p) for p in sorted(sweep.iterdir())]
+    for metric, note in (("val/auroc", True), ("val/f1_pos", False)):  # f1_pos: binary only, not these runs
+        ensembles, notes = build_ensembles(runs, metric=metric, out=sweep)
+        assert {e.selected_on for e in ensembles} == {"val/f1_macro"}
+        assert bool(notes) == note
+
+
 def test_greedy_adds_with_replacement_and_stops_at_the_best_step() -> None:
     y = np.array([0, 0, 1])
     strong = np.array([[0.9, 0.1], [0.9, 0.1], [0.55, 0.45]], dtype=np.float32)  # 2 of 3 right
@@ -188,6 +196,20 @@ def test_report_ensemble_adds_a_row_and_a_paired_test_against_the_best_single_gr
     assert "| best single | fusion=concat |" in section  # ranked first on val among single groups (a tie)
     assert "| fusion=concat 0.50, fusion=gated 0.50 | 1.000 | 1.000 |" in section and "late" not in section
     assert "ensemble=greedy" in (sweep / "report.csv").read_text()
+
+
+def test_the_best_single_group_is_chosen_on_val_even_when_the_report_ranks_on_test(sweep: Path) -> None:
+    for name, part, value in (("gated", "val", 0.45), ("concat", "test", 0.5)):  # gated best on val, concat on test
+        for fold in (0, 1):
+            path = sweep / f"{name}_{fold}" / "metrics.json"
+            metrics = json.loads(path.read_text())
+            metrics[part][f"{part}/f1_macro"] = value
+            path.write_text(json.dumps(metrics))
+    assert report_main([str(sweep), "--ensemble", "--errors", "0", "--metric", "test/f1_macro"]) == 0
+    md = (sweep / "report.md").read_text()
+    assert md.split("## Ranking", 1)[1].index("fusion=concat") < md.split("## Ranking", 1)[1].index("fusion=gated")
+    section = md.split("## Ensemble of the sweep", 1)[1]
+    assert "| best single | fusion=gated | 0.417 ± 0.000 |" in section
 
 
 def test_the_sweep_callback_reports_the_ensemble_when_asked(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,6 +26,8 @@ RUN_FILES = (
     "checkpoints/best.ckpt",
     "checkpoints/last.ckpt",
     "csv/metrics.csv",
+    "predictions/val.csv",
+    "predictions/test.csv",
 )
 
 

@@ -209,6 +209,8 @@ def _ensemble(members: list[Member], name: str, out: Path) -> Ensemble:
     ids = {split: getattr(members[0], split).ids for split in ("val", "test")}
     probs = {split: [getattr(m, split).aligned(ids[split]) for m in members] for split in ("val", "test")}
     truth = {split: targets(task, getattr(members[0], split).labels, classes, sep) for split in ("val", "test")}
+    if name not in decision_metrics(task, probs["val"][0], truth["val"], None):  # e.g. f1_pos of a multiclass run
+        name = FALLBACK_METRIC
     score = val_scorer(task, truth["val"], name)
     sign = -1.0 if MetricSpecs.of(m.run for m in members).lower_is_better(name) else 1.0
     singles = [sign * score(p) for p in probs["val"]]

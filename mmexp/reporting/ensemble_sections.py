@@ -8,14 +8,23 @@ from pathlib import Path
 from mmexp.reporting.document import Block, Paragraph, Section, Table
 from mmexp.reporting.ensemble import OVERRIDE
 from mmexp.reporting.formatting import fmt, fmt_diff, fmt_p, fmt_summary, fmt_t, fmt_test
-from mmexp.reporting.groups import Comparison, Group, Report, _paired_values, metric_value, pair_test
+from mmexp.reporting.groups import (
+    Comparison,
+    Group,
+    Report,
+    _paired_values,
+    lower_is_better,
+    metric_value,
+    pair_test,
+)
 
 NOTE = (
     "Each ensemble averages the probabilities of the runs of one replicate (same seed, split.fold, split.seed), "
     "weighted by greedy forward selection with replacement on the validation predictions (Caruana et al. 2004); "
     "its validation score is therefore optimistic (it chose the weights), its test score is not: test rows were "
-    "read once, after the choice. The best single group is the top-ranked group other than the ensemble (ranked on "
-    "validation, as always). Decisions and metrics follow the runs' own rules (val-tuned thresholds for binary and "
+    "read once, after the choice. The best single group is the group other than the ensemble with the best mean "
+    "validation score (chosen on validation even when the report ranks on test). Decisions and metrics follow the "
+    "runs' own rules (val-tuned thresholds for binary and "
     "multilabel). Weights and scores of every ensemble: ensembles/members.json. See docs/ensembles.md."
 )
 
@@ -34,7 +43,7 @@ def ensemble_view(report: Report) -> EnsembleView | None:
     ensemble = next((g for g in report.groups if OVERRIDE in g.overrides), None)
     if ensemble is None:
         return None
-    best = next((g for g in report.groups if g is not ensemble and g.rank is not None), None)
+    best = best_single(report, ensemble)
     if best is None:
         return EnsembleView(ensemble, None, None)
     metric = report.compared
@@ -42,6 +51,15 @@ def ensemble_view(report: Report) -> EnsembleView | None:
     keys = sorted(set(mine) & set(theirs), key=repr)
     test = pair_test([mine[k] for k in keys], [theirs[k] for k in keys], keys, [*ensemble.runs, *best.runs])
     return EnsembleView(ensemble, best, Comparison(ensemble.name, best.name, metric, test))
+
+
+def best_single(report: Report, ensemble: Group) -> Group | None:
+    """The group with the best mean validation score (the ranking metric's ``val/`` version, even when the report
+    ranks on test) other than the ensemble; ties go to the report's order."""
+    metric = "val/" + report.metric.split("/", 1)[-1]
+    sign = 1.0 if lower_is_better(metric) else -1.0
+    scored = [g for g in report.groups if g is not ensemble and metric in g.stats]
+    return min(scored, key=lambda g: sign * g.stats[metric].mean, default=None)
 
 
 def ensemble_section(report: Report) -> Section | None:
