@@ -60,9 +60,16 @@ class AttentionFusion(nn.Module):
         self.score = nn.Sequential(nn.Tanh(), nn.Linear(hidden, 1, bias=False))
         self.out_dim = hidden
 
+    def _project(self, features: dict[str, EncoderOutput]) -> tuple[torch.Tensor, torch.Tensor]:
+        projected = torch.stack([self.proj[m](features[m].pooled) for m in self.modalities], dim=1)  # (B, M, H)
+        return projected, torch.softmax(self.score(projected), dim=1)  # weights (B, M, 1)
+
+    def modality_weights(self, features: dict[str, EncoderOutput]) -> torch.Tensor:
+        """(B, M): each row's weight per modality (order of ``modalities``); logged as ``val/attn_weight_*``."""
+        return self._project(features)[1].squeeze(-1)
+
     def forward(self, features: dict[str, EncoderOutput]) -> torch.Tensor:
-        projected = torch.stack([self.proj[m](features[m].pooled) for m in self.modalities], dim=1)
-        weights = torch.softmax(self.score(projected), dim=1)  # (B, M, 1)
+        projected, weights = self._project(features)
         return (weights * projected).sum(1)
 
 
