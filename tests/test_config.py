@@ -56,6 +56,16 @@ def test_option_composes_and_instantiates(group: str, option: str, make_cfg, tmp
     hydra.utils.instantiate(cfg.trainer)
 
 
+def test_pretrained_preset_stops_early_on_the_metric_that_picks_the_checkpoint(make_cfg) -> None:
+    """Small data overfits within a few epochs: the preset stops after 5 epochs without a better val macro-F1,
+    and best.ckpt is still chosen on that same metric (docs/results.md, "Choosing the preset's fusion")."""
+    cfg = make_cfg("experiment=pretrained")
+    stop, best = cfg.callbacks.early_stopping, cfg.callbacks.model_checkpoint
+    assert (stop.monitor, stop.mode, stop.patience) == ("val/f1_macro", "max", 5)
+    assert (best.monitor, best.mode) == (stop.monitor, stop.mode)
+    assert cfg.fusion._target_ == "mmexp.models.fusion.pooled.GatedFusion"
+
+
 def test_unknown_option_lists_choices(make_cfg) -> None:
     with pytest.raises(ConfigCompositionException, match="Available options"):
         make_cfg("fusion=telepathy")

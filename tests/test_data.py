@@ -321,6 +321,7 @@ def test_inspect_summarizes_without_training(tmp_path: Path) -> None:
     assert "line 18: image file not found" in out
     assert "classes (4)" in out and "image sizes:  24x24: 16" in out
     assert f"first run:    python -m mmexp.train experiment=pretrained data=folder data.root={tmp_path}" in out
+    assert "then:         repeat it with -m split=kfold split.fold=0,1,2,3,4 split.seed=0,1" in out  # a spread
     assert not (tmp_path / "outputs").exists()  # inspect writes no run dir
 
 

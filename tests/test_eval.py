@@ -71,6 +71,13 @@ def test_eval_reproduces_the_training_test_metrics_exactly(trained: Path, tmp_pa
     )
 
 
+def test_an_attention_run_records_its_modality_weights(trained: Path) -> None:
+    """What attention learned is in metrics.json (best checkpoint, val): mean weight per modality, entropy."""
+    val = json.loads((trained / "metrics.json").read_text())["val"]
+    assert val["val/attn_weight_image"] + val["val/attn_weight_text"] == pytest.approx(1.0, abs=1e-5)
+    assert 0.0 < val["val/attn_entropy"] <= 1.0
+
+
 def test_labels_outside_the_checkpoint_label_map_are_refused(trained: Path, tmp_path: Path, cache_dir: Path) -> None:
     cfg = compose_eval(
         tmp_path,

@@ -171,6 +171,41 @@ def test_weighted_sum_uses_softmax_normalized_weights() -> None:
     torch.testing.assert_close(fusion(feats), w[0] * image + w[1] * text)
 
 
+def test_attention_weighs_the_projections_by_its_modality_weights() -> None:
+    fusion, feats = build("attention"), features()
+    weights = fusion.modality_weights(feats)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(4))
+    image, text = fusion.proj["image"](feats["image"].pooled), fusion.proj["text"](feats["text"].pooled)
+    torch.testing.assert_close(fusion(feats), weights[:, :1] * image + weights[:, 1:] * text)
+
+
+def test_attention_learns_to_weigh_the_informative_modality() -> None:
+    """Image carries the label, text is noise: training must move the weight toward the image (equal at init)."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, NUM_CLASSES, (256,), generator=gen)
+    image = torch.randn(256, DIMS["image"], generator=gen)
+    image[:, :NUM_CLASSES] += 3 * torch.nn.functional.one_hot(labels, NUM_CLASSES)
+    feats = {
+        "image": EncoderOutput(image, torch.zeros(256, 1, DIMS["image"]), torch.ones(256, 1, dtype=torch.bool)),
+        "text": EncoderOutput(
+            torch.randn(256, DIMS["text"], generator=gen),
+            torch.zeros(256, 1, DIMS["text"]),
+            torch.ones(256, 1, dtype=torch.bool),
+        ),
+    }
+    fusion = build("attention")
+    head = torch.nn.Linear(fusion.out_dim, NUM_CLASSES)
+    before = fusion.modality_weights(feats)[:, 0].mean().item()
+    optimizer = torch.optim.Adam([*fusion.parameters(), *head.parameters()], lr=1e-2)
+    for _ in range(100):
+        loss = torch.nn.functional.cross_entropy(head(fusion(feats)), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = fusion.modality_weights(feats)[:, 0].mean().item()
+    assert abs(before - 0.5) < 0.1 and after > 0.7, (before, after)
+
+
 def test_product_multiplies_softmaxes() -> None:
     fusion, feats = build("product", rescale=False), features()
     expected = torch.softmax(fusion.proj["image"](feats["image"].pooled), -1) * torch.softmax(

@@ -228,11 +228,16 @@ class MultimodalClassifier(L.LightningModule):
 
     def fuse(self, features: dict[str, EncoderOutput]) -> torch.Tensor:
         """Logits from the encoders' outputs: what the model does after its encoders (costed on its own)."""
-        normed = {m: out._replace(pooled=self.feature_norms[m](out.pooled)) for m, out in features.items()}
-        return self.head(self.fusion(normed))
+        return self.head(self.fusion(self.normalize(features)))
+
+    def normalize(self, features: dict[str, EncoderOutput]) -> dict[str, EncoderOutput]:
+        """Each pooled vector through its modality's LayerNorm: the fusion's inputs."""
+        return {m: out._replace(pooled=self.feature_norms[m](out.pooled)) for m, out in features.items()}
 
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)
+        if stage == "val":
+            self._log_modality_weights(batch)
         loss = self.loss(logits, batch.label)
         self.log(
             f"{stage}/loss",
@@ -244,6 +249,20 @@ class MultimodalClassifier(L.LightningModule):
             sync_dist=stage != "train",
         )  # eval losses: mean over all ranks
         return loss, logits.detach()
+
+    def _log_modality_weights(self, batch: Batch) -> None:
+        """A fusion that weighs modalities per row (``modality_weights``) shows what it learned: ``val/attn_weight_<m>``
+        (mean weight of each modality) and ``val/attn_entropy`` (mean per-row entropy over log(M): 1 = equal
+        weights, 0 = one modality only). Collapse onto one modality reads as entropy near 0."""
+        weigh = getattr(self.fusion, "modality_weights", None)
+        if weigh is None:
+            return
+        with torch.no_grad():
+            weights = weigh(self.normalize(self.encode(batch)))  # (B, M), rows sum to 1
+            entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1) / math.log(weights.shape[-1])
+        logged = {f"val/attn_weight_{m}": weights[:, i].mean() for i, m in enumerate(self.fusion.modalities)}
+        logged["val/attn_entropy"] = entropy.mean()
+        self.log_dict(logged, on_step=False, on_epoch=True, batch_size=len(weights), sync_dist=True)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         if self.augment is not None:  # training only; augmented images are encoded anew (no cached features)

@@ -48,7 +48,18 @@ class ConcatFusion(nn.Module):
 
 
 class AttentionFusion(nn.Module):
-    """Project each modality to ``hidden``, weight them by a softmax over learned scores (seed 001)."""
+    """Project each modality to ``hidden``, weight them by a softmax over learned scores (seed 001).
+
+    Per row: ``h_m = W_m x_m``, ``w = softmax_m(v . tanh(h_m))``, output ``sum_m w_m h_m``: a convex mix of two
+    projections, so the head never sees both at full strength, and a modality with a small weight also learns
+    slowly (its projection's gradient is scaled by its weight). This is the method, not a bug, and on small data
+    it decides the mix early: once the head fits the training set (train accuracy 1.0 within ~4 epochs on
+    ~1,000 rows of frozen features) the loss no longer moves the weights, which stay where the first epochs put
+    them. Measured (docs/fusions.md): on CM_MEMES it collapses onto the text (image weight 0.02-0.15), i.e. it
+    behaves as text only; on Flipkart it mixes (0.21-0.38), and the same split with another model seed moved the
+    image weight from 0.21 to 0.42. Runs log ``val/attn_weight_<modality>`` and ``val/attn_entropy``: look
+    at them before reading an attention result, and prefer ``concat``/``gated`` where a stable mix matters.
+    """
 
     modalities: tuple[str, ...] = MODALITIES
     produces_logits: bool = False
@@ -60,9 +71,16 @@ class AttentionFusion(nn.Module):
         self.score = nn.Sequential(nn.Tanh(), nn.Linear(hidden, 1, bias=False))
         self.out_dim = hidden
 
+    def _project(self, features: dict[str, EncoderOutput]) -> tuple[torch.Tensor, torch.Tensor]:
+        projected = torch.stack([self.proj[m](features[m].pooled) for m in self.modalities], dim=1)  # (B, M, H)
+        return projected, torch.softmax(self.score(projected), dim=1)  # weights (B, M, 1)
+
+    def modality_weights(self, features: dict[str, EncoderOutput]) -> torch.Tensor:
+        """(B, M): each row's weight per modality (order of ``modalities``); logged as ``val/attn_weight_*``."""
+        return self._project(features)[1].squeeze(-1)
+
     def forward(self, features: dict[str, EncoderOutput]) -> torch.Tensor:
-        projected = torch.stack([self.proj[m](features[m].pooled) for m in self.modalities], dim=1)
-        weights = torch.softmax(self.score(projected), dim=1)  # (B, M, 1)
+        projected, weights = self._project(features)
         return (weights * projected).sum(1)
 
 
