@@ -13,7 +13,6 @@ from mmexp.reporting.groups import (
     Group,
     Report,
     _paired_values,
-    lower_is_better,
     metric_value,
     pair_test,
 )
@@ -57,7 +56,7 @@ def best_single(report: Report, ensemble: Group) -> Group | None:
     """The group with the best mean validation score (the ranking metric's ``val/`` version, even when the report
     ranks on test) other than the ensemble; ties go to the report's order."""
     metric = "val/" + report.metric.split("/", 1)[-1]
-    sign = 1.0 if lower_is_better(metric) else -1.0
+    sign = 1.0 if report.specs.lower_is_better(metric) else -1.0
     scored = [g for g in report.groups if g is not ensemble and metric in g.stats]
     return min(scored, key=lambda g: sign * g.stats[metric].mean, default=None)
 
