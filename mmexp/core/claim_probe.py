@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mmexp.core.io import lock_is_held
 
-CLAIM_FILE_NAME = ".mmexp-run.json"  # the name mmexp/run/claim.py gives it (CLAIM_FILE there)
+CLAIM_FILE_NAME = ".mmexp-run.json"  # the claim file of mmexp/run/claim.py (its CLAIM_FILE)
 
 
 def claim_holder_alive(run_dir: Path) -> bool | None:

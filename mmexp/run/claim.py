@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmexp.core.claim_probe import claim_holder_alive
+from mmexp.core.claim_probe import CLAIM_FILE_NAME
 from mmexp.core.errors import ConfigError, RunDirInUse, output_error, run_dir_in_use
 from mmexp.run.run_info import now_iso
 
-CLAIM_FILE = ".mmexp-run.json"
+CLAIM_FILE = CLAIM_FILE_NAME  # one name, kept in core so that the report can probe it
 RUN_INFO = "run_info.json"  # a run made before claim files existed has only this
 
 
@@ -186,10 +186,3 @@ def check_same_overrides(recorded: list[str], given: list[str]) -> None:
         + "; ".join(diffs)
         + " (repeat the run's overrides exactly, or give none; start a new run to change them)"
     )
-
-
-def is_claim_alive(run_dir: Path) -> bool | None:
-    """Whether the process that claimed ``run_dir`` still runs (it holds the claim's flock); None when unknown
-    (no claim file, or one made on another host). A run whose process is gone but whose run_info.json still says
-    ``running`` was interrupted without a chance to record it."""
-    return claim_holder_alive(run_dir)

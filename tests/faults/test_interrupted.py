@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mmexp.core.claim_probe import CLAIM_FILE_NAME
+from mmexp.core.claim_probe import CLAIM_FILE_NAME, claim_holder_alive
 from mmexp.reporting.runs import load_run
-from mmexp.run.claim import CLAIM_FILE, claim_run_dir, is_claim_alive
+from mmexp.run.claim import CLAIM_FILE, claim_run_dir
 from mmexp.run.run_info import start_info
 from tests.conftest import REPO
 
@@ -35,7 +35,7 @@ def test_a_run_whose_process_died_is_reported_as_interrupted(tmp_path: Path) -> 
     died = subprocess.run([sys.executable, "-c", CLAIM_AND_DIE, str(run)], env=env, timeout=60, check=False)
     assert died.returncode == -signal.SIGKILL
     assert json.loads((run / "run_info.json").read_text())["status"] == "running"  # all the file can say
-    assert is_claim_alive(run) is False
+    assert claim_holder_alive(run) is False
     loaded = load_run(run)
     assert loaded.status == "interrupted" and not loaded.ok
     assert loaded.problem is not None and "process ended without recording it" in loaded.problem
@@ -46,11 +46,11 @@ def test_a_run_still_going_is_reported_as_running(tmp_path: Path) -> None:
     claim = claim_run_dir(run, command="train", overrides=[], resume=False)  # this process: alive
     try:
         (run / "run_info.json").write_text(json.dumps(start_info(seed=1, overrides=[])))
-        assert is_claim_alive(run) is True
+        assert claim_holder_alive(run) is True
         assert load_run(run).status == "running"
     finally:
         claim.release()
-    assert is_claim_alive(run) is False and load_run(run).status == "interrupted"
+    assert claim_holder_alive(run) is False and load_run(run).status == "interrupted"
 
 
 def test_a_run_without_a_claim_file_keeps_its_recorded_status(tmp_path: Path) -> None:
@@ -58,9 +58,9 @@ def test_a_run_without_a_claim_file_keeps_its_recorded_status(tmp_path: Path) ->
     run = tmp_path / "run"
     run.mkdir()
     (run / "run_info.json").write_text(json.dumps(start_info(seed=1, overrides=[])))
-    assert is_claim_alive(run) is None and load_run(run).status == "running"
+    assert claim_holder_alive(run) is None and load_run(run).status == "running"
     (run / CLAIM_FILE).write_text(json.dumps({"command": "train", "overrides": [], "host": "another-host"}))
-    assert is_claim_alive(run) is None and load_run(run).status == "running"
+    assert claim_holder_alive(run) is None and load_run(run).status == "running"
 
 
 def test_the_report_and_the_claim_name_the_same_file() -> None:
