@@ -64,6 +64,17 @@ def tiny_models() -> dict[str, Path]:
     return out
 
 
+def tiny_vit_bert_overrides() -> tuple[str, ...]:
+    """The overrides of a run on the tiny local ViT (image) and BERT (text), the usual pretrained pair in tests."""
+    models = tiny_models()
+    return (
+        "image_encoder=hf",
+        f"image_encoder.name={models['vit']}",
+        "text_encoder=hf",
+        f"text_encoder.name={models['bert']}",
+    )
+
+
 def required_overrides(group: str, option: str) -> list[str]:
     """What an ``image_encoder=hf`` / ``text_encoder=hf`` option needs to compose: a tiny local model."""
     if option != "hf":

