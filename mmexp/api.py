@@ -80,7 +80,7 @@ def fit(
     or bytes), a manifest file, or a data folder; None: the config's data (the built-in dataset by default).
     ``run_dir``: where the run goes (default: the CLI's ``<paths.output_dir>/runs/<time>_<overrides>``).
     """
-    from mmexp.core.compose import compose_train_config
+    from mmexp.app.compose import compose_train_config
     from mmexp.train import train
 
     if isinstance(overrides, str):

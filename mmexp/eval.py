@@ -14,8 +14,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from mmexp.app.cli import quoting_path_overrides, run_job
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import quoting_path_overrides, run_job
 from mmexp.evaluation.evaluate import evaluate, load_checkpoint
 
 __all__ = ["evaluate", "load_checkpoint", "main"]

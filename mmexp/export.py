@@ -18,8 +18,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from mmexp.app.cli import quoting_path_overrides, run_job, task_overrides
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import quoting_path_overrides, run_job, task_overrides
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.evaluation.evaluate import locate_run
 from mmexp.portable.bundle import write_bundle

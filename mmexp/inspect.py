@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import hydra
 from omegaconf import DictConfig
 
+from mmexp.app.cli import run_job
+from mmexp.app.config_checks import check_config
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import run_job
-from mmexp.core.config_checks import check_config
 
 
 def inspect_data(cfg: DictConfig, overrides: Sequence[str] | None = None) -> str:
@@ -26,9 +26,9 @@ def inspect_data(cfg: DictConfig, overrides: Sequence[str] | None = None) -> str
     """
     from hydra.core.hydra_config import HydraConfig
 
-    from mmexp.core.build import build_datamodule
     from mmexp.data.summary import summarize
     from mmexp.data.synthetic import synthetic_cached
+    from mmexp.training.build import build_datamodule
 
     check_config(cfg)
     if overrides is None and HydraConfig.initialized():

@@ -16,9 +16,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from mmexp.app.cli import quoting_path_overrides, run_job, task_overrides
+from mmexp.app.config_checks import check_config
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import quoting_path_overrides, run_job, task_overrides
-from mmexp.core.config_checks import check_config
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.core.training_config import training_config
 from mmexp.data.label_pairing import unknown_classes
@@ -50,11 +50,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     check_output_dir(run_dir, train_dir)
     train_cfg = training_config(train_dir, own_data=cfg.get("data") is None)  # a relative data.root: see there
 
-    from mmexp.core.build import build_datamodule, build_model
     from mmexp.core.io import write_atomic
     from mmexp.core.log_setup import quiet_known_warnings
     from mmexp.evaluation import predictions as pr
     from mmexp.run.recorder import RunRecorder
+    from mmexp.training.build import build_datamodule, build_model
 
     quiet_known_warnings()
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())

@@ -16,9 +16,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from mmexp.app.cli import config_choices, in_multirun, quoting_path_overrides, run_job, task_overrides
+from mmexp.app.config_checks import check_config
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import config_choices, in_multirun, quoting_path_overrides, run_job, task_overrides
-from mmexp.core.config_checks import check_config
 from mmexp.core.errors import OutputError, output_error, run_dir_in_use
 from mmexp.run.claim import CLAIM_FILE, Claim, claim_run_dir
 from mmexp.run.protect import process_rank
@@ -85,12 +85,12 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.utilities import rank_zero_only
 
-    from mmexp.core.build import build_callbacks, build_datamodule, build_model, instantiate
     from mmexp.core.log_setup import quiet_known_warnings, route_lightning_logs
     from mmexp.evaluation.complexity import model_complexity, reset_peak_memory
     from mmexp.evaluation.predictions import SPLITS, write_split_predictions
     from mmexp.portable.bundle import save_run_bundle
     from mmexp.run.recorder import RunRecorder
+    from mmexp.training.build import build_callbacks, build_datamodule, build_model, instantiate
     from mmexp.training.callbacks import EpochTimer
     from mmexp.training.feature_cache import features_attached
     from mmexp.training.logged_config import experiment_params

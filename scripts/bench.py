@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmexp.core.build import instantiate
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import decode_images
 from mmexp.data.manifest import read_rows
 from mmexp.data.records import parse_records
+from mmexp.training.build import instantiate
 
 SCRIPTS = Path(__file__).resolve().parent
 MODEL = ["image_encoder=cnn", "text_encoder=lstm", "fusion=concat", "data.image_size=64"]

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mmexp.core.build import build_datamodule, build_model
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
+from mmexp.contracts import Batch
 from mmexp.data.dataset import collate
-from mmexp.models.contracts import Batch
+from mmexp.training.build import build_datamodule, build_model
 
 
 class PerSample(torch.utils.data.Dataset[Batch]):

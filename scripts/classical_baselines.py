@@ -31,10 +31,10 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import StandardScaler
 
-from mmexp.core.build import build_datamodule
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
 from mmexp.core.io import write_json_atomic, write_text_atomic
 from mmexp.run.run_info import now_iso
+from mmexp.training.build import build_datamodule
 
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)
 

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torchmetrics.functional import f1_score
 
+from mmexp.contracts import EncoderOutput
 from mmexp.data.splits import kfold_split
-from mmexp.models.contracts import EncoderOutput
 from mmexp.models.fusion import pooled
 
 FUSIONS: dict[str, Any] = {

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmexp.core.build import build_text_encoder
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
+from mmexp.contracts import Batch
 from mmexp.data.task import Task
-from mmexp.models.contracts import Batch
+from mmexp.training.build import build_text_encoder
 from mmexp.training.classifier import MultimodalClassifier
 from tests.conftest import REPO, cover_fast
 from tests.hf_factory import required_overrides

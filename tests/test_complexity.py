@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from mmexp.contracts import Batch
 from mmexp.evaluation.complexity import (
     count_parameters,
     flops_per_sample,
@@ -18,7 +19,6 @@ from mmexp.evaluation.complexity import (
     peak_memory,
     reset_peak_memory,
 )
-from mmexp.models.contracts import Batch
 from mmexp.train import train
 from mmexp.training import callbacks
 from mmexp.training.callbacks import EpochTimer
@@ -111,7 +111,7 @@ def test_training_writes_complexity_into_metrics_json(make_cfg, tmp_path: Path, 
 
 
 def test_encoder_costs_are_measured_once_per_input_shape_then_read_from_the_cache(make_cfg, tmp_path: Path) -> None:
-    from mmexp.core.build import build_datamodule, build_model
+    from mmexp.training.build import build_datamodule, build_model
 
     cfg = make_cfg("data.synthetic.n_samples=120")
     datamodule = build_datamodule(cfg.data, cfg.text_encoder)

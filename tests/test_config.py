@@ -9,10 +9,10 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
-from mmexp.core.build import build_callbacks, build_datamodule, build_model
-from mmexp.core.config_checks import check_config
+from mmexp.app.config_checks import check_config
 from mmexp.core.errors import ConfigError
 from mmexp.train import train
+from mmexp.training.build import build_callbacks, build_datamodule, build_model
 from mmexp.training.loggers import build_loggers
 from tests.hf_factory import required_overrides
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 from lightning.pytorch.utilities import move_data_to_device
 
-from mmexp.core.build import build_model, instantiate
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
+from mmexp.contracts import MODALITIES, Batch, Encoder, Fusion, ImageInput
 from mmexp.core.errors import ConfigError
 from mmexp.data.dataset import TensorBatchDataset, collate
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer
-from mmexp.models.contracts import MODALITIES, Batch, Encoder, Fusion, ImageInput
 from mmexp.models.encoders.base import ImageEncoder, normalize_images
 from mmexp.models.encoders.image import CNNEncoder
 from mmexp.models.missing import remove_modality
+from mmexp.training.build import build_model, instantiate
 
 
 def batch_of(n: int = 3, width: int = 4) -> Batch:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmexp.contracts import Batch
 from mmexp.core.errors import ConfigError
 from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.data.dataset import collate
@@ -18,7 +19,6 @@ from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import load_rgb
 from mmexp.data.splits import group_kfold_split, kfold_split, predefined_split, random_split, stratified_split
 from mmexp.data.text import Vocab, tokenize
-from mmexp.models.contracts import Batch
 from tests.data_factory import clean_rows, draw, write_manifest
 
 STRATIFIED = partial(stratified_split, train=0.5, val=0.25, test=0.25, seed=0)

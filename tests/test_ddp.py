@@ -14,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mmexp.core.build import build_datamodule, build_model
+from mmexp.training.build import build_datamodule, build_model
 from tests.conftest import run_cli
 
 

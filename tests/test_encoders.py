@@ -12,11 +12,11 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from mmexp.core.build import build_text_encoder
+from mmexp.contracts import EncoderOutput
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import EncoderOutput
 from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.encoders.text import BagOfWordsEncoder, BiGRUEncoder, LSTMEncoder, TransformerTextEncoder
+from mmexp.training.build import build_text_encoder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SIZE, VOCAB = 16, 50

@@ -111,7 +111,7 @@ def test_other_data_is_evaluated_on_every_row_with_the_checkpoint_vocabulary(
 
 
 def test_a_loaded_vocabulary_and_label_map_are_not_refitted(cache_dir: Path, tmp_path: Path) -> None:
-    from mmexp.core.build import instantiate
+    from mmexp.training.build import instantiate
 
     cfg = compose_cfg(tmp_path, cache_dir, "debug=fast", "data.synthetic.n_samples=60")
     datamodule = instantiate(cfg.data)
@@ -146,8 +146,8 @@ def test_bad_checkpoint_paths_are_one_line_errors(tmp_path: Path, cache_dir: Pat
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_every_fusion_evaluates_with_each_modality_missing(fusion: str, tmp_path: Path, cache_dir: Path) -> None:
-    from mmexp.core.build import build_model, instantiate
     from mmexp.evaluation.robustness import missing_modality, predict
+    from mmexp.training.build import build_model, instantiate
 
     cfg = compose_cfg(
         tmp_path, cache_dir, "debug=fast", f"fusion={fusion}", "text_encoder=bow", "data.synthetic.n_samples=60"

@@ -14,11 +14,11 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
+from mmexp.contracts import Batch
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.data.tokenizers import WordTokenizer
 from mmexp.export import EXPORTERS, export
-from mmexp.models.contracts import Batch
 from mmexp.models.encoders.base import _pixel_affine
 from mmexp.serving.export import TOLERANCE, Trained, export_model
 from mmexp.serving.formats import ONNX, TORCHSCRIPT
@@ -154,7 +154,7 @@ def tiny_classifier(fusion: str, task: str = "multiclass") -> Trained:
     cfg = compose_train_config([*overrides, f"task={task}"], run_dir=Path("unused"))
     tokenizer = WordTokenizer(max_tokens=12)
     tokenizer.fit(["a red round thing", "a blue square thing number one"])
-    from mmexp.core.build import build_model
+    from mmexp.training.build import build_model
 
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=3, labels=["x", "y", "z"], **tokenizer.encoder_kwargs())
@@ -209,7 +209,7 @@ def test_cli_claims_a_new_export_dir_and_fails_in_one_line(default_run: Path, tm
 
 def encoder_swapped(group: str, option: str) -> Trained:
     """cnn + bow + concat with one encoder replaced by ``option`` (docs/export.md's encoder table)."""
-    from mmexp.core.build import build_datamodule, build_model
+    from mmexp.training.build import build_datamodule, build_model
 
     small_text = ["text_encoder=bow", "text_encoder.embed_dim=8"]
     partner = small_text if group == "image_encoder" else ["image_encoder.channels=[4,8]"]

@@ -15,7 +15,7 @@ from torch import nn
 import mmexp.evaluation.complexity
 import mmexp.training.feature_cache as fc
 import mmexp.training.feature_cache_keys as keys
-from mmexp.models.contracts import Batch, EncoderOutput
+from mmexp.contracts import Batch, EncoderOutput
 from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.encoders.text import BagOfWordsEncoder, LSTMEncoder, TransformerTextEncoder
 from mmexp.models.fusion.pooled import ConcatFusion

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from mmexp.core.build import build_datamodule, build_model, build_text_encoder, instantiate
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
 from mmexp.core.errors import ConfigError
 from mmexp.models.encoders.base import FreezableEncoder
+from mmexp.training.build import build_datamodule, build_model, build_text_encoder, instantiate
 from mmexp.training.feature_cache_keys import is_cacheable
 from mmexp.training.param_groups import parameter_groups
 

@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 import mmexp
-from mmexp.models.contracts import EncoderOutput
+from mmexp.contracts import EncoderOutput
 from mmexp.models.fusion.attention import attend
 from mmexp.training.classifier import build_head
 

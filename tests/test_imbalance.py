@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
 
-from mmexp.core.build import build_datamodule, build_model
-from mmexp.core.config_checks import check_config
+from mmexp.app.config_checks import check_config
 from mmexp.core.config_io import load_config
 from mmexp.core.errors import ConfigError
 from mmexp.data.balance import BalancedSampler, balanced_class_weights
@@ -23,6 +22,7 @@ from mmexp.reporting.groups import analyse
 from mmexp.reporting.runs import find_run_dirs, load_run
 from mmexp.reporting.sections import per_class
 from mmexp.train import train
+from mmexp.training.build import build_datamodule, build_model
 from tests.conftest import compose_cfg
 from tests.data_factory import draw, write_manifest
 

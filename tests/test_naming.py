@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from mmexp.core.cli import quote_path_overrides
+from mmexp.app.cli import quote_path_overrides
 from mmexp.core.naming import dir_name, format_value, name_items, run_label, short_keys, varying_keys
 from mmexp.core.resolvers import SWEPT_KEYS_ENV, job_suffix, run_suffix, run_tags, tag_list
 from mmexp.run.sweep_keys import NameSweepJobs, swept_keys

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from mmexp.core.build import instantiate
 from mmexp.core.errors import ConfigError
 from mmexp.data.splits import (
     AllRowsSplit,
@@ -24,6 +23,7 @@ from mmexp.data.splits import (
 )
 from mmexp.models.fusion.attention import CrossAttentionFusion, EarlyTransformerFusion
 from mmexp.models.fusion.pooled import LateFusion, SumFusion, UnimodalFusion
+from mmexp.training.build import instantiate
 from tests.conftest import run_cli
 
 LABELS = np.repeat(np.arange(3), 20)
@@ -101,7 +101,7 @@ def test_every_split_config_builds_its_class(make_cfg) -> None:
 
 
 def test_a_bad_split_value_reaches_the_user_unwrapped(make_cfg) -> None:
-    """The datamodule gets its split through mmexp.core.build.instantiate, which unwraps ConfigError."""
+    """The datamodule gets its split through mmexp.training.build.instantiate, which unwraps ConfigError."""
     with pytest.raises(ConfigError, match=r"split\.k must be >= 2"):
         instantiate(make_cfg("split=kfold", "split.k=1").data)
 

@@ -158,11 +158,11 @@ def test_unlabeled_rows_and_missing_modalities_are_scored_and_flagged(
     assert all(r["label"] == "" for r in out)
     check_rows(out)
     # a row without its text is scored as mmexp.eval scores a row whose text it removed
-    from mmexp.core.build import build_model
     from mmexp.data.records import ScoringRecord
     from mmexp.data.tokenizers import WordTokenizer
     from mmexp.evaluation.predictions import Inputs, to_batch
     from mmexp.evaluation.robustness import without
+    from mmexp.training.build import build_model
 
     saved = torch.load(trained / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     tokenizer = WordTokenizer()

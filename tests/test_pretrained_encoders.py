@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmexp.core.build import build_text_encoder, instantiate
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
+from mmexp.contracts import Batch
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import Batch
 from mmexp.models.encoders.base import FreezableEncoder
+from mmexp.training.build import build_text_encoder, instantiate
 from mmexp.training.classifier import MultimodalClassifier
 from mmexp.training.param_groups import parameter_groups
 from tests.conftest import REPO

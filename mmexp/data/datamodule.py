@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mmexp.contracts import Batch
 from mmexp.core.errors import ConfigError
 from mmexp.data.balance import BalancedSampler
 from mmexp.data.dataset import TensorBatchDataset, collate
@@ -27,7 +28,6 @@ from mmexp.data.splits import Split
 from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
 from mmexp.data.task import Task
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer
-from mmexp.models.contracts import Batch
 
 log = logging.getLogger(__name__)
 SETS = ("train", "val", "test")

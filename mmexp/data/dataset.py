@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from mmexp.models.contracts import Batch
+from mmexp.contracts import Batch
 
 
 class TensorBatchDataset(Dataset[Batch]):

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from mmexp.models.contracts import MODALITIES, Batch, EncoderOutput
+from mmexp.contracts import MODALITIES, Batch, EncoderOutput
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

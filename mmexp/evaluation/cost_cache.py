@@ -22,8 +22,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from mmexp.contracts import Batch, Encoder, EncoderOutput
 from mmexp.core.io import write_json_atomic
-from mmexp.models.contracts import Batch, Encoder, EncoderOutput
 
 FORMAT = 1  # bump when the entry's layout or what it measures changes
 

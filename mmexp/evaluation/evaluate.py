@@ -15,8 +15,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mmexp.core.cli import task_overrides
-from mmexp.core.config_checks import check_config
+from mmexp.app.cli import task_overrides
+from mmexp.app.config_checks import check_config
 from mmexp.core.config_io import resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.core.training_config import training_config
@@ -132,12 +132,12 @@ def run_evaluations(
     cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any], datamodule: Any, *, device: Any
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Clean test metrics, missing modalities, reliability, complexity; robustness curves when configured."""
-    from mmexp.core.build import build_model, instantiate
+    from mmexp.contracts import MODALITIES
     from mmexp.evaluation import robustness as rb
     from mmexp.evaluation.calibration import reliability
     from mmexp.evaluation.complexity import model_complexity
     from mmexp.evaluation.corruptions import SEVERITIES
-    from mmexp.models.contracts import MODALITIES
+    from mmexp.training.build import build_model, instantiate
 
     labels = datamodule.label_names
     model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
@@ -220,11 +220,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     import torch
 
-    from mmexp.core.build import build_datamodule
     from mmexp.core.io import write_json_atomic
     from mmexp.core.log_setup import quiet_known_warnings
     from mmexp.evaluation.complexity import reset_peak_memory
     from mmexp.run.recorder import RunRecorder
+    from mmexp.training.build import build_datamodule
 
     quiet_known_warnings()
     reset_peak_memory()  # this evaluation's peak, not the process's

@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
+from mmexp.contracts import Batch
 from mmexp.core.errors import ConfigError
 from mmexp.core.io import write_atomic, write_text_atomic
 from mmexp.data.images import decode_images
@@ -39,7 +40,6 @@ from mmexp.data.records import (
     with_mmf_image_column,
 )
 from mmexp.data.task import Label, Task, each_class
-from mmexp.models.contracts import Batch
 from mmexp.models.missing import remove_modality
 
 if TYPE_CHECKING:

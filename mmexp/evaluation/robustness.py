@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 
+from mmexp.contracts import MODALITIES, Batch
 from mmexp.core.errors import ConfigError
 from mmexp.core.progress import progress
 from mmexp.data.tokenizers import Tokenizer
 from mmexp.evaluation.corruptions import SEVERITIES, Corruption, ImageCorruption, TextCorruption
-from mmexp.models.contracts import MODALITIES, Batch
 from mmexp.models.missing import remove_modality
 from mmexp.training.classifier import MultimodalClassifier
 from mmexp.training.metrics import TaskMetrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from mmexp.models.contracts import Fusion
+from mmexp.contracts import Fusion
 
 
 def build_head(fusion: Fusion, *, num_classes: int, hidden: int, dropout: float) -> nn.Module:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mmexp.models.contracts import MODALITIES, Batch
+from mmexp.contracts import MODALITIES, Batch
 
 
 def remove_modality(batch: Batch, modality: str, rows: torch.Tensor) -> Batch:

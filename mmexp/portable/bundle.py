@@ -165,10 +165,10 @@ def save_run_bundle(
 def write_bundle(ckpt_path: Path, out_dir: Path, *, embed_backbones: bool = False) -> Path:
     """The bundle of a checkpoint in its training run dir (``python -m mmexp.export format=bundle``, with
     ``embed_backbones=true`` to write frozen pretrained weights into it); returns ``out_dir``."""
-    from mmexp.core.build import build_model
     from mmexp.core.config_io import load_config
     from mmexp.evaluation.checkpoint_pairing import load_weights
     from mmexp.evaluation.evaluate import load_checkpoint, locate_run
+    from mmexp.training.build import build_model
 
     ckpt_file, run_dir = locate_run(str(ckpt_path))
     cfg = load_config(run_dir / "config.yaml")
@@ -185,8 +185,8 @@ def write_bundle(ckpt_path: Path, out_dir: Path, *, embed_backbones: bool = Fals
 
 def build_tokenizer(config: DictConfig, state: dict[str, Any]) -> Any:
     """The text encoder's own tokenizer, else the word tokenizer of ``data.text``, with its fitted state."""
-    from mmexp.core.build import TOKENIZER, instantiate
     from mmexp.data.tokenizers import WordTokenizer
+    from mmexp.training.build import TOKENIZER, instantiate
 
     node = config.text_encoder.get(TOKENIZER) or config.data.get("text")
     tokenizer = instantiate(node) if node is not None else WordTokenizer()

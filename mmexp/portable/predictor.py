@@ -29,9 +29,9 @@ class Predictor:
     """The model of a bundle, ready to score rows (``mmexp.load`` makes one)."""
 
     def __init__(self, bundle: Bundle, *, device: str = "cpu") -> None:
-        from mmexp.core.build import build_model
         from mmexp.evaluation.evaluate import pick_device
         from mmexp.evaluation.predictions import Inputs
+        from mmexp.training.build import build_model
 
         meta = bundle.meta
         self.path = bundle.path

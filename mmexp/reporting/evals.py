@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from mmexp.models.contracts import MODALITIES
+from mmexp.contracts import MODALITIES
 from mmexp.reporting.runs import Run
 
 MISSING = ("both", "no_image", "no_text")

@@ -40,11 +40,11 @@ class Trained:
 
 def load_trained(ckpt_path: Path) -> Trained:
     """The checkpoint's model, in eval mode, from its training run dir (``<run>/checkpoints/<name>.ckpt``)."""
-    from mmexp.core.build import build_datamodule, build_model
     from mmexp.core.config_io import load_config
     from mmexp.core.log_setup import quiet_known_warnings
     from mmexp.evaluation.checkpoint_pairing import load_weights
     from mmexp.evaluation.evaluate import load_checkpoint, locate_run
+    from mmexp.training.build import build_datamodule, build_model
 
     quiet_known_warnings()
     ckpt_file, train_dir = locate_run(str(ckpt_path))

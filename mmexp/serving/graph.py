@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import nn
 
-from mmexp.models.contracts import Batch, Encoder, EncoderOutput
+from mmexp.contracts import Batch, Encoder, EncoderOutput
 
 if TYPE_CHECKING:
     from mmexp.training.classifier import MultimodalClassifier

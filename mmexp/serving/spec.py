@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmexp.contracts import ImageInput
 from mmexp.core.io import write_json_atomic
 from mmexp.data.images import RESIZE_MODES
 from mmexp.data.text import _TOKEN, PAD, UNK
 from mmexp.data.tokenizers import PretrainedTokenizer, Tokenizer, WordTokenizer
-from mmexp.models.contracts import ImageInput
 from mmexp.serving.graph import INPUTS, OUTPUT
 
 if TYPE_CHECKING:

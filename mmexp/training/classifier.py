@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmexp.contracts import Batch, Encoder, EncoderOutput, Fusion
 from mmexp.core.errors import ConfigError
 from mmexp.data.augment import Augment
 from mmexp.data.balance import balanced_class_weights
 from mmexp.data.datamodule import MultimodalDataModule
 from mmexp.data.task import Task
-from mmexp.models.contracts import Batch, Encoder, EncoderOutput, Fusion
 from mmexp.models.head import build_head
 from mmexp.models.missing import modality_dropout
 from mmexp.training.feature_cache import FeatureCache, FeatureCacheCallback

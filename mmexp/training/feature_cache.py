@@ -33,11 +33,11 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
+from mmexp.contracts import Batch, EncoderOutput
 from mmexp.core.errors import cache_write_reason
 from mmexp.core.io import remove_stale_temps, write_atomic
 from mmexp.core.progress import progress
 from mmexp.data.datamodule import MultimodalDataModule
-from mmexp.models.contracts import Batch, EncoderOutput
 from mmexp.training.feature_cache_keys import FORMAT, cache_key, content_checksum, is_cacheable, stage_context
 
 if TYPE_CHECKING:  # the classifier imports this module

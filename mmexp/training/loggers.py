@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoa
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from mmexp.core.build import instantiate_each
+from mmexp.training.build import instantiate_each
 
 log = logging.getLogger(__name__)
 

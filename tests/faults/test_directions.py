@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mmexp.core.build import build_datamodule
-from mmexp.core.compose import compose_train_config
+from mmexp.app.compose import compose_train_config
 from mmexp.data.manifest import read_rows
 from mmexp.data.records import Columns, parse_records
 from mmexp.data.task import Task
 from mmexp.evaluation.predictions import check_manifest
 from mmexp.inspect import inspect_data
+from mmexp.training.build import build_datamodule
 from tests.conftest import compose_command
 from tests.data_factory import clean_rows, write_manifest
 

@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_module
 from hydra._internal.callbacks import Callbacks
 from omegaconf import OmegaConf
 
-from mmexp.core.cli import run_job
-from mmexp.core.config_checks import check_config
+from mmexp.app.cli import run_job
+from mmexp.app.config_checks import check_config
 from mmexp.core.errors import ConfigError
 from mmexp.train import train
 from tests.conftest import run_cli

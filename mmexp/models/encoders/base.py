@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmexp.contracts import Batch, EncoderOutput, ImageInput
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import Batch, EncoderOutput, ImageInput
 
 
 class FreezableEncoder(nn.Module):

@@ -6,8 +6,8 @@ import contextlib
 
 import torch
 
+from mmexp.contracts import EncoderOutput, ImageInput
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import EncoderOutput, ImageInput
 from mmexp.models.encoders.base import ImageEncoder
 from mmexp.models.encoders.frozen_weights import package_source, reference_frozen_weights
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
+from mmexp.contracts import EncoderOutput, ImageInput
 from mmexp.core.errors import ConfigError
 from mmexp.core.pretrained import load_pretrained
-from mmexp.models.contracts import EncoderOutput, ImageInput
 from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import ImageEncoder, TextEncoder
 from mmexp.models.encoders.frozen_weights import reference_frozen_weights

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmexp.contracts import EncoderOutput
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import EncoderOutput
 from mmexp.models.encoders.base import ImageEncoder
 
 LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 RGB -> gray weights, as in PIL's "L" mode

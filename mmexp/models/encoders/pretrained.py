@@ -8,9 +8,9 @@ import os
 import torch
 import torch.nn.functional as F
 
+from mmexp.contracts import EncoderOutput
 from mmexp.core.errors import ConfigError
 from mmexp.data.tokenizers import PretrainedTokenizer
-from mmexp.models.contracts import EncoderOutput
 from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import TextEncoder
 from mmexp.models.encoders.frozen_weights import package_source, reference_frozen_weights

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mmexp.contracts import EncoderOutput
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import EncoderOutput
 from mmexp.models.encoders.base import TextEncoder
 from mmexp.models.ops import masked_mean
 

@@ -11,8 +11,8 @@ from typing import cast
 import torch
 from torch import nn
 
+from mmexp.contracts import MODALITIES, EncoderOutput
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import MODALITIES, EncoderOutput
 from mmexp.models.fusion.pooled import check_dropout, check_positive
 from mmexp.models.ops import masked_mean
 

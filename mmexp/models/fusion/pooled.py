@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmexp.contracts import MODALITIES, EncoderOutput
 from mmexp.core.errors import ConfigError
-from mmexp.models.contracts import MODALITIES, EncoderOutput
 from mmexp.models.ops import masked_mean
 
 
