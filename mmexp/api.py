@@ -81,7 +81,7 @@ def fit(
     ``run_dir``: where the run goes (default: the CLI's ``<paths.output_dir>/runs/<time>_<overrides>``).
     """
     from mmexp.app.compose import compose_train_config
-    from mmexp.train import train
+    from mmexp.app.train import train
 
     if isinstance(overrides, str):
         raise ConfigError(f"overrides must be a list of strings, e.g. ['fusion=concat'] (got {overrides!r})")

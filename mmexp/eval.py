@@ -3,7 +3,7 @@
     python -m mmexp.eval ckpt_path=outputs/runs/<run>/checkpoints/best.ckpt
     python -m mmexp.eval ckpt_path=... data=folder data.root=/other/data [split=stratified]
 
-The work happens in ``mmexp.evaluation.evaluate``; a failed evaluation is recorded in its own
+The job itself is ``mmexp.app.evaluate``; a failed evaluation is recorded in its own
 run_info.json, never in the training run dir.
 """
 
@@ -15,8 +15,9 @@ import hydra
 from omegaconf import DictConfig
 
 from mmexp.app.cli import quoting_path_overrides, run_job
+from mmexp.app.evaluate import evaluate
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
-from mmexp.evaluation.evaluate import evaluate, load_checkpoint
+from mmexp.evaluation.evaluate import load_checkpoint
 
 __all__ = ["evaluate", "load_checkpoint", "main"]
 

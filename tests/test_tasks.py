@@ -17,13 +17,14 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
+from mmexp.app.evaluate import evaluate
 from mmexp.core.errors import ConfigError
 from mmexp.data.labels import InvalidLabel
 from mmexp.data.manifest import read_rows
 from mmexp.data.records import Columns, parse_records
 from mmexp.data.synthetic import SyntheticSpec, synthetic_root
 from mmexp.data.task import Task
-from mmexp.evaluation.evaluate import evaluate, load_checkpoint
+from mmexp.evaluation.evaluate import load_checkpoint
 from mmexp.evaluation.predictions import PredictionWriter
 from mmexp.predict import predict
 from mmexp.reporting.errors import read_predictions

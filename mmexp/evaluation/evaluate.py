@@ -7,7 +7,6 @@ read. Heavy imports (torch, lightning) happen inside functions so ``--help`` and
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,10 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mmexp.app.cli import task_overrides
-from mmexp.app.config_checks import check_config
 from mmexp.core.config_io import resolved_copy, resolved_dict
-from mmexp.core.errors import ConfigError, RunDirInUse
-from mmexp.core.training_config import training_config
+from mmexp.core.errors import ConfigError
 from mmexp.data.task import task_of
 from mmexp.evaluation.checkpoint_pairing import check_run_config, load_weights
-from mmexp.evaluation.recorded_split import recorded_test_rows
 
 log = logging.getLogger("mmexp.eval")
 DEFINITIONS = {
@@ -120,14 +115,6 @@ def pick_device(name: str) -> Any:
     return device
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
 def run_evaluations(
     cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any], datamodule: Any, *, device: Any
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -189,75 +176,3 @@ def run_evaluations(
         "corruptions": curves,
     }
     return results, robustness
-
-
-def provenance(cfg: DictConfig, ckpt_path: Path, ckpt: dict[str, Any], datamodule: Any, *, rows: int) -> dict[str, Any]:
-    """Which checkpoint and which rows the numbers in eval.json come from."""
-    user_data = cfg.get("data") is not None
-    return {
-        "checkpoint": str(ckpt_path),
-        "checkpoint_epoch": ckpt.get("epoch"),
-        "data": {
-            "source": "data=... on the command line" if user_data else "the training run's data",
-            "split": "test" if split_chosen() or not user_data else "all rows",
-            "rows": rows,
-            "labels": datamodule.label_names,
-        },
-    }
-
-
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.ckpt_path`` into ``cfg.paths.run_dir``; return what eval.json holds."""
-    check_config(cfg)
-    run_dir = Path(cfg.paths.run_dir)
-    ckpt_path, train_dir = locate_run(cfg.ckpt_path)
-    if run_dir.resolve() == train_dir or (run_dir / "run_info.json").exists():
-        raise RunDirInUse(
-            f"run dir {run_dir} already holds a run; mmexp.eval writes to a new dir only "
-            "(leave hydra.run.dir unset, or give a fresh one)"
-        )
-    train_cfg = training_config(train_dir, own_data=cfg.get("data") is None)  # a relative data.root: see there
-
-    import torch
-
-    from mmexp.core.io import write_json_atomic
-    from mmexp.core.log_setup import quiet_known_warnings
-    from mmexp.evaluation.complexity import reset_peak_memory
-    from mmexp.run.recorder import RunRecorder
-    from mmexp.training.build import build_datamodule
-
-    quiet_known_warnings()
-    reset_peak_memory()  # this evaluation's peak, not the process's
-    recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
-    ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
-    datamodule = build_datamodule(data_node(cfg, train_cfg), train_cfg.text_encoder, task=train_cfg.get("task"))
-    datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # setup keeps this tokenizer state and label map
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    if cfg.get("data") is None:
-        datamodule.use_test_rows(recorded_test_rows(train_dir, datamodule.info))
-    device = pick_device(str(cfg.device))
-    recorder.start(device=str(device))
-    torch.manual_seed(cfg.seed)
-    results, robustness = run_evaluations(cfg, train_cfg, ckpt, datamodule, device=device)
-    train_metrics = read_json(train_dir / "metrics.json")
-    train_run = {
-        "dir": str(train_dir),
-        "overrides": read_json(train_dir / "run_info.json").get("overrides", []),
-        "test": train_metrics.get("test"),
-    }  # the report groups evals by these overrides
-    results = {
-        **provenance(cfg, ckpt_path, ckpt, datamodule, rows=results.pop("rows")),
-        "train_run": train_run,
-        "device": str(device),
-        **results,
-    }
-    train_cost = train_metrics.get("complexity") or {}
-    for key in ("train_s_per_epoch", "train_epochs_timed"):  # from the training run, when it timed its epochs
-        results["complexity"][key] = train_cost.get(key)
-    if robustness is not None:
-        write_json_atomic(run_dir / "robustness.json", robustness)
-    write_json_atomic(run_dir / "eval.json", results)
-    recorder.finish(status="completed")
-    log.info("wrote %s", run_dir / "eval.json")
-    return results
