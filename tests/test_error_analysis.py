@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,13 @@ def write_predictions(run_dir: Path, rows: list[tuple[str, str, str, float]], la
     (run_dir / "predictions" / "test.csv").write_text("\n".join(lines) + "\n")
 
 
+def record_inputs(run_dir: Path, root: Path) -> None:
+    """test_inputs.jsonl as a run writes it at training time: each row of ``root``'s manifest, its image's path."""
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    lines = [json.dumps({"id": r["id"], "text": r["text"], "image": str((root / r["image"]).absolute())}) for r in rows]
+    (run_dir / "test_inputs.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
 def fake_run(
     run_dir: Path,
     data: dict,
@@ -44,8 +52,10 @@ def fake_run(
     seed: int = 0,
     predictions: list[tuple[str, str, str, float]] | None = None,
     matrix: list[list[int]] | None = None,
+    recorded: bool = True,
 ) -> Path:
-    """A completed run dir (tests/test_report.py's) reading ``data``, with its predictions and confusion matrix."""
+    """A completed run dir (tests/test_report.py's) reading ``data``, with its predictions and confusion matrix;
+    ``recorded``: with the test_inputs.jsonl of a folder dataset's rows (False: a run from before that file)."""
     write_run(run_dir, fusion=fusion, fold=None, seed=seed)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, "data": data}))
@@ -54,6 +64,8 @@ def fake_run(
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     if predictions is not None:
         write_predictions(run_dir, predictions)
+    if recorded and data.get("root"):
+        record_inputs(run_dir, Path(data["root"]))
     return run_dir
 
 
@@ -172,16 +184,21 @@ def test_the_section_stays_bounded_with_many_groups_and_large_noisy_images(tmp_p
 def test_a_missing_image_or_data_folder_gives_a_placeholder_and_a_note(tmp_path: Path, dataset: dict) -> None:
     (Path(dataset["root"]) / "img" / "003.png").unlink()
     fake_run(tmp_path / "sweep" / "0", dataset, predictions=predictions())
-    moved = {"root": str(tmp_path / "gone"), "manifest": "manifest.jsonl"}
-    fake_run(tmp_path / "sweep" / "1", moved, fusion="late", predictions=predictions())
+    copy = shutil.copytree(dataset["root"], tmp_path / "copy")
+    fake_run(tmp_path / "sweep" / "1", {**dataset, "root": str(copy)}, fusion="late", predictions=predictions())
+    shutil.rmtree(copy)  # the data was moved or deleted after training
+    fake_run(tmp_path / "sweep" / "2", dataset, fusion="old", predictions=predictions(), recorded=False)
     assert main([str(tmp_path / "sweep"), "--errors", "2"]) == 0
     page = (tmp_path / "sweep" / "report.html").read_text()
     section = page.split(f"<h2>{TITLE}</h2>")[1].split("<h2>")[0]
-    concat, late = section.split("fusion=late")
+    concat, rest = section.split("fusion=late")
+    late, old = rest.split("fusion=old")
     assert concat.count('<div class="noimg">no image</div>') == 1  # r3, the most confident mistake
-    assert "image file not found: &#x27;img/003.png&#x27;" in concat
-    assert late.count('<div class="noimg">no image</div>') == 4 and "data folder not found" in late
-    assert "4 example(s) shown without a thumbnail: data folder not found" in late
+    assert f"image file not found: &#x27;{Path(dataset['root']).absolute() / 'img' / '003.png'}&#x27;" in concat
+    assert late.count('<div class="noimg">no image</div>') == 4 and "thing number" in late  # text kept
+    assert "4 example(s) shown without a thumbnail: image file not found: &#x27;" + str(copy) in late
+    assert old.count('<div class="noimg">no image</div>') == 4  # a run from before test_inputs.jsonl: no error
+    assert "4 example(s) shown without a thumbnail: no test_inputs.jsonl (a run from before" in old
 
 
 def test_runs_without_predictions_are_skipped_with_a_note(tmp_path: Path, dataset: dict) -> None:
@@ -198,14 +215,15 @@ def test_runs_without_predictions_are_skipped_with_a_note(tmp_path: Path, datase
     assert "No run has predictions/test.csv" in md and "| true class |" not in md  # a diagonal matrix: no pairs
 
 
-def test_the_built_in_dataset_is_found_under_a_relative_cache_dir(tmp_path: Path) -> None:
+def test_the_built_in_dataset_is_shown_from_what_the_run_recorded(tmp_path: Path, monkeypatch) -> None:
     spec = {"n_samples": 10, "n_shapes": 2, "n_words": 1, "image_size": 16, "seed": 3}
     root = ensure_synthetic(SyntheticSpec(**spec), tmp_path / "outputs" / "cache")
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
     data = {"root": None, "synthetic": {"_target_": "mmexp.data.synthetic.SyntheticSpec", **spec}}
     run = fake_run(tmp_path / "outputs" / "multirun" / "s" / "0", {**data, "cache_dir": "outputs/cache"})
     write_predictions(run, [(r["id"], r["label"], r["label"] + "x", 0.9) for r in rows[:2]], [*CLASSES, "x"])
-    # the report runs from another dir (pytest's): the relative cache dir is found via the run dir's parents
+    record_inputs(run, root)
+    monkeypatch.chdir(tmp_path / "outputs")  # the report reads the run dir only, from any working dir
     section = section_of(tmp_path / "outputs" / "multirun" / "s", k=2)
     [mistakes, _] = [b for b in section.blocks if isinstance(b, Gallery)]
     assert all(t.image for t in mistakes.tiles) and rows[0]["text"][:20] in mistakes.tiles[0].caption[-1]

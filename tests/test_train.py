@@ -22,6 +22,7 @@ RUN_FILES = (
     "split.json",
     "labels.json",
     "vocab.json",
+    "test_inputs.jsonl",
     "metrics.json",
     "checkpoints/best.ckpt",
     "checkpoints/last.ckpt",
@@ -72,6 +73,9 @@ def test_run_dir_is_complete_and_consistent(make_cfg, tmp_path: Path) -> None:
     matrix = saved["confusion_matrix"]
     split = json.loads((run / "split.json").read_text())
     assert sum(map(sum, matrix)) == len(split["test"])  # limit_test_batches=2 x 256 covers the 300 test rows
+    inputs = [json.loads(line) for line in (run / "test_inputs.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in inputs] == split["test"]  # what the report shows of a test row, recorded
+    assert all(Path(row["image"]).is_absolute() and Path(row["image"]).is_file() and row["text"] for row in inputs)
     info = json.loads((run / "run_info.json").read_text())
     assert info["status"] == "completed" and info["seed"] == 7 and info["device"] == "cpu"
     assert info["packages"]["torch"] == torch.__version__

@@ -1,27 +1,23 @@
 """The error-analysis section of the report: each shown row's text excerpt and inline thumbnail, found in the run's
-data, and the blocks of the page. What to show is chosen in ``mmexp.reporting.errors``.
+test_inputs.jsonl, and the blocks of the page. What to show is chosen in ``mmexp.reporting.errors``.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PIL import Image
 
-from mmexp.core.errors import ConfigError
-from mmexp.data.manifest import ERROR, Row, RowProblem, read_rows
-from mmexp.data.records import Columns, id_of, parse_records
-from mmexp.data.synthetic import MANIFEST_NAME, SyntheticSpec, synthetic_root
-from mmexp.data.task import Task
 from mmexp.reporting.document import Block, Code, Gallery, Paragraph, Section, Table, Tile
 from mmexp.reporting.errors import (
     DEFAULT_K,
     EXCERPT_CHARS,
+    TEST_INPUTS,
     THUMBNAIL_BUDGET,
     THUMBNAIL_MAX,
     THUMBNAIL_PX,
@@ -33,7 +29,6 @@ from mmexp.reporting.errors import (
     analyse_group,
 )
 from mmexp.reporting.groups import Report
-from mmexp.reporting.runs import Run
 
 
 @dataclass(frozen=True)
@@ -47,46 +42,29 @@ class Shown:
 
 
 class DataLookup:
-    """Finds the manifest row of a run's test id; reads each run's config and each manifest once."""
+    """Finds a run's test row by id in the run's test_inputs.jsonl (read once per run)."""
 
     def __init__(self) -> None:
-        self._sources: dict[Path, tuple[Path, Path, Columns] | str] = {}
-        self._rows: dict[Path, dict[str, tuple[int, Row]] | str] = {}
+        self._rows: dict[Path, dict[str, dict[str, Any]] | str] = {}
 
-    def source(self, run: Run) -> tuple[Path, Path, Columns] | str:
-        """(data root, manifest, columns) of the run, or why they cannot be found."""
-        if run.path not in self._sources:
-            self._sources[run.path] = data_source(run.path)
-        return self._sources[run.path]
-
-    def rows(self, manifest: Path, columns: Columns) -> dict[str, tuple[int, Row]] | str:
-        if manifest not in self._rows:
-            try:
-                self._rows[manifest] = {_row_id(line, row, columns): (line, row) for line, row in read_rows(manifest)}
-            except ConfigError as e:
-                self._rows[manifest] = str(e)
-        return self._rows[manifest]
+    def rows(self, run_dir: Path) -> dict[str, dict[str, Any]] | str:
+        """The run's test rows by id, or why they cannot be read."""
+        if run_dir not in self._rows:
+            self._rows[run_dir] = read_test_inputs(run_dir)
+        return self._rows[run_dir]
 
     def show(self, pick: Pick, max_chars: int) -> Shown:
         """The pick's text excerpt and thumbnail (at most ``max_chars`` of base64)."""
-        source = self.source(pick.run)
-        if isinstance(source, str):
-            return Shown(pick, "", None, source)
-        root, manifest, columns = source
-        rows = self.rows(manifest, columns)
+        rows = self.rows(pick.run.path)
         if isinstance(rows, str):
             return Shown(pick, "", None, rows)
         found = rows.get(pick.id)
         if found is None:
-            return Shown(pick, "", None, f"id {pick.id!r} is not in {manifest}")
-        text = found[1].get(columns.text)
-        try:
-            records, bad = parse_records([found], root, columns, Task(label_lookalikes="allow"))  # label as written
-        except ConfigError as e:
-            return Shown(pick, excerpt(text), None, str(e))
-        if bad:
-            return Shown(pick, excerpt(text), None, bad[0].reason)
-        thumb = thumbnail(records[0].image, max_chars)
+            return Shown(pick, "", None, f"id {pick.id!r} is not in {TEST_INPUTS}")
+        text, image = found.get("text"), Path(str(found.get("image") or ""))
+        if not image.is_file():
+            return Shown(pick, excerpt(text), None, f"image file not found: {str(image)!r}")
+        thumb = thumbnail(image, max_chars)
         return Shown(pick, excerpt(text), thumb, None if thumb else "image unreadable or too large to inline")
 
 
@@ -98,48 +76,24 @@ NO_PAIRS = {
 }
 
 
-def data_source(run_dir: Path) -> tuple[Path, Path, Columns] | str:
-    """Where the run's data lives, from its config.yaml: (root, manifest, columns), or why it is not found."""
+def read_test_inputs(run_dir: Path) -> dict[str, dict[str, Any]] | str:
+    """``test_inputs.jsonl`` (written by the run at training time) by row id, or why it cannot be read."""
+    path = run_dir / TEST_INPUTS
     try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        return f"config.yaml unreadable: {e}"
-    data = config.get("data") if isinstance(config, dict) else None
-    if not isinstance(data, dict):
-        return "config.yaml has no data section"
-    columns = Columns(
-        id=str(data.get("id_col", "id")),
-        image=str(data.get("image_col", "image")),
-        text=str(data.get("text_col", "text")),
-        label=str(data.get("label_col", "label")),
-        group=None,
-        split=None,
-    )
-    name = str(data.get("manifest") or MANIFEST_NAME)
-    if isinstance(data.get("synthetic"), dict):
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return f"no {TEST_INPUTS} (a run from before mmexp recorded its test rows)"
+    except OSError as e:
+        return f"{TEST_INPUTS} unreadable: {e}"
+    rows: dict[str, dict[str, Any]] = {}
+    for line in lines:
         try:
-            spec = SyntheticSpec(**{k: v for k, v in data["synthetic"].items() if k != "_target_"})
-        except (TypeError, ConfigError) as e:
-            return f"data.synthetic in config.yaml does not match this mmexp version: {e}"
-        folder = synthetic_root(spec, str(data.get("cache_dir") or "")).as_posix()
-    elif data.get("root"):
-        folder = str(data["root"])
-    else:
-        return "config.yaml names no data.root"
-    for base in (Path.cwd(), *run_dir.parents):
-        root = base / Path(folder).expanduser()
-        if (root / name).is_file():
-            return root, root / name, columns
-    return f"data folder not found: {folder} (moved or deleted?)"
-
-
-def _row_id(line: int, row: Row, columns: Columns) -> str:
-    """The id the training run gave the row (``records.id_of``: its id column as text), else its line number."""
-    try:
-        rid = None if ERROR in row else id_of(row.get(columns.id), columns.id)
-    except RowProblem:  # an id training refused: no run scored this row
-        rid = None
-    return rid if rid is not None else str(line)
+            row = json.loads(line)
+        except ValueError:
+            return f"{TEST_INPUTS} is damaged (a line is not JSON)"
+        if isinstance(row, dict) and "id" in row:
+            rows[str(row["id"])] = row
+    return rows
 
 
 def excerpt(text: Any, limit: int = EXCERPT_CHARS) -> str:

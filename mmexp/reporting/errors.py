@@ -5,10 +5,10 @@ A group's runs are pooled: every run's ``predictions/test.csv`` is read (seeds r
 different ones), and a row predicted by several runs is shown once, with its most confident mistake (or least
 confident correct prediction) and how many of the runs that scored it got it wrong. Confused pairs come from
 the runs' confusion matrices (metrics.json), summed. Each shown row gets its text excerpt and an inline JPEG
-thumbnail from the run's data (config.yaml's ``data.root`` / ``data.manifest``, or the built-in dataset under
-``paths.cache_dir``); relative paths are tried against the current dir, then each parent of the run dir. A row
-whose image or data cannot be found gets a placeholder and the reason, never an error. All thumbnails of one
-report together stay under ``THUMBNAIL_BUDGET`` characters of base64 (smaller and coarser when there are many).
+thumbnail from what the run recorded at training time (``test_inputs.jsonl``: each test row's text and the absolute
+path of its image); the report reads no manifest. A row whose image or record cannot be found (a moved image, a run
+from before the file was written) gets a placeholder and the reason, never an error. All thumbnails of one report
+together stay under ``THUMBNAIL_BUDGET`` characters of base64 (smaller and coarser when there are many).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ THUMBNAIL_MAX = 6_000  # base64 characters of one thumbnail, however few there a
 THUMBNAIL_STEPS = ((THUMBNAIL_PX, 70), (THUMBNAIL_PX, 50), (72, 45), (48, 40))
 EXCERPT_CHARS = 160
 PREDICTIONS = Path("predictions") / "test.csv"
+TEST_INPUTS = "test_inputs.jsonl"  # written by mmexp/run/recorder.py
 TITLE = "Error analysis"
 
 

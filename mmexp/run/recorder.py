@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,21 @@ def config_aliases(cfg: DictConfig) -> list[str]:
     raw = OmegaConf.to_container(cfg, resolve=False)
     flat = _flatten({k: v for k, v in raw.items() if k != "hydra"} if isinstance(raw, dict) else {})
     return [key for key, value in flat.items() if isinstance(value, str) and ALIAS.match(value)]
+
+
+TEST_INPUTS = "test_inputs.jsonl"
+TEXT_CHARS = 500  # of each test row's text, on one line: more than any excerpt the report shows
+
+
+def test_inputs(info: DatasetInfo) -> str:
+    """One JSON line per test row: its id, its text (on one line, cut) and its image's absolute path, so the
+    report's error analysis shows the rows without reading the data or its manifest again."""
+    rows = (info.records[i] for i in info.split.test.tolist())
+    lines = [
+        json.dumps({"id": r.id, "text": " ".join(r.text.split())[:TEXT_CHARS], "image": os.path.abspath(r.image)})
+        for r in rows
+    ]
+    return "".join(line + "\n" for line in lines)
 
 
 def _plain(value: Any) -> Any:
@@ -92,7 +108,7 @@ class RunRecorder:
         return {k: v for k, v in flat.items() if not any(k == a or k.startswith(a + ".") for a in self.aliases)}
 
     def write_data_artifacts(self, info: DatasetInfo, tokenizer: Tokenizer) -> None:
-        """split.json, labels.json, vocab.json (the tokenizer's tokens in id order), skipped.jsonl.
+        """split.json, labels.json, vocab.json (the tokenizer's tokens in id order), test_inputs.jsonl, skipped.jsonl.
 
         split.json also holds a content digest of every test row, so ``mmexp.eval`` can refuse data
         whose held-out rows changed since training.
@@ -100,6 +116,7 @@ class RunRecorder:
         self._write_json("split.json", {**info.split.to_json(info.ids), "test_digests": test_digests(info)})
         self._write_json("labels.json", info.label_names)
         self._write_json("vocab.json", tokenizer.tokens())
+        self._write_text(TEST_INPUTS, test_inputs(info))
         if info.skipped:
             lines = [json.dumps({"line": b.line, "reason": b.reason, "row": b.row}, default=str) for b in info.skipped]
             self._write_text("skipped.jsonl", "\n".join(lines) + "\n")

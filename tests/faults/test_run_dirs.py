@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 FAST = ["debug=fast", "logger=none", "trainer.max_epochs=1"]
 RUN_FILES = [".hydra", ".mmexp-run.json", "checkpoints", "config.yaml", "labels.json", "metrics.json"]
-RUN_FILES += ["model", "predictions", "run_info.json", "split.json", "train.log", "vocab.json"]
+RUN_FILES += ["model", "predictions", "run_info.json", "split.json", "test_inputs.jsonl", "train.log", "vocab.json"]
 
 
 class WaitForFile(Callback):
