@@ -24,10 +24,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mmexp import __version__
 from mmexp.core.errors import ConfigError, RunDirInUse, output_error
 from mmexp.core.io import write_atomic, write_json_atomic, write_text_atomic
 from mmexp.core.model_config import model_config
+from mmexp.core.version import __version__
 
 if TYPE_CHECKING:
     from mmexp.data.datamodule import MultimodalDataModule
