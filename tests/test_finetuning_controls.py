@@ -138,6 +138,28 @@ def test_gradient_checkpointing_on_an_unsupporting_model_is_one_error(monkeypatc
         encoder("text_encoder", "bert", "text_encoder.gradient_checkpointing=true")
 
 
+def test_minilm_takes_the_hf_encoders_fine_tuning_controls() -> None:
+    """text_encoder=minilm is the HF text encoder: unfreeze_last trains its last layer and the pooler after it,
+    gradient checkpointing recomputes its blocks, and its pooled vector stays L2-normalized while it trains."""
+    ids, mask = ids_and_mask()
+    partly = encoder("text_encoder", "minilm", "text_encoder.unfreeze_last=1")
+    trainable = {n for n, p in partly.named_parameters() if p.requires_grad}
+    assert trainable and not partly.frozen and partly.pretrained
+    assert {n.split(".")[1] for n in trainable} == {"encoder", "pooler"}
+    assert all(n.startswith(("model.encoder.layer.5.", "model.pooler.")) for n in trainable)  # the last of 6
+    tuned = encoder("text_encoder", "minilm", "text_encoder.freeze=false", "text_encoder.gradient_checkpointing=true")
+    model = tuned.model  # transformers >= 5 renamed the flag
+    on = model.is_activation_checkpointing if hasattr(model, "is_activation_checkpointing") else None
+    assert (on if on is not None else model.is_gradient_checkpointing) and all(
+        p.requires_grad for p in tuned.parameters()
+    )
+    tuned.train()
+    out = tuned(ids, mask)
+    torch.testing.assert_close(out.pooled.norm(dim=-1), torch.ones(2))
+    out.pooled[:, 0].sum().backward()
+    assert tuned.model.embeddings.word_embeddings.weight.grad is not None
+
+
 def test_lora_and_layer_decay_train_end_to_end(make_cfg, tmp_path: Path) -> None:
     from mmexp.train import train
 

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -80,14 +80,14 @@ def save_bundle(
 
     import torch
 
-    from mmexp.models.encoders.base import ImageEncoder
+    from mmexp.contracts import Encoder
     from mmexp.models.encoders.frozen_weights import full_state_dict
 
     labels = list(datamodule_state["labels"])
     tokenizer_state = {k: v for k, v in datamodule_state.items() if k != "labels"}
     config = model_config(cfg)
     image = dict(model.encoders).get("image")
-    spec = image.image_input if isinstance(image, ImageEncoder) else None
+    spec = cast(Encoder, image).image_input if image is not None else None
     data = config["data"]
     with full_state_dict(model) if embed_backbones else contextlib.nullcontext():
         state_dict = model.state_dict()

@@ -8,9 +8,9 @@ own tokenizer; it normalizes the pixels and applies the task's activation itself
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mmexp.contracts import ImageInput
+from mmexp.contracts import Encoder, ImageInput
 from mmexp.core.io import write_json_atomic
 from mmexp.data.images import RESIZE_MODES
 from mmexp.data.text import _TOKEN, PAD, UNK
@@ -121,7 +121,8 @@ def describe(
     import torch
 
     model, labels = trained.model, trained.labels
-    image = getattr(serving.encoders, "image", None)  # absent when the fusion reads text only
+    image = dict(serving.encoders).get("image")  # absent when the fusion reads text only
+    image_input = cast(Encoder, image).image_input if image is not None else None
     return {
         "format": fmt.name,
         "file": fmt.file,
@@ -131,7 +132,7 @@ def describe(
         "labels": labels,
         "decision": decision_spec(model.task.name, labels, model.decision_thresholds(labels), model.objective.positive),
         "modalities": list(serving.encoders),
-        "image": image_spec(trained.image_size, trained.resize, getattr(image, "image_input", None)),
+        "image": image_spec(trained.image_size, trained.resize, image_input),
         "text": text_spec(trained.tokenizer, out_dir),
         "verified": verified,
         "source": trained.source,

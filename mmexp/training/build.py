@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from mmexp.core.config_io import resolved_copy
 from mmexp.core.errors import ConfigError
+from mmexp.core.moved_targets import current
 
 if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
@@ -30,6 +31,7 @@ def instantiate(node: Any, *, config_key: str | None = None, **kwargs: Any) -> A
     A ConfigError raised by the target is unwrapped; an option the target does not take (``+split.fodl=3``)
     becomes a ConfigError naming it (``config_key``: the node's place in the config, when it was copied out).
     """
+    node = current(node)  # an old run dir's config.yaml may name a class that moved
     try:
         built = hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as e:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import torch
 from torch import nn
 
 from mmexp.core.io import checksum
-from mmexp.models.encoders.base import ImageEncoder
+from mmexp.contracts import Encoder
 from mmexp.models.encoders.frozen_weights import full_state_dict
 
 if TYPE_CHECKING:
@@ -80,8 +80,9 @@ def encoder_fingerprint(encoder: nn.Module) -> hashlib._Hash:
     for cls in type(encoder).__mro__:
         if cls.__module__.startswith("mmexp."):
             digest.update(_source(cls))
-    if isinstance(encoder, ImageEncoder):  # its pixel statistics are part of its preprocessing
-        digest.update(repr(encoder.image_input).encode())
+    image_input = cast(Encoder, encoder).image_input
+    if image_input is not None:  # an image encoder's pixel statistics are part of its preprocessing
+        digest.update(repr(image_input).encode())
     for name, module in encoder.named_modules():
         digest.update(f"{name}:{type(module).__qualname__}:{_scalars(module)}\n".encode())
     with full_state_dict(encoder):  # the weights themselves, not a reference naming where they came from

@@ -8,13 +8,13 @@ LightningModule only calls ``encoder.encode(batch)``.
 from __future__ import annotations
 
 import functools
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmexp.contracts import Batch, EncoderOutput, ImageInput
+from mmexp.contracts import Batch, Encoder, EncoderOutput, ImageInput
 from mmexp.core.errors import ConfigError
 
 
@@ -109,7 +109,12 @@ class TextEncoder(FreezableEncoder):
     """Base of text encoders: ``forward`` takes ids (B, T) and mask (B, T) from the encoder's tokenizer."""
 
     modality: ClassVar[str] = "text"
+    image_input: None = None  # reads no pixels (the Encoder contract's image_input)
     out_dim: int
 
     def encode(self, batch: Batch) -> EncoderOutput:
         return self(batch.text_ids, batch.text_mask)
+
+
+if TYPE_CHECKING:  # mypy checks here that every encoder (each derives from one of the two) meets the contract
+    _CONTRACT: tuple[type[Encoder], ...] = (ImageEncoder, TextEncoder)

@@ -13,10 +13,11 @@ import logging
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from mmexp.contracts import EncoderOutput, ImageInput
 from mmexp.core.errors import ConfigError
-from mmexp.core.pretrained import load_pretrained
+from mmexp.core.pretrained import load_pretrained, weights_source
 from mmexp.models.encoders.adapters import configure_backbone
 from mmexp.models.encoders.base import ImageEncoder, TextEncoder
 from mmexp.models.encoders.frozen_weights import reference_frozen_weights
@@ -130,7 +131,9 @@ class HFTextEncoder(TextEncoder):
     """A Hugging Face text backbone reading the ids of its own tokenizer (``text_encoder.tokenizer``).
 
     ``pool``: ``mean`` over real tokens (what sentence-transformers models are trained for), ``cls`` (the
-    first token) or ``pooler`` (the model's pooler output). A text with no real token gives zeros.
+    first token) or ``pooler`` (the model's pooler output); ``normalize``: the pooled vector L2-normalized, as
+    sentence-transformers models such as all-MiniLM-L6-v2 (``text_encoder=minilm``) give it. A text with no
+    real token gives zeros.
     """
 
     pretrained = True
@@ -140,6 +143,7 @@ class HFTextEncoder(TextEncoder):
         *,
         name: str,
         pool: str = "mean",
+        normalize: bool = False,
         freeze: bool = True,
         unfreeze_last: int = 0,
         lora_rank: int = 0,
@@ -148,7 +152,7 @@ class HFTextEncoder(TextEncoder):
         super().__init__()
         if pool not in POOLS:
             raise ConfigError(f"text_encoder.pool must be one of {', '.join(POOLS)} (got {pool!r})")
-        self.name, self.pool = name, pool
+        self.name, self.pool, self.normalize = name, pool, normalize
         self.model = load_backbone(name, "text_encoder.name", "text_model")
         self.out_dim = int(self.model.config.hidden_size)
         configure_backbone(
@@ -158,7 +162,7 @@ class HFTextEncoder(TextEncoder):
             lora_rank=lora_rank,
             gradient_checkpointing=gradient_checkpointing,
         )
-        reference_frozen_weights(self, source=name, field="text_encoder")  # checkpoints stay small
+        reference_frozen_weights(self, source=weights_source(name), field="text_encoder")  # checkpoints stay small
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
@@ -170,6 +174,8 @@ class HFTextEncoder(TextEncoder):
             pooled = hidden[:, 0]
         else:
             pooled = out.pooler_output
+        if self.normalize:
+            pooled = F.normalize(pooled, dim=-1)  # a zero vector (no real token) stays zero
         present = mask.any(1, keepdim=True)
         tokens = torch.where(mask.unsqueeze(-1), hidden, torch.zeros((), dtype=hidden.dtype, device=hidden.device))
         return EncoderOutput(
