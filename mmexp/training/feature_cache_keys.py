@@ -17,8 +17,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from mmexp.core.io import checksum
 from mmexp.contracts import Encoder
+from mmexp.core.io import checksum
 from mmexp.models.encoders.frozen_weights import full_state_dict
 
 if TYPE_CHECKING:
