@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core.config_io import resolved_copy
 from mmexp.core.errors import ConfigError
@@ -61,6 +61,66 @@ def check_options(factory: functools.partial[Any], *, key: str) -> None:
     unknown = sorted(set(factory.keywords) - set(params))
     if unknown:
         raise not_an_option(key, unknown[0])
+
+
+# what the builder passes to a group's target besides its options: the run-time sizes and built parts
+COMPLETED: dict[str, frozenset[str]] = {
+    "data": frozenset({"task", "text"}),
+    "text_encoder": frozenset({"vocab_size"}),
+    "fusion": frozenset({"dims", "num_classes"}),
+    "model": frozenset({"task", "positive", "image_encoder", "text_encoder", "fusion", "num_classes"})
+    | frozenset({"optimizer", "scheduler", "augment"}),
+    "optimizer": frozenset({"params"}),
+    "scheduler": frozenset({"optimizer"}),
+    "trainer": frozenset({"callbacks", "logger"}),
+}
+HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
+NOT_PASSED = {"text_encoder": frozenset({TOKENIZER})}  # read by the builder, never given to the target
+
+
+def option_problems(cfg: DictConfig) -> list[str]:
+    """One line per option that no component takes, and per required parameter that neither the config nor the
+    builder gives: every node with a ``_target_`` bound to its target's signature, nothing built (as torchtune's
+    config validation does). Imports the targets' modules."""
+    problems: list[str] = []
+    for key, node in target_nodes(cfg):
+        problems.extend(signature_problems(node, key))
+    return problems
+
+
+def target_nodes(node: DictConfig, key: str = "") -> list[tuple[str, DictConfig]]:
+    """Every node under ``node`` with a ``_target_`` (interpolated nodes, e.g. ``data.split``, are their source's)."""
+    found = [(key, node)] if "_target_" in node else []
+    for name in node:
+        if str(name) == "hydra" or OmegaConf.is_interpolation(node, str(name)) or OmegaConf.is_missing(node, str(name)):
+            continue
+        child = node._get_node(str(name))
+        if isinstance(child, DictConfig) and not child._is_none():
+            found.extend(target_nodes(child, f"{key}.{name}" if key else str(name)))
+    return found
+
+
+def signature_problems(node: DictConfig, key: str) -> list[str]:
+    """``node``'s options bound to its target's parameters (see ``option_problems``)."""
+    if OmegaConf.is_interpolation(node, "_target_") or not isinstance(node._target_, str):
+        return []  # a computed target: checked when it is built
+    try:
+        params = inspect.signature(hydra.utils.get_object(node._target_)).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return [f"{key}._target_={node._target_}: no such class or function; check its spelling"]
+    options = {str(k) for k in node} - HYDRA_KEYS - NOT_PASSED.get(key, frozenset())
+    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        problems = [str(not_an_option(key, name)) for name in sorted(options - set(params))]
+    else:
+        problems = []
+    required = {
+        name
+        for name, p in params.items()
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    for name in sorted(required - options - COMPLETED.get(key, frozenset())):
+        problems.append(f"{key + '.' if key else ''}{name} is required: add {key + '.' if key else ''}{name}=<value>")
+    return problems
 
 
 def without(node: DictConfig, key: str) -> DictConfig:
