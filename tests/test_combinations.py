@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmexp.core.build import build_text_encoder
+from mmexp.core.build import build_partial, build_text_encoder
 from mmexp.core.compose import compose_train_config
 from mmexp.data.task import Task
 from mmexp.models.contracts import Batch
@@ -70,7 +70,7 @@ def build(
     model = MultimodalClassifier(
         image_encoder=encoder("image_encoder", image_name),
         text_encoder=encoder("text_encoder", text_name),
-        fusion=hydra.utils.instantiate(fusion_cfg),
+        fusion=build_partial(fusion_cfg),
         num_classes=classes,
         optimizer=torch.optim.AdamW,
         feature_cache=False,

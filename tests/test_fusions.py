@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 import mmexp
+from mmexp.core.build import build_partial
 from mmexp.models.contracts import EncoderOutput
 from mmexp.models.fusion.attention import attend
 from mmexp.training.classifier import build_head
@@ -40,7 +40,7 @@ def build(name: str, **options: Any) -> torch.nn.Module:
     """Exactly as the run builds it: the YAML's partial, completed with the encoders' dims."""
     cfg = OmegaConf.merge(OmegaConf.load(FUSION_DIR / f"{name}.yaml"), options)
     torch.manual_seed(0)
-    return hydra.utils.instantiate(cfg)(dims=dict(DIMS), num_classes=NUM_CLASSES)
+    return build_partial(cfg)(dims=dict(DIMS), num_classes=NUM_CLASSES)
 
 
 def features(

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmexp.core.build import build_text_encoder, instantiate
+from mmexp.core.build import build_partial, build_text_encoder, instantiate
 from mmexp.core.compose import compose_train_config
 from mmexp.core.errors import ConfigError
 from mmexp.models.contracts import Batch
@@ -105,7 +105,7 @@ def test_every_fusion_trains_on_hf_backbones(fusion: str, freeze: bool) -> None:
     model = MultimodalClassifier(
         image_encoder=image_encoder("vit", f"image_encoder.{flag}"),
         text_encoder=text,
-        fusion=hydra.utils.instantiate(fusion_cfg),
+        fusion=build_partial(fusion_cfg),
         num_classes=3,
         optimizer=torch.optim.AdamW,
         feature_cache=False,

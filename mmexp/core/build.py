@@ -1,4 +1,5 @@
-"""Turn config groups into objects, completing the ``_partial_`` ones with run-time sizes."""
+"""Turn config groups into objects: each group's target with its options, completed by the builder with what
+is known only at run time (sizes, the built encoders, the task); no YAML needs ``_partial_: true``."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
 
     from mmexp.data.datamodule import MultimodalDataModule
+    from mmexp.data.task import Task
     from mmexp.training.classifier import MultimodalClassifier
 
 TOKENIZER = "tokenizer"  # text_encoder.tokenizer: a text encoder's own tokenizer, run by the data side
+TASK_TARGET = "mmexp.data.task.Task"  # conf/task/*.yaml; a run recorded before the task group had it: the same
 
 
 def instantiate(node: Any, *, config_key: str | None = None, **kwargs: Any) -> Any:
@@ -44,6 +47,32 @@ def instantiate(node: Any, *, config_key: str | None = None, **kwargs: Any) -> A
         key = config_key if config_key is not None else node._get_full_key("") if isinstance(node, DictConfig) else ""
         check_options(built, key=key)
     return built
+
+
+def build_partial(node: Any, *, config_key: str | None = None, **kwargs: Any) -> functools.partial[Any]:
+    """``node``'s target with its options (checked now), to be completed by the builder with run-time values.
+
+    The builder makes it partial, so a YAML or override without ``_partial_: true`` builds the same as one with
+    it (a run recorded with it still builds).
+    """
+    factory = instantiate(node, config_key=config_key, _partial_=True, **kwargs)
+    assert isinstance(factory, functools.partial)
+    return factory
+
+
+def build_task(node: DictConfig | None) -> Task:
+    """The ``task`` group, built like the others (``conf/task/*.yaml``); a run config recorded before the group
+    had a ``_target_`` builds the same, and one recorded before tasks existed (no node) is multiclass."""
+    from mmexp.data.task import Task
+
+    if node is None:
+        return Task()
+    if "_target_" not in node:
+        node = resolved_copy(node)
+        node._target_ = TASK_TARGET
+    task = instantiate(node, config_key="task")
+    assert isinstance(task, Task)
+    return task
 
 
 def not_an_option(key: str | None, name: str) -> ConfigError:
@@ -139,12 +168,10 @@ def build_datamodule(
     A text encoder with a tokenizer of its own (``text_encoder.tokenizer``) gets its texts tokenized by
     that one; the others read word ids from the word tokenizer of ``data.text``.
     """
-    from mmexp.data.task import task_of
-
     if text_encoder.get(TOKENIZER) is not None:
         overrides.setdefault("text", instantiate(text_encoder[TOKENIZER]))
-    factory = instantiate(data, _partial_=True, **overrides)  # the Task object passes as is (not as a config)
-    return factory(task=task_of(task))
+    factory = build_partial(data, **overrides)  # the Task object passes as is (not as a config)
+    return factory(task=build_task(task))
 
 
 def build_model(
@@ -156,21 +183,19 @@ def build_model(
     ``text_inputs`` are what the text encoder's tokenizer says it needs (``tokenizer.encoder_kwargs()``:
     ``vocab_size`` for word-level encoders, nothing for pretrained ones).
     """
-    from mmexp.data.task import task_of
-
     text_encoder = build_text_encoder(cfg.text_encoder, **text_inputs)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    scheduler = build_partial(cfg.scheduler) if cfg.get("scheduler") else None
     augment = instantiate(cfg.augment, _convert_="all") if cfg.get("augment") else None  # augment=none: empty
-    model = instantiate(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
-    task = task_of(cfg.get("task"))
+    model = build_partial(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
+    task = build_task(cfg.get("task"))
     return model(
         task=task,
         positive=task.positive_index(labels) if task.binary and labels is not None else None,
         image_encoder=instantiate(cfg.image_encoder),
         text_encoder=text_encoder,
-        fusion=instantiate(cfg.fusion),
+        fusion=build_partial(cfg.fusion),
         num_classes=num_classes,
-        optimizer=instantiate(cfg.optimizer) if cfg.get("optimizer") else None,  # a model bundle predicts only
+        optimizer=build_partial(cfg.optimizer) if cfg.get("optimizer") else None,  # a model bundle predicts only
         scheduler=scheduler,
         augment=augment,
     )
@@ -179,8 +204,8 @@ def build_model(
 def build_text_encoder(node: DictConfig, **text_inputs: int) -> Any:
     """The text encoder of ``node`` (its ``tokenizer`` key goes to the data side, not to the encoder)."""
     if TOKENIZER not in node:
-        return instantiate(node)(**text_inputs)
-    return instantiate(without(node, TOKENIZER), config_key=node._get_full_key(""))(**text_inputs)
+        return build_partial(node)(**text_inputs)
+    return build_partial(without(node, TOKENIZER), config_key=node._get_full_key(""))(**text_inputs)
 
 
 def instantiate_each(group: DictConfig | None) -> list[Any]:

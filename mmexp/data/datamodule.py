@@ -131,7 +131,11 @@ class MultimodalDataModule(L.LightningDataModule):
         self.max_image_pixels = max_image_pixels
         self.image_size, self.resize, self.batch_size = image_size, resize, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.on_bad_record, self.on_leak = num_workers, on_bad_record, check_on_leak(on_leak)
+        self.num_workers, self.on_bad_record, self.on_leak = (
+            num_workers,
+            on_bad_record,
+            check_on_leak(on_leak, "data.on_leak"),
+        )
         if device_resident not in ("auto", True, False):
             raise ConfigError(f"data.device_resident must be auto, true or false (got {device_resident!r})")
         self.device_resident, self.resident_budget_gb = device_resident, resident_budget_gb

@@ -15,12 +15,12 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from mmexp.core.build import build_task
 from mmexp.core.cli import task_overrides
 from mmexp.core.config_checks import check_config
 from mmexp.core.config_io import resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
 from mmexp.core.training_config import training_config
-from mmexp.data.task import task_of
 from mmexp.evaluation.checkpoint_pairing import check_run_config, load_weights
 from mmexp.evaluation.recorded_split import recorded_test_rows
 
@@ -99,7 +99,7 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
     node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
     node.cache_dir = cfg.paths.cache_dir
     if user_data and node.get("synthetic"):  # the built-in data labelled for the run's task
-        node.synthetic.task = task_of(train_cfg.get("task")).name
+        node.synthetic.task = build_task(train_cfg.get("task")).name
     if not user_data:  # every row is read; the run's own test rows are picked by id (recorded_split)
         node.split = {"_target_": "mmexp.data.splits.AllRowsSplit"}
         node.on_leak = "ignore"
