@@ -120,12 +120,12 @@ def option_problems(cfg: DictConfig) -> list[str]:
 def target_nodes(node: DictConfig, key: str = "") -> list[tuple[str, DictConfig]]:
     """Every node under ``node`` with a ``_target_`` (interpolated nodes, e.g. ``data.split``, are their source's)."""
     found = [(key, node)] if "_target_" in node else []
-    for name in node:
-        if str(name) == "hydra" or OmegaConf.is_interpolation(node, str(name)) or OmegaConf.is_missing(node, str(name)):
+    for name in map(str, node):
+        if name == "hydra" or OmegaConf.is_interpolation(node, name) or OmegaConf.is_missing(node, name):
             continue
-        child = node._get_node(str(name))
-        if isinstance(child, DictConfig) and not child._is_none():
-            found.extend(target_nodes(child, f"{key}.{name}" if key else str(name)))
+        child = node.get(name)
+        if isinstance(child, DictConfig):
+            found.extend(target_nodes(child, f"{key}.{name}" if key else name))
     return found
 
 
