@@ -245,7 +245,7 @@ def test_a_single_problem_prints_as_before(make_cfg) -> None:
 
 def test_options_are_bound_to_the_constructor_without_building_it(make_cfg) -> None:
     problems = config_problems(make_cfg("split=kfold", "~split.k", "+task.label_sepp=x", "+optimizer.lrr=0.1"))
-    assert "split.k is required: add split.k=<value>" in problems
+    assert "split.k is required: add +split.k=<value> (or k to the YAML of its config group)" in problems
     assert any(p.startswith("task.label_sepp is not an option here") for p in problems)
     assert any(p.startswith("optimizer.lrr is not an option here") for p in problems)
     assert config_problems(make_cfg()) == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import hydra
@@ -84,12 +84,17 @@ def not_an_option(key: str | None, name: str) -> ConfigError:
 
 def check_options(factory: functools.partial[Any], *, key: str) -> None:
     """Every option given to a ``_partial_`` target is a parameter its constructor declares."""
-    params = inspect.signature(factory.func).parameters
-    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(factory.keywords) - set(params))
+    unknown = unknown_options(factory.func, factory.keywords)
     if unknown:
         raise not_an_option(key, unknown[0])
+
+
+def unknown_options(target: Any, names: Iterable[str]) -> list[str]:
+    """The ``names`` that ``target``'s signature has no parameter for (none when it takes ``**kwargs``)."""
+    params = inspect.signature(target).parameters
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return sorted(set(names) - set(params))
 
 
 # what the builder passes to a group's target besides its options: the run-time sizes and built parts
@@ -134,21 +139,20 @@ def signature_problems(node: DictConfig, key: str) -> list[str]:
     if OmegaConf.is_interpolation(node, "_target_") or not isinstance(node._target_, str):
         return []  # a computed target: checked when it is built
     try:
-        params = inspect.signature(hydra.utils.get_object(node._target_)).parameters
+        target = hydra.utils.get_object(node._target_)
+        params = inspect.signature(target).parameters
     except (ImportError, AttributeError, ValueError, TypeError):
         return [f"{key}._target_={node._target_}: no such class or function; check its spelling"]
     options = {str(k) for k in node} - HYDRA_KEYS - NOT_PASSED.get(key, frozenset())
-    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        problems = [str(not_an_option(key, name)) for name in sorted(options - set(params))]
-    else:
-        problems = []
+    problems = [str(not_an_option(key, name)) for name in unknown_options(target, options)]
     required = {
         name
         for name, p in params.items()
         if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
     for name in sorted(required - options - COMPLETED.get(key, frozenset())):
-        problems.append(f"{key + '.' if key else ''}{name} is required: add {key + '.' if key else ''}{name}=<value>")
+        full = f"{key}.{name}" if key else name
+        problems.append(f"{full} is required: add +{full}=<value> (or {name} to the YAML of its config group)")
     return problems
 
 
