@@ -15,7 +15,7 @@ from torch import nn
 from mmexp.app.compose import compose_train_config
 from mmexp.contracts import Batch
 from mmexp.data.task import Task
-from mmexp.training.build import build_text_encoder
+from mmexp.training.build import build_partial, build_text_encoder
 from mmexp.training.classifier import MultimodalClassifier
 from tests.conftest import REPO, cover_fast
 from tests.hf_factory import required_overrides
@@ -70,7 +70,7 @@ def build(
     model = MultimodalClassifier(
         image_encoder=encoder("image_encoder", image_name),
         text_encoder=encoder("text_encoder", text_name),
-        fusion=hydra.utils.instantiate(fusion_cfg),
+        fusion=build_partial(fusion_cfg),
         num_classes=classes,
         optimizer=torch.optim.AdamW,
         feature_cache=False,

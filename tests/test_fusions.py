@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -13,6 +12,7 @@ from omegaconf import OmegaConf
 import mmexp
 from mmexp.contracts import EncoderOutput
 from mmexp.models.fusion.attention import attend
+from mmexp.training.build import build_partial
 from mmexp.training.classifier import build_head
 
 FUSION_DIR = Path(mmexp.__file__).parents[1] / "conf" / "fusion"
@@ -40,7 +40,7 @@ def build(name: str, **options: Any) -> torch.nn.Module:
     """Exactly as the run builds it: the YAML's partial, completed with the encoders' dims."""
     cfg = OmegaConf.merge(OmegaConf.load(FUSION_DIR / f"{name}.yaml"), options)
     torch.manual_seed(0)
-    return hydra.utils.instantiate(cfg)(dims=dict(DIMS), num_classes=NUM_CLASSES)
+    return build_partial(cfg)(dims=dict(DIMS), num_classes=NUM_CLASSES)
 
 
 def features(

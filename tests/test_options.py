@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf, open_dict
 
+import mmexp
+from mmexp.app.cli import run_job
+from mmexp.app.config_checks import check_config, config_problems
 from mmexp.core.errors import ConfigError
 from mmexp.data.splits import (
     AllRowsSplit,
@@ -21,9 +25,10 @@ from mmexp.data.splits import (
     random_split,
     stratified_split,
 )
+from mmexp.data.task import Task
 from mmexp.models.fusion.attention import CrossAttentionFusion, EarlyTransformerFusion
 from mmexp.models.fusion.pooled import LateFusion, SumFusion, UnimodalFusion
-from mmexp.training.build import instantiate
+from mmexp.training.build import build_task, instantiate
 from tests.conftest import run_cli
 
 LABELS = np.repeat(np.arange(3), 20)
@@ -159,3 +164,137 @@ def test_a_bad_fusion_option_ends_the_run_with_one_line(tmp_path: Path, cache_di
     assert result.returncode != 0
     assert "mmexp: error: fusion.combine" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+# --- issue 26: each option's rule written once, owned by the component that is built from it ---
+
+SEVEN = [  # (overrides, the key the one line starts with, a fragment of the owner's rule)
+    (["model.class_weights=balance"], "model.class_weights", "must be none, balanced or one positive weight"),
+    (["model.class_weights=[1.0,-2.0]"], "model.class_weights", "every weight must be a positive number"),
+    (["model.layer_lr_decay=1.5"], "model.layer_lr_decay", "must be in (0, 1]"),
+    (["image_encoder=hf", "image_encoder.name=x", "image_encoder.lora_rank=-1"], "image_encoder.lora_rank", ">= 0"),
+    (["text_encoder=minilm", "text_encoder.lora_rank=-2"], "text_encoder.lora_rank", ">= 0"),
+    (["split.train=0.9"], "split.train + split.val + split.test", "must sum to 1"),
+    (["split=kfold", "split.fold=7"], "split.fold", "must be in 0..4 for split.k=5"),
+    (["split=group_kfold", "split.k=1"], "split.k", "must be >= 2"),
+    (["split.on_leak=loud"], "split.on_leak", "must be warn, error or ignore"),
+    (["data.sampler=uniform"], "data.sampler", "must be null (shuffle) or balanced"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "rule"), SEVEN, ids=[" ".join(o) for o, _, _ in SEVEN])
+def test_each_owned_option_is_one_line_naming_its_key_before_anything_is_built(
+    overrides: list[str], key: str, rule: str, make_cfg
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_config(make_cfg(*overrides))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(key) and rule in message
+
+
+OWNED_RULES = {  # a fragment only the rule's one definition writes -> the module that owns it
+    "model.class_weights={": "mmexp/training/options.py",
+    "model.layer_lr_decay={": "mmexp/training/options.py",
+    "lora_rank={rank!r}": "mmexp/models/encoders/fine_tuning.py",
+    "must sum to 1": "mmexp/data/splits.py",
+    "split.fold must be in 0..": "mmexp/data/splits.py",
+    "must be warn, error or ignore": "mmexp/data/splits.py",
+    "must be null (shuffle) or balanced": "mmexp/data/sampler_option.py",
+}
+
+
+@pytest.mark.parametrize("fragment", OWNED_RULES)
+def test_each_owned_rule_is_written_in_one_module(fragment: str) -> None:
+    package = Path(mmexp.__file__).parent
+    holders = [p.relative_to(package.parent).as_posix() for p in package.rglob("*.py") if fragment in p.read_text()]
+    assert holders == [OWNED_RULES[fragment]]
+
+
+def test_the_owner_applies_the_same_rule_where_it_is_built() -> None:
+    from mmexp.data.datamodule import MultimodalDataModule
+    from mmexp.training.options import class_weights_option
+
+    with pytest.raises(ConfigError, match=r"^data\.sampler must be null \(shuffle\) or balanced \(got 'uniform'\)$"):
+        MultimodalDataModule(split=RandomSplit(**FRACTIONS), root="unused", sampler="uniform")
+    with pytest.raises(ConfigError, match=r"^data\.on_leak must be warn, error or ignore \(got 'loud'\)$"):
+        MultimodalDataModule(split=RandomSplit(**FRACTIONS), root="unused", on_leak="loud")
+    assert class_weights_option([1, 4]) == [1.0, 4.0] and class_weights_option("none") is None
+
+
+def test_every_problem_of_a_config_is_one_line_of_one_error(make_cfg) -> None:
+    cfg = make_cfg("seed=-1", "data.sampler=uniform", "+fusion.hiden=3")
+    with pytest.raises(ConfigError) as refused:
+        check_config(cfg)
+    lines = str(refused.value).splitlines()
+    assert len(lines) == 3
+    assert lines[0] == "seed=-1 is invalid: expected an integer from 0 to 4294967295, e.g. seed=0"
+    assert lines[1] == "data.sampler must be null (shuffle) or balanced (got 'uniform')"
+    assert lines[2].startswith("fusion.hiden is not an option here: remove it")
+    with pytest.raises(SystemExit) as exited:  # the command line's error path: one "mmexp: error:" line each
+        run_job(lambda: check_config(cfg), run_dir=None)
+    assert str(exited.value.code).splitlines() == [f"mmexp: error: {line}" for line in lines]
+
+
+def test_a_single_problem_prints_as_before(make_cfg) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_job(lambda: check_config(make_cfg("seed=-1")), run_dir=None)
+    assert exited.value.code == (
+        "mmexp: error: seed=-1 is invalid: expected an integer from 0 to 4294967295, e.g. seed=0"
+    )
+
+
+def test_options_are_bound_to_the_constructor_without_building_it(make_cfg) -> None:
+    problems = config_problems(make_cfg("split=kfold", "~split.k", "+task.label_sepp=x", "+optimizer.lrr=0.1"))
+    assert "split.k is required: add +split.k=<value> (or k to the YAML of its config group)" in problems
+    assert any(p.startswith("task.label_sepp is not an option here") for p in problems)
+    assert any(p.startswith("optimizer.lrr is not an option here") for p in problems)
+    assert config_problems(make_cfg()) == []
+
+
+# --- issue 26: the builder completes every partial; task is built like every group ---
+
+
+def test_no_conf_yaml_needs_partial() -> None:
+    conf = Path(mmexp.__file__).parents[1] / "conf"
+    assert [p.name for p in conf.rglob("*.yaml") if "_partial_" in p.read_text()] == []
+
+
+def test_a_config_without_partial_builds_the_same_model_as_one_with_it(make_cfg) -> None:
+    import torch
+
+    from mmexp.training.build import build_model
+
+    plain = make_cfg("text_encoder=bigru", "fusion=gated")
+    recorded = make_cfg("text_encoder=bigru", "fusion=gated")  # as a run recorded before the builder completed them
+    with open_dict(recorded):
+        for group in ("text_encoder", "fusion", "model", "optimizer", "scheduler"):
+            recorded[group]._partial_ = True
+    assert all("_partial_" not in plain[g] for g in ("text_encoder", "fusion", "model", "optimizer"))
+    models = []
+    for cfg in (plain, recorded):
+        torch.manual_seed(0)
+        models.append(build_model(cfg, num_classes=3, vocab_size=30))
+    a, b = (m.state_dict() for m in models)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert type(models[0].encoders["text"]).__name__ == "BiGRUEncoder"
+
+
+def test_a_user_text_encoder_yaml_without_partial_builds(tmp_path: Path) -> None:
+    from mmexp.training.build import build_text_encoder
+
+    (tmp_path / "mine.yaml").write_text("_target_: mmexp.models.encoders.text.BagOfWordsEncoder\nembed_dim: 8\n")
+    encoder = build_text_encoder(OmegaConf.load(tmp_path / "mine.yaml"), vocab_size=12)
+    assert encoder.out_dim == 8
+
+
+@pytest.mark.parametrize("name", ["multiclass", "binary", "multilabel"])
+def test_task_is_built_from_its_target_like_every_group(name: str, make_cfg) -> None:
+    cfg = make_cfg(f"task={name}")
+    assert cfg.task._target_ == "mmexp.data.task.Task"
+    task = build_task(cfg.task)
+    options = {k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "_target_"}
+    assert task == Task(**options) and task.name == name
+    assert build_task(OmegaConf.create(options)) == task  # a run recorded before task had a _target_
+    assert build_task(None) == Task()
+    with pytest.raises(ConfigError, match=r"^task\.label_sepp is not an option here"):
+        build_task(make_cfg(f"task={name}", "+task.label_sepp=x").task)

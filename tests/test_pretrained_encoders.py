@@ -16,7 +16,7 @@ from mmexp.app.compose import compose_train_config
 from mmexp.contracts import Batch
 from mmexp.core.errors import ConfigError
 from mmexp.models.encoders.base import FreezableEncoder
-from mmexp.training.build import build_text_encoder, instantiate
+from mmexp.training.build import build_partial, build_text_encoder, instantiate
 from mmexp.training.classifier import MultimodalClassifier
 from mmexp.training.param_groups import parameter_groups
 from tests.conftest import REPO
@@ -105,7 +105,7 @@ def test_every_fusion_trains_on_hf_backbones(fusion: str, freeze: bool) -> None:
     model = MultimodalClassifier(
         image_encoder=image_encoder("vit", f"image_encoder.{flag}"),
         text_encoder=text,
-        fusion=hydra.utils.instantiate(fusion_cfg),
+        fusion=build_partial(fusion_cfg),
         num_classes=3,
         optimizer=torch.optim.AdamW,
         feature_cache=False,

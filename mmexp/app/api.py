@@ -151,7 +151,7 @@ def _data_overrides(data: Any, *, root: str | Path | None, cfg: DictConfig) -> l
 def frame_manifest(frame: Any, cfg: DictConfig, *, root: str | Path | None = None) -> tuple[Path, Path]:
     """Check a training frame's rows as a manifest's, then write them as one under ``<cache>/frames/`` (named
     by content, so the same frame reuses its files and the decoded-image cache). Returns (data root, manifest)."""
-    from mmexp.data.task import task_of
+    from mmexp.training.build import build_task
 
     data = cfg.data
     columns = Columns(
@@ -160,7 +160,7 @@ def frame_manifest(frame: Any, cfg: DictConfig, *, root: str | Path | None = Non
     )  # fmt: skip
     cache = Path(str(cfg.paths.cache_dir)).expanduser().absolute() / "frames"
     rows = frame_rows(frame, columns, root=root, images_dir=cache / "images")
-    records, bad = parse_records(rows.rows, rows.root, columns, task_of(cfg.get("task")))
+    records, bad = parse_records(rows.rows, rows.root, columns, build_task(cfg.get("task")))
     if bad and data.on_bad_record == "error":
         raise ConfigError(format_bad_rows(bad, FRAME, describe=rows.describe))
     reasons = {b.line: rows.describe(b) for b in bad}

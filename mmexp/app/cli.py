@@ -1,9 +1,9 @@
 """The one way every ``python -m mmexp.<command>`` ends: results, or one line that says what went wrong.
 
 Errors a user can cause (``ConfigError``, a config whose ``${...}`` cannot be resolved) print
-``mmexp: error: <message>`` and exit 1, without a traceback; any failure of a job with a run dir is recorded in
-its run_info.json (never in another run's dir); in a Hydra sweep a failed job is logged and the sweep goes on;
-Ctrl-C and SIGTERM exit 130 / 143.
+``mmexp: error: <message>`` (one such line per problem of a config) and exit 1, without a traceback; any
+failure of a job with a run dir is recorded in its run_info.json (never in another run's dir); in a Hydra sweep
+a failed job is logged and the sweep goes on; Ctrl-C and SIGTERM exit 130 / 143.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from mmexp.core.errors import UNRESOLVABLE, ConfigError, RunDirInUse, unresolvable_config
+from mmexp.core.errors import UNRESOLVABLE, ConfigError, RunDirInUse, error_lines, unresolvable_config
 from mmexp.run.status import mark_failed
 
 log = logging.getLogger("mmexp")
@@ -95,7 +95,7 @@ def run_job(
             log_sweep_failure(error)
             return on_sweep_failure
         if isinstance(error, ConfigError):
-            raise SystemExit(f"mmexp: error: {error}") from None
+            raise SystemExit(error_lines(error)) from None
         raise
 
 
@@ -112,6 +112,6 @@ def log_sweep_failure(error: Exception) -> None:
             handler.handle(record)
     where = f"traceback in {files[0].baseFilename}" if files and not isinstance(error, ConfigError) else ""
     detail = "; ".join(filter(None, [where, "recorded in run_info.json", "the sweep goes on"]))
-    log.error(
-        "job failed: %s (%s)", error if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}", detail
-    )
+    ours = isinstance(error, ConfigError)
+    message = "; ".join(str(error).splitlines()) if ours else f"{type(error).__name__}: {error}"
+    log.error("job failed: %s (%s)", message, detail)

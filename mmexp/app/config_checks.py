@@ -1,24 +1,27 @@
-"""Cheap checks of a composed config, run before torch is imported or any data is read."""
+"""Checks of a composed config, run before any data is read or any model is built; every problem is reported.
+
+``RULES`` holds only the checks no component owns. The options a component checks where it is built
+(``model.class_weights``, ``model.layer_lr_decay``, ``*.lora_rank``, ``data.sampler``, the split's fractions,
+folds and ``on_leak``) are checked here by calling that component's own rule (``OWNED``, from torch-free
+modules) or by building the component when it is cheap (the split), so each rule is written once. Last, every
+component's options are bound to its constructor's signature (``build.option_problems``), which imports the
+components but builds none.
+"""
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
+from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core.errors import ConfigError
+from mmexp.data.sampler_option import sampler_option
+from mmexp.models.encoders.fine_tuning import check_lora_rank
+from mmexp.training.options import check_layer_lr_decay, class_weights_option
 
-
-def _class_weights(value: object) -> bool:
-    """none, balanced or a non-empty list of positive numbers (its length is checked against the data)."""
-    if value is None or value in ("none", "balanced"):
-        return True
-    return (
-        isinstance(value, (list, ListConfig))
-        and len(value) > 0
-        and all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in value)
-    )
+ABSENT = "__absent__"
 
 
 def _seed(value: object) -> bool:
@@ -26,7 +29,7 @@ def _seed(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
 
 
-# key -> (is the value valid?, what a valid value looks like)
+# key -> (is the value valid?, what a valid value looks like): options no constructor checks
 RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "seed": (_seed, "an integer from 0 to 4294967295, e.g. seed=0"),
     "split.seed": (_seed, "an integer from 0 to 4294967295, e.g. split.seed=0"),
@@ -34,7 +37,6 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.eval_batch_size": (lambda v: v is None or (isinstance(v, int) and v > 0), "null or a positive integer"),
     "data.image_size": (lambda v: isinstance(v, int) and v >= 8, "an integer >= 8, e.g. data.image_size=32"),
     "data.num_workers": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0 = load in the main process)"),
-    "data.sampler": (lambda v: v in (None, "none", "balanced"), "null (shuffle) or balanced"),
     "data.text.max_tokens": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "trainer.max_epochs": (
         lambda v: v is None or (isinstance(v, int) and (v >= 1 or v == -1)),
@@ -42,10 +44,6 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "optimizer.lr": (lambda v: isinstance(v, (int, float)) and v > 0, "a positive number, e.g. optimizer.lr=1e-3"),
     "model.dropout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)"),
-    "model.class_weights": (
-        _class_weights,
-        "none, balanced, or one positive weight per class in labels.json order, e.g. model.class_weights=[1.0,4.0]",
-    ),
     "model.backbone_lr": (
         lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
         "null (the optimizer's) or a positive number, e.g. model.backbone_lr=1e-5",
@@ -54,28 +52,54 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
         lambda v: v is None or (isinstance(v, (int, float)) and v >= 0),
         "null (the optimizer's) or a number >= 0",
     ),
-    "model.layer_lr_decay": (
-        lambda v: v is None or (isinstance(v, (int, float)) and 0 < v <= 1),
-        "null (no decay) or a number in (0, 1], e.g. model.layer_lr_decay=0.8",
-    ),
-    "image_encoder.lora_rank": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: no adapters)"),
-    "text_encoder.lora_rank": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: no adapters)"),
     "image_encoder.unfreeze_last": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: all frozen)"),
     "text_encoder.unfreeze_last": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: all frozen)"),
 }
 
+# key -> the owning component's rule (raises a one-line ConfigError), called on the configured value
+OWNED: dict[str, Callable[[Any], object]] = {
+    "model.class_weights": class_weights_option,  # MultimodalClassifier
+    "model.layer_lr_decay": check_layer_lr_decay,  # parameter_groups
+    "image_encoder.lora_rank": functools.partial(check_lora_rank, "image_encoder"),  # configure_backbone
+    "text_encoder.lora_rank": functools.partial(check_lora_rank, "text_encoder"),
+    "data.sampler": sampler_option,  # MultimodalDataModule
+}
+
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise one ConfigError naming the first bad field and what a good value looks like."""
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
-    if missing:
-        raise ConfigError(f"{missing[0]} is required: add {missing[0]}=<value> to the command line")
-    for key, (ok, hint) in RULES.items():
-        value = OmegaConf.select(cfg, key, default="__absent__")
-        if value != "__absent__" and not ok(value):
-            raise ConfigError(f"{key}={value!r} is invalid: expected {hint}")
-    split = cfg.get("split") or {}
-    if all(k in split for k in ("train", "val", "test")):
-        from mmexp.data.splits import check_fractions
+    """Raise one ConfigError with a line per problem (each naming the field and the fix), or return."""
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
-        check_fractions(split["train"], split["val"], split["test"])
+
+def config_problems(cfg: DictConfig) -> list[str]:
+    """Every problem of ``cfg``, one line each, in the order: missing values, rules, owned rules, signatures."""
+    from mmexp.core.build import instantiate, option_problems
+
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    problems = [f"{key} is required: add {key}=<value> to the command line" for key in missing]
+    for key, (ok, hint) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=ABSENT)
+        if value != ABSENT and not ok(value):
+            problems.append(f"{key}={value!r} is invalid: expected {hint}")
+    for key, rule in OWNED.items():
+        value = OmegaConf.select(cfg, key, default=ABSENT)
+        if value != ABSENT:
+            problems.extend(_raised(rule, value))
+    bound = option_problems(cfg)
+    problems.extend(bound)
+    split = cfg.get("split")
+    building = isinstance(split, DictConfig) and "_target_" in split and not OmegaConf.missing_keys(split)
+    if building and not any(line.startswith("split.") for line in bound):  # the split checks its own options
+        problems.extend(line for line in _raised(instantiate, split, config_key="split") if line not in problems)
+    return problems
+
+
+def _raised(rule: Callable[..., object], *args: Any, **kwargs: Any) -> list[str]:
+    """The message of the ConfigError ``rule(*args)`` raises, as a list of lines (empty: it passed)."""
+    try:
+        rule(*args, **kwargs)
+    except ConfigError as e:
+        return str(e).splitlines()
+    return []

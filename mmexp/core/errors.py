@@ -27,6 +27,12 @@ class OutputError(ConfigError, OSError):
     """
 
 
+def error_lines(error: ConfigError) -> str:
+    """How a command prints ``error``: ``mmexp: error: <line>`` for each line (a config check reports every
+    problem of a config, one per line), so each problem reads, and greps, like a single error."""
+    return "\n".join(f"mmexp: error: {line}" for line in str(error).splitlines() or [""])
+
+
 def run_dir_in_use(run_dir: object, command: str = "train") -> RunDirInUse:
     """The refusal for a run dir that already holds a run (``run_info.json``), raised before touching it; only
     training can continue a run (``resume=auto``), so only train's message offers it."""

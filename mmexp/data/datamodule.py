@@ -24,14 +24,14 @@ from mmexp.data.label_pairing import unknown_classes
 from mmexp.data.leakage import LeakReport, check_leakage
 from mmexp.data.manifest import read_rows
 from mmexp.data.records import BadRow, Columns, Record, format_bad_rows, parse_records
-from mmexp.data.splits import Split
+from mmexp.data.sampler_option import sampler_option
+from mmexp.data.splits import Split, check_on_leak
 from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
 from mmexp.data.task import Task
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer
 
 log = logging.getLogger(__name__)
 SETS = ("train", "val", "test")
-SAMPLERS = (None, "none", "balanced")  # data.sampler
 
 
 @dataclass(frozen=True)
@@ -131,18 +131,20 @@ class MultimodalDataModule(L.LightningDataModule):
         self.max_image_pixels = max_image_pixels
         self.image_size, self.resize, self.batch_size = image_size, resize, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.on_bad_record, self.on_leak = num_workers, on_bad_record, on_leak
+        self.num_workers, self.on_bad_record, self.on_leak = (
+            num_workers,
+            on_bad_record,
+            check_on_leak(on_leak, "data.on_leak"),
+        )
         if device_resident not in ("auto", True, False):
             raise ConfigError(f"data.device_resident must be auto, true or false (got {device_resident!r})")
         self.device_resident, self.resident_budget_gb = device_resident, resident_budget_gb
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"data.sampler must be null (shuffle) or balanced (got {sampler!r})")
-        if sampler == "balanced" and self.task.multilabel:
+        self.sampler = sampler_option(sampler)
+        if self.sampler == "balanced" and self.task.multilabel:
             raise ConfigError(
                 "data.sampler=balanced draws rows by their one class, which a multi-label row does not have; "
                 "for task=multilabel weigh the rare labels with model.pos_weight=balanced instead"
             )
-        self.sampler = None if sampler == "none" else sampler
         self.sampler_seed = 0  # the run's seed: torch's initial seed when setup() runs (after seed_everything)
         self.label_names: list[str] = []  # set before setup() by load_state_dict (a checkpoint's map wins)
         self._info: DatasetInfo | None = None

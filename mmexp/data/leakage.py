@@ -57,9 +57,8 @@ def find_leaks(records: list[Record], split: Split, images: np.ndarray) -> LeakR
 
 
 def check_leakage(records: list[Record], split: Split, images: np.ndarray, on_leak: str) -> LeakReport | None:
-    """``on_leak``: warn (log), error (stop before training) or ignore (do not even look)."""
-    if on_leak not in ("warn", "error", "ignore"):
-        raise ConfigError(f"split.on_leak must be warn, error or ignore (got {on_leak!r})")
+    """``on_leak``: warn (log), error (stop before training) or ignore (do not even look); checked where the
+    split strategy and the datamodule are built (``mmexp.data.splits.check_on_leak``)."""
     if on_leak == "ignore":
         return None
     report = find_leaks(records, split, images)

@@ -6,7 +6,8 @@ count the rows.
 
 Each strategy is also a small frozen dataclass that declares its options and checks them when the
 config is built (``conf/split/*.yaml`` points ``_target_`` at it); the datamodule calls it with the
-data as ``split(labels, groups=..., predefined=...)`` and it delegates to its pure function.
+data as ``split(labels, groups=..., predefined=...)`` and it delegates to its pure function. The classes are
+the one place the options are checked: the pure functions trust their arguments.
 ``on_leak`` is declared by each class so it is checked; the datamodule reads it (``data.on_leak``).
 """
 
@@ -100,7 +101,6 @@ def random_split(
     predefined: np.ndarray | None = None,
 ) -> Split:
     """Shuffle all rows once and cut them by the fractions (``groups``/``predefined`` are unused)."""
-    check_fractions(train, val, test)
     idx = np.random.default_rng(seed).permutation(len(labels))
     return _finish([_cut(idx, val, test)])
 
@@ -120,7 +120,6 @@ def stratified_split(
     Multi-label rows (a 2-D multi-hot matrix) are dealt by iterative stratification instead, which keeps
     every label's positive rate in every set.
     """
-    check_fractions(train, val, test)
     rng = np.random.default_rng(seed)
     if is_multilabel(labels):
         return Split(*_iterative_parts(labels, np.arange(len(labels)), (train, val, test), rng))
@@ -143,8 +142,6 @@ def kfold_split(
     Multi-label rows: the folds and the validation carve use iterative stratification.
     ``groups``/``predefined`` are unused (split=group_kfold keeps groups apart).
     """
-    _check_folds(k, fold)
-    _check_val(val)
     rng = np.random.default_rng(seed)
     folds = _folds(labels, k, stratified, rng)
     test_idx = np.flatnonzero(folds == fold)
@@ -194,8 +191,6 @@ def group_kfold_split(
         raise ConfigError(
             "split=group_kfold needs a group for every row: set data.group_col to the manifest column that holds it"
         )
-    _check_folds(k, fold)
-    _check_val(val)
     groups = np.asarray(groups, dtype=object)
     if len(set(groups.tolist())) < k:
         raise ConfigError(f"split=group_kfold: only {len(set(groups.tolist()))} groups for split.k={k}")
@@ -215,7 +210,6 @@ def predefined_split(
     labels: np.ndarray, *, val: float, seed: int, groups: np.ndarray | None = None, predefined: np.ndarray | None = None
 ) -> Split:
     """Use the manifest's split column (train/val/test); val is carved from train if absent (``groups`` unused)."""
-    _check_val(val)
     allowed = {"train", "val", "test"}
     if predefined is None or any(v not in allowed for v in predefined):
         bad = sorted({str(v) for v in (predefined if predefined is not None else [None])} - allowed)
@@ -240,9 +234,12 @@ def _check_seed(seed: int) -> None:
         raise ConfigError(f"split.seed must be an integer (got {seed!r}); e.g. split.seed=0")
 
 
-def _check_on_leak(on_leak: str) -> None:
+def check_on_leak(on_leak: str, key: str = "split.on_leak") -> str:
+    """What to do with identical items across sets; ``key``: where it was configured (the datamodule's
+    ``data.on_leak`` defaults to ``${split.on_leak}``)."""
     if on_leak not in LEAK_POLICIES:
-        raise ConfigError(f"split.on_leak must be warn, error or ignore (got {on_leak!r})")
+        raise ConfigError(f"{key} must be warn, error or ignore (got {on_leak!r})")
+    return on_leak
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,7 +253,7 @@ class SplitStrategy:
     on_leak: str = "warn"
 
     def __post_init__(self) -> None:
-        _check_on_leak(self.on_leak)
+        check_on_leak(self.on_leak)
 
     def __call__(
         self, labels: np.ndarray, *, groups: np.ndarray | None = None, predefined: np.ndarray | None = None

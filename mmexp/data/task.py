@@ -24,7 +24,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -262,15 +262,3 @@ def written_list(text: str) -> list[object] | None:
 def each_class(labels: Iterable[Label]) -> list[str]:
     """Every class of every label, repeats kept (a multi-label row counts once for each of its classes)."""
     return [name for label in labels for name in ((label,) if isinstance(label, str) else label)]
-
-
-def task_of(node: object) -> Task:
-    """The task of a run config's ``task`` node (a run recorded before tasks existed: multiclass)."""
-    if node is None:
-        return Task()
-    values = dict(node)  # type: ignore[call-overload]
-    unknown = sorted(set(values) - {f.name for f in fields(Task)})
-    if unknown:
-        options = ", ".join(f.name for f in fields(Task))
-        raise ConfigError(f"task.{unknown[0]} is not an option: the task options are {options}")
-    return Task(**values)

@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 
 from mmexp.core.config_io import resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError
-from mmexp.data.task import task_of
 from mmexp.evaluation.checkpoint_pairing import check_run_config, load_weights
+from mmexp.training.build import build_task
 
 log = logging.getLogger("mmexp.eval")
 DEFINITIONS = {
@@ -94,7 +94,7 @@ def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
     node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
     node.cache_dir = cfg.paths.cache_dir
     if user_data and node.get("synthetic"):  # the built-in data labelled for the run's task
-        node.synthetic.task = task_of(train_cfg.get("task")).name
+        node.synthetic.task = build_task(train_cfg.get("task")).name
     if not user_data:  # every row is read; the run's own test rows are picked by id (recorded_split)
         node.split = {"_target_": "mmexp.data.splits.AllRowsSplit"}
         node.on_leak = "ignore"

@@ -111,7 +111,7 @@ def save_bundle(
         meta = {
             "format": FORMAT,
             "mmexp_version": __version__,
-            "task": config["task"],
+            "task": {k: v for k, v in config["task"].items() if k != "_target_"},  # the options, as recorded
             "labels": labels,
             "thresholds": model.decision_thresholds(labels),
             "inputs": {

@@ -17,7 +17,7 @@ from typing import Any
 from mmexp.core.errors import ConfigError
 from mmexp.data.manifest import RowProblem
 from mmexp.data.records import BadRow, Columns, ScoringRecord, check_scoring_columns, explicit_ids, scoring_record
-from mmexp.data.task import Task, task_of
+from mmexp.data.task import Task
 from mmexp.portable.bundle import Bundle, BundleError, build_tokenizer
 from mmexp.portable.frames import FrameRows, frame_rows, require_pandas
 
@@ -31,12 +31,12 @@ class Predictor:
     def __init__(self, bundle: Bundle, *, device: str = "cpu") -> None:
         from mmexp.evaluation.evaluate import pick_device
         from mmexp.evaluation.predictions import Inputs
-        from mmexp.training.build import build_model
+        from mmexp.training.build import build_model, build_task
 
         meta = bundle.meta
         self.path = bundle.path
         self.labels: list[str] = list(meta["labels"])
-        self.task: Task = task_of(bundle.config.get("task"))
+        self.task: Task = build_task(bundle.config.get("task"))
         self.columns = Columns(**meta["inputs"]["columns"])
         tokenizer = build_tokenizer(bundle.config, bundle.tokenizer_state)
         self.model = build_model(

@@ -1,16 +1,17 @@
-"""Turn config groups into objects, completing the ``_partial_`` ones with run-time sizes."""
+"""Turn config groups into objects: each group's target with its options, completed by the builder with what
+is known only at run time (sizes, the built encoders, the task); no YAML needs ``_partial_: true``."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mmexp.core.config_io import resolved_copy
 from mmexp.core.errors import ConfigError
@@ -20,9 +21,11 @@ if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
 
     from mmexp.data.datamodule import MultimodalDataModule
+    from mmexp.data.task import Task
     from mmexp.training.classifier import MultimodalClassifier
 
 TOKENIZER = "tokenizer"  # text_encoder.tokenizer: a text encoder's own tokenizer, run by the data side
+TASK_TARGET = "mmexp.data.task.Task"  # conf/task/*.yaml; a run recorded before the task group had it: the same
 
 
 def instantiate(node: Any, *, config_key: str | None = None, **kwargs: Any) -> Any:
@@ -48,6 +51,32 @@ def instantiate(node: Any, *, config_key: str | None = None, **kwargs: Any) -> A
     return built
 
 
+def build_partial(node: Any, *, config_key: str | None = None, **kwargs: Any) -> functools.partial[Any]:
+    """``node``'s target with its options (checked now), to be completed by the builder with run-time values.
+
+    The builder makes it partial, so a YAML or override without ``_partial_: true`` builds the same as one with
+    it (a run recorded with it still builds).
+    """
+    factory = instantiate(node, config_key=config_key, _partial_=True, **kwargs)
+    assert isinstance(factory, functools.partial)
+    return factory
+
+
+def build_task(node: DictConfig | None) -> Task:
+    """The ``task`` group, built like the others (``conf/task/*.yaml``); a run config recorded before the group
+    had a ``_target_`` builds the same, and one recorded before tasks existed (no node) is multiclass."""
+    from mmexp.data.task import Task
+
+    if node is None:
+        return Task()
+    if "_target_" not in node:
+        node = resolved_copy(node)
+        node._target_ = TASK_TARGET
+    task = instantiate(node, config_key="task")
+    assert isinstance(task, Task)
+    return task
+
+
 def not_an_option(key: str | None, name: str) -> ConfigError:
     return ConfigError(
         f"{key + '.' if key else ''}{name} is not an option here: remove it, or check its spelling "
@@ -57,12 +86,76 @@ def not_an_option(key: str | None, name: str) -> ConfigError:
 
 def check_options(factory: functools.partial[Any], *, key: str) -> None:
     """Every option given to a ``_partial_`` target is a parameter its constructor declares."""
-    params = inspect.signature(factory.func).parameters
-    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(factory.keywords) - set(params))
+    unknown = unknown_options(factory.func, factory.keywords)
     if unknown:
         raise not_an_option(key, unknown[0])
+
+
+def unknown_options(target: Any, names: Iterable[str]) -> list[str]:
+    """The ``names`` that ``target``'s signature has no parameter for (none when it takes ``**kwargs``)."""
+    params = inspect.signature(target).parameters
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return sorted(set(names) - set(params))
+
+
+# what the builder passes to a group's target besides its options: the run-time sizes and built parts
+COMPLETED: dict[str, frozenset[str]] = {
+    "data": frozenset({"task", "text"}),
+    "text_encoder": frozenset({"vocab_size"}),
+    "fusion": frozenset({"dims", "num_classes"}),
+    "model": frozenset({"task", "positive", "image_encoder", "text_encoder", "fusion", "num_classes"})
+    | frozenset({"optimizer", "scheduler", "augment"}),
+    "optimizer": frozenset({"params"}),
+    "scheduler": frozenset({"optimizer"}),
+    "trainer": frozenset({"callbacks", "logger"}),
+}
+HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
+NOT_PASSED = {"text_encoder": frozenset({TOKENIZER})}  # read by the builder, never given to the target
+
+
+def option_problems(cfg: DictConfig) -> list[str]:
+    """One line per option that no component takes, and per required parameter that neither the config nor the
+    builder gives: every node with a ``_target_`` bound to its target's signature, nothing built (as torchtune's
+    config validation does). Imports the targets' modules."""
+    problems: list[str] = []
+    for key, node in target_nodes(cfg):
+        problems.extend(signature_problems(node, key))
+    return problems
+
+
+def target_nodes(node: DictConfig, key: str = "") -> list[tuple[str, DictConfig]]:
+    """Every node under ``node`` with a ``_target_`` (interpolated nodes, e.g. ``data.split``, are their source's)."""
+    found = [(key, node)] if "_target_" in node else []
+    for name in map(str, node):
+        if name == "hydra" or OmegaConf.is_interpolation(node, name) or OmegaConf.is_missing(node, name):
+            continue
+        child = node.get(name)
+        if isinstance(child, DictConfig):
+            found.extend(target_nodes(child, f"{key}.{name}" if key else name))
+    return found
+
+
+def signature_problems(node: DictConfig, key: str) -> list[str]:
+    """``node``'s options bound to its target's parameters (see ``option_problems``)."""
+    if OmegaConf.is_interpolation(node, "_target_") or not isinstance(node._target_, str):
+        return []  # a computed target: checked when it is built
+    try:
+        target = hydra.utils.get_object(node._target_)
+        params = inspect.signature(target).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return [f"{key}._target_={node._target_}: no such class or function; check its spelling"]
+    options = {str(k) for k in node} - HYDRA_KEYS - NOT_PASSED.get(key, frozenset())
+    problems = [str(not_an_option(key, name)) for name in unknown_options(target, options)]
+    required = {
+        name
+        for name, p in params.items()
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    for name in sorted(required - options - COMPLETED.get(key, frozenset())):
+        full = f"{key}.{name}" if key else name
+        problems.append(f"{full} is required: add +{full}=<value> (or {name} to the YAML of its config group)")
+    return problems
 
 
 def without(node: DictConfig, key: str) -> DictConfig:
@@ -81,12 +174,10 @@ def build_datamodule(
     A text encoder with a tokenizer of its own (``text_encoder.tokenizer``) gets its texts tokenized by
     that one; the others read word ids from the word tokenizer of ``data.text``.
     """
-    from mmexp.data.task import task_of
-
     if text_encoder.get(TOKENIZER) is not None:
         overrides.setdefault("text", instantiate(text_encoder[TOKENIZER]))
-    factory = instantiate(data, _partial_=True, **overrides)  # the Task object passes as is (not as a config)
-    return factory(task=task_of(task))
+    factory = build_partial(data, **overrides)  # the Task object passes as is (not as a config)
+    return factory(task=build_task(task))
 
 
 def build_model(
@@ -98,21 +189,19 @@ def build_model(
     ``text_inputs`` are what the text encoder's tokenizer says it needs (``tokenizer.encoder_kwargs()``:
     ``vocab_size`` for word-level encoders, nothing for pretrained ones).
     """
-    from mmexp.data.task import task_of
-
     text_encoder = build_text_encoder(cfg.text_encoder, **text_inputs)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    scheduler = build_partial(cfg.scheduler) if cfg.get("scheduler") else None
     augment = instantiate(cfg.augment, _convert_="all") if cfg.get("augment") else None  # augment=none: empty
-    model = instantiate(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
-    task = task_of(cfg.get("task"))
+    model = build_partial(cfg.model, _convert_="all")  # plain dicts, so checkpoints load with weights_only
+    task = build_task(cfg.get("task"))
     return model(
         task=task,
         positive=task.positive_index(labels) if task.binary and labels is not None else None,
         image_encoder=instantiate(cfg.image_encoder),
         text_encoder=text_encoder,
-        fusion=instantiate(cfg.fusion),
+        fusion=build_partial(cfg.fusion),
         num_classes=num_classes,
-        optimizer=instantiate(cfg.optimizer) if cfg.get("optimizer") else None,  # a model bundle predicts only
+        optimizer=build_partial(cfg.optimizer) if cfg.get("optimizer") else None,  # a model bundle predicts only
         scheduler=scheduler,
         augment=augment,
     )
@@ -121,8 +210,8 @@ def build_model(
 def build_text_encoder(node: DictConfig, **text_inputs: int) -> Any:
     """The text encoder of ``node`` (its ``tokenizer`` key goes to the data side, not to the encoder)."""
     if TOKENIZER not in node:
-        return instantiate(node)(**text_inputs)
-    return instantiate(without(node, TOKENIZER), config_key=node._get_full_key(""))(**text_inputs)
+        return build_partial(node)(**text_inputs)
+    return build_partial(without(node, TOKENIZER), config_key=node._get_full_key(""))(**text_inputs)
 
 
 def instantiate_each(group: DictConfig | None) -> list[Any]:

@@ -22,6 +22,7 @@ from mmexp.models.missing import modality_dropout
 from mmexp.training.feature_cache import FeatureCache, FeatureCacheCallback
 from mmexp.training.metrics import EpochPredictions, TaskMetrics
 from mmexp.training.objective import Objective
+from mmexp.training.options import class_weights_option, pos_weight_option
 from mmexp.training.param_groups import parameter_groups
 
 
@@ -79,8 +80,8 @@ class MultimodalClassifier(L.LightningModule):
         # a multiclass model has no such key in its state dict
         self.thresholds: torch.Tensor | None
         self.register_buffer("thresholds", self.objective.initial_thresholds() if self.objective.n_thresholds else None)
-        self.class_weights = _class_weights_option(class_weights)
-        self.pos_weights = _pos_weight_option(pos_weight)
+        self.class_weights = class_weights_option(class_weights)
+        self.pos_weights = pos_weight_option(pos_weight)
         _check_weights(self.task, self.class_weights, self.pos_weights)
         # the loss's weights, resolved by setup() and saved in the checkpoint; None: no key in the state dict.
         # class_weight: cross-entropy's per-class weight (binary pos_weight too); pos_weight: multilabel's BCE
@@ -339,44 +340,12 @@ class MultimodalClassifier(L.LightningModule):
         }
 
 
-def _positive_numbers(values: Sequence[object]) -> bool:
-    """Every value is a finite number above 0 (booleans are not numbers here)."""
-    return all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0 for w in values)
-
-
-def _class_weights_option(value: str | Sequence[float] | None) -> str | list[float] | None:
-    """``model.class_weights`` as None, ``"balanced"`` or a list of positive finite floats."""
-    if value is None or value == "none":
-        return None
-    if value == "balanced":
-        return "balanced"
-    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise ConfigError(f"model.class_weights={value!r} must be none, balanced or a list of weights, e.g. [1.0,4.0]")
-    if not _positive_numbers(value):
-        raise ConfigError(f"model.class_weights={list(value)!r}: every weight must be a positive number")
-    return [float(w) for w in value]
-
-
 def _flat_ranks(gathered: tuple[torch.Tensor, torch.Tensor], probs_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``all_gather``'s output as one set of rows: it adds a leading world dimension only when distributed."""
     probs, targets = gathered
     if probs.dim() > probs_dim:
         probs, targets = probs.flatten(0, 1), targets.flatten(0, 1)
     return probs, targets
-
-
-def _pos_weight_option(value: str | float | Sequence[float] | None) -> str | float | list[float] | None:
-    """``model.pos_weight`` as None, ``"balanced"``, one positive number or a list of them."""
-    if value is None or value == "none":
-        return None
-    if value == "balanced":
-        return "balanced"
-    values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-    if isinstance(values, str) or not isinstance(values, Sequence) or not values or not _positive_numbers(values):
-        raise ConfigError(
-            f"model.pos_weight={value!r} must be none, balanced, a positive number or a list of them, e.g. 3.0"
-        )
-    return float(values[0]) if not isinstance(value, Sequence) else [float(w) for w in values]
 
 
 def _check_weights(task: Task, class_weights: object, pos_weights: object) -> None:

@@ -9,6 +9,7 @@ from torch import nn
 
 from mmexp.core.errors import ConfigError
 from mmexp.models.encoders.base import FreezableEncoder, blocks_of
+from mmexp.training.options import check_layer_lr_decay
 
 
 def parameter_groups(
@@ -41,8 +42,7 @@ def parameter_groups(
         backbone = [p for encoder in backbones for p in encoder.parameters() if p.requires_grad]
         groups.append({"params": backbone, **lr, **options})
     else:
-        if not 0 < layer_lr_decay <= 1:
-            raise ConfigError(f"model.layer_lr_decay={layer_lr_decay} must be in (0, 1] (null: no decay)")
+        check_layer_lr_decay(layer_lr_decay)
         top_lr = backbone_lr if backbone_lr is not None else base_lr
         if top_lr is None:
             raise ConfigError("model.layer_lr_decay needs a learning rate: set model.backbone_lr or optimizer.lr")

@@ -12,6 +12,7 @@ from torch import nn
 
 from mmexp.core.errors import ConfigError
 from mmexp.models.encoders.base import ImageEncoder, TextEncoder, blocks_of
+from mmexp.models.encoders.fine_tuning import check_lora_rank
 
 PEFT_EXTRA = "{field}.lora_rank needs peft: pip install 'mmexp[pretrained]'"
 
@@ -27,8 +28,7 @@ def configure_backbone(
     """Apply the encoder's fine-tuning options to its Hugging Face model (``encoder.model``)."""
     model: Any = encoder.model  # a transformers PreTrainedModel
     field = f"{encoder.modality}_encoder"  # the config group, for error messages
-    if lora_rank < 0:
-        raise ConfigError(f"{field}.lora_rank={lora_rank} must be >= 0 (0: no adapters)")
+    check_lora_rank(field, lora_rank)
     if lora_rank and (not freeze or unfreeze_last):
         raise ConfigError(
             f"{field}.lora_rank={lora_rank} trains adapters on a frozen backbone; it cannot be combined with "
