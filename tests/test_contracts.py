@@ -103,6 +103,11 @@ def test_every_configured_encoder_and_fusion_honours_its_protocol(tmp_path: Path
     assert isinstance(model.fusion, Fusion) and model.fusion.produces_logits
     assert all(isinstance(e, Encoder) and e.modality == m for m, e in model.encoders.items())
     assert isinstance(model.encoders["image"], ImageEncoder) and set(model.encoders) == set(MODALITIES)
+    image, text = model.encoders["image"], model.encoders["text"]  # the rest of the contract callers read
+    assert isinstance(image.image_input, ImageInput) and text.image_input is None
+    assert not image.pretrained and not text.pretrained and not text.frozen
+    text.freeze()
+    assert text.frozen and not any(p.requires_grad for p in text.parameters())
     logits = model(batch_of(2))
     assert logits.shape == (2, 3)
 

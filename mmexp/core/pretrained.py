@@ -35,7 +35,8 @@ PACKAGED: dict[str, PackagedModel] = {
 
 
 def local_model(name: str) -> str:
-    """The directory of a packaged model (``PACKAGED``); any other name as given."""
+    """The directory of a packaged model (``PACKAGED``; its name wins over a local folder of that name); any other
+    name as given."""
     packaged = PACKAGED.get(name)
     if packaged is None:
         return name
