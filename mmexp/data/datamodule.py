@@ -287,6 +287,10 @@ class MultimodalDataModule(L.LightningDataModule):
                 f"split: class(es) {names} have no training example; use split=stratified or add data for them"
             )
 
+    def rows(self, name: str) -> torch.Tensor:
+        """The positions in ``info.records`` of the ``train``, ``val`` or ``test`` rows, in loader order."""
+        return self._datasets[name].rows
+
     def train_labels(self) -> torch.Tensor:
         """The targets of the train rows (CPU): class indices (N,) int64, or (multilabel) multi-hot (N, K); what
         balanced loss weights and the sampler count."""

@@ -10,19 +10,20 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from mmexp.app.trained_run import split_chosen
 from mmexp.core.cli import task_overrides
 from mmexp.core.config_checks import check_config
-from mmexp.core.config_io import resolved_copy, resolved_dict
+from mmexp.core.config_io import resolved_dict
 from mmexp.core.errors import ConfigError, RunDirInUse
-from mmexp.core.training_config import training_config
-from mmexp.data.task import task_of
-from mmexp.evaluation.checkpoint_pairing import check_run_config, load_weights
+from mmexp.evaluation.checkpoint_pairing import check_run_config
 from mmexp.evaluation.recorded_split import recorded_test_rows
+
+if TYPE_CHECKING:
+    from mmexp.training.classifier import MultimodalClassifier
 
 log = logging.getLogger("mmexp.eval")
 DEFINITIONS = {
@@ -31,11 +32,6 @@ DEFINITIONS = {
     "effective_robustness": "mean over s=1..S of (acc(s) - acc(0)) - (base(s) - base(0)), base = the unimodal "
     "model of the corrupted modality under the same corruption; null without a baseline",
 }
-
-
-def split_chosen() -> bool:
-    """True when the command line picked a split option (``split=<name>``), not eval.yaml's every-row split."""
-    return HydraConfig.initialized() and HydraConfig.get().runtime.choices.get("split") is not None
 
 
 def locate_run(ckpt_path: str) -> tuple[Path, Path]:
@@ -80,32 +76,6 @@ def load_checkpoint(path: Path, *, trust: bool) -> dict[str, Any]:
     return ckpt
 
 
-def data_node(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
-    """The data config to evaluate on: the user's ``data=...``, else the training run's own.
-
-    Tokenization and image size always come from training (the model was fitted to them); caches go
-    to this run's ``paths.cache_dir``; the training data's leakage check already ran at training time.
-    The run's own data is read whole and its test rows are then taken by the ids in its split.json.
-    """
-    user_data = cfg.get("data") is not None
-    if not user_data and split_chosen():
-        raise ConfigError(
-            "split=... selects rows of a dataset given with data=... (e.g. data=folder "
-            "data.root=/path); without data=, the checkpoint's own test split is evaluated"
-        )
-    node = resolved_copy(cfg.data if user_data else train_cfg.data)
-    node.text, node.image_size = train_cfg.data.text, train_cfg.data.image_size  # the word tokenizer's spec
-    node.resize = train_cfg.data.get("resize", "squash")  # images made square as the model saw them
-    node.eval_batch_size = cfg.batch_size or train_cfg.data.get("eval_batch_size") or train_cfg.data.batch_size
-    node.cache_dir = cfg.paths.cache_dir
-    if user_data and node.get("synthetic"):  # the built-in data labelled for the run's task
-        node.synthetic.task = task_of(train_cfg.get("task")).name
-    if not user_data:  # every row is read; the run's own test rows are picked by id (recorded_split)
-        node.split = {"_target_": "mmexp.data.splits.AllRowsSplit"}
-        node.on_leak = "ignore"
-    return node
-
-
 def pick_device(name: str) -> Any:
     import torch
 
@@ -129,21 +99,20 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def run_evaluations(
-    cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any], datamodule: Any, *, device: Any
+    cfg: DictConfig, model: MultimodalClassifier, datamodule: Any, *, device: Any
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Clean test metrics, missing modalities, reliability, complexity; robustness curves when configured."""
-    from mmexp.core.build import build_model, instantiate
+    from mmexp.core.build import instantiate
     from mmexp.evaluation import robustness as rb
     from mmexp.evaluation.calibration import reliability
     from mmexp.evaluation.complexity import model_complexity
     from mmexp.evaluation.corruptions import SEVERITIES
+    from mmexp.evaluation.inference import infer
     from mmexp.models.contracts import MODALITIES
 
     labels = datamodule.label_names
-    model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
-    load_weights(model, ckpt, Path(cfg.ckpt_path))
     loader = datamodule.test_dataloader()
-    clean = rb.predict(model.to(device), loader, device=device)
+    clean = infer(model.to(device), loader, device=device)
     missing = rb.missing_modality(model, loader, device=device, clean=clean)
     results = {
         "rows": len(clean.labels),
@@ -216,11 +185,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"run dir {run_dir} already holds a run; mmexp.eval writes to a new dir only "
             "(leave hydra.run.dir unset, or give a fresh one)"
         )
-    train_cfg = training_config(train_dir, own_data=cfg.get("data") is None)  # a relative data.root: see there
 
     import torch
 
-    from mmexp.core.build import build_datamodule
+    from mmexp.app.trained_run import for_command
     from mmexp.core.io import write_json_atomic
     from mmexp.core.log_setup import quiet_known_warnings
     from mmexp.evaluation.complexity import reset_peak_memory
@@ -229,17 +197,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     quiet_known_warnings()
     reset_peak_memory()  # this evaluation's peak, not the process's
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
-    ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
-    datamodule = build_datamodule(data_node(cfg, train_cfg), train_cfg.text_encoder, task=train_cfg.get("task"))
-    datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # setup keeps this tokenizer state and label map
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    run, datamodule = for_command(cfg)  # a relative data.root of the run's own data: see training_config
+    datamodule.setup("test")  # keeps the checkpoint's tokenizer state and label map
     if cfg.get("data") is None:
         datamodule.use_test_rows(recorded_test_rows(train_dir, datamodule.info))
     device = pick_device(str(cfg.device))
     recorder.start(device=str(device))
     torch.manual_seed(cfg.seed)
-    results, robustness = run_evaluations(cfg, train_cfg, ckpt, datamodule, device=device)
+    results, robustness = run_evaluations(cfg, run.model(), datamodule, device=device)
     train_metrics = read_json(train_dir / "metrics.json")
     train_run = {
         "dir": str(train_dir),
@@ -247,7 +212,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "test": train_metrics.get("test"),
     }  # the report groups evals by these overrides
     results = {
-        **provenance(cfg, ckpt_path, ckpt, datamodule, rows=results.pop("rows")),
+        **provenance(cfg, ckpt_path, run.checkpoint, datamodule, rows=results.pop("rows")),
         "train_run": train_run,
         "device": str(device),
         **results,

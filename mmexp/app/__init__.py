@@ -1,0 +1,1 @@
+"""The composition layer: config to objects, and the runs rebuilt from what they saved."""
