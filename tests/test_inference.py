@@ -45,7 +45,7 @@ def test_infer_gives_the_forward_probabilities_with_the_transform_applied(built:
         expected_no_text = torch.cat([model(without("text")(b)).softmax(-1) for b in batches])
     assert torch.equal(clean.probs, expected) and torch.equal(no_text.probs, expected_no_text)
     assert not torch.allclose(clean.probs, no_text.probs)  # the transform reached the model
-    assert clean.index is not None and clean.index.tolist() == datamodule.rows("test").tolist()
+    assert clean.index is not None and clean.index.tolist() == datamodule.split_rows["test"].tolist()
     assert torch.equal(clean.labels, torch.cat([b.label for b in batches]))
     assert clean.loss == pytest.approx(float(torch.nn.functional.cross_entropy(expected.log(), clean.labels)), 1e-5)
 
@@ -77,7 +77,7 @@ def test_trainer_test_scores_each_test_row_once_and_test_csv_holds_its_probabili
         write_split_predictions(path, trainer, model, datamodule, "test", model.test_scored)
     finally:
         hook.remove()
-    test_rows = datamodule.rows("test").tolist()
+    test_rows = datamodule.split_rows["test"].tolist()
     assert len(test_rows) > 8 and sorted(seen) == sorted(test_rows)  # every test row through forward once
     rows = read_csv(path)
     labels = datamodule.label_names

@@ -200,7 +200,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run, datamodule = for_command(cfg)  # a relative data.root of the run's own data: see training_config
     datamodule.setup("test")  # keeps the checkpoint's tokenizer state and label map
     if cfg.get("data") is None:
-        datamodule.use_test_rows(recorded_test_rows(train_dir, datamodule.info))
+        datamodule.split_rows["test"] = torch.tensor(recorded_test_rows(train_dir, datamodule.info), dtype=torch.int64)
     device = pick_device(str(cfg.device))
     recorder.start(device=str(device))
     torch.manual_seed(cfg.seed)

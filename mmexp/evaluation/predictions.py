@@ -138,7 +138,7 @@ def write_split_predictions(
     if not trainer.is_global_zero:
         return
     device, labels, ids = trainer.strategy.root_device, datamodule.label_names, datamodule.info.ids
-    rows = datamodule.rows(split).tolist()
+    rows = datamodule.split_rows[split].tolist()
     parts = [scored] if scored is not None else []
     place = scored.by_row() if scored is not None else {}
     if any(row not in place for row in rows):
