@@ -79,7 +79,8 @@ def loader_batches(dataset: Any, batch_size: int) -> Iterator[Batch]:
 
 def resident_batches(dataset: Any, batch_size: int, device: torch.device) -> Iterator[Batch]:
     """The ceiling: whole dataset on the device, each batch one index operation per tensor."""
-    full = (dataset.images, dataset.text_ids, dataset.text_mask, dataset.labels)
+    tensors = dataset.tensors  # a RowsDataset: its rows of the DatasetTensors
+    full = (tensors.images, tensors.text_ids, tensors.text_mask, tensors.labels)
     images, ids, mask, labels = (t[dataset.rows].to(device) for t in full)
     while True:
         for idx in torch.split(torch.randperm(len(labels), device=device), batch_size):

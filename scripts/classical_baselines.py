@@ -119,8 +119,8 @@ def run_fold(overrides: list[str], out: Path, seed: int) -> None:
         raise SystemExit("classical_baselines.py fits single-label classifiers: a multilabel manifest is not supported")
     labels = np.array([datamodule.label_names.index(str(r.label)) for r in info.records])
     split = info.split
-    text = text_features(info.texts, split.train)
-    image = image_features(info.images.numpy(), split.train)
+    text = text_features(info.tensors.texts, split.train)
+    image = image_features(info.tensors.images.numpy(), split.train)
     sets = {"tfidf": text, "color_hist": image, "tfidf+color_hist": sparse.hstack([text, image]).tocsr()}
     split_cfg = {k: v for k, v in dict(cfg.split).items() if k in ("fold", "seed", "k")}
     shown = [o for o in overrides if o.startswith(("split.fold", "seed"))]

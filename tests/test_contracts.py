@@ -12,7 +12,8 @@ from lightning.pytorch.utilities import move_data_to_device
 from mmexp.app.compose import compose_train_config
 from mmexp.contracts import MODALITIES, Batch, Encoder, Fusion, ImageInput
 from mmexp.core.errors import ConfigError
-from mmexp.data.dataset import TensorBatchDataset, collate
+from mmexp.data.dataset import RowsDataset, collate
+from mmexp.data.tensors import DatasetTensors
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer
 from mmexp.models.encoders.base import ImageEncoder, normalize_images
 from mmexp.models.encoders.image import CNNEncoder
@@ -62,14 +63,15 @@ def test_unknown_modality_is_refused() -> None:
 
 def test_dataset_batches_equal_concatenated_rows() -> None:
     full = batch_of(5)
-    dataset = TensorBatchDataset(
+    tensors = DatasetTensors(
         images=full.image,
         text_ids=full.text_ids,
         text_mask=full.text_mask,
         labels=full.label,
         texts=full.texts,
-        rows=torch.tensor([4, 1, 3]),
+        ids=[f"r{i}" for i in range(5)],
     )
+    dataset = RowsDataset(tensors, torch.tensor([4, 1, 3]))
     whole = dataset.__getitems__([0, 1, 2])
     rows = collate([dataset[i] for i in range(3)])
     for name in ("image", "text_ids", "text_mask", "label", "index"):

@@ -363,13 +363,13 @@ def test_device_resident_batches_equal_the_plain_ones(tmp_path: Path) -> None:
     plain.setup()
     resident.setup()
     assert _batches(resident.val_dataloader()) == _batches(plain.val_dataloader())
-    assert resident._device_copy is not None and plain._device_copy is None
-    assert resident.test_dataloader().dataset.images is resident.val_dataloader().dataset.images  # one copy
-    dataset = plain._datasets["train"]
+    assert resident._resident is not None and plain._resident is None
+    assert resident.test_dataloader().dataset.tensors is resident.val_dataloader().dataset.tensors  # one copy
+    tensors = plain.info.tensors
     cuda = torch.device("cuda")
-    assert not resident_on(torch.device("cpu"), dataset, "auto", 4.0)  # CPU tensors are resident already
-    assert resident_on(cuda, dataset, "auto", 4.0) and not resident_on(cuda, dataset, "auto", 1e-9)
-    assert not resident_on(cuda, dataset, False, 4.0)
+    assert not resident_on(torch.device("cpu"), tensors, "auto", 4.0)  # CPU tensors are resident already
+    assert resident_on(cuda, tensors, "auto", 4.0) and not resident_on(cuda, tensors, "auto", 1e-9)
+    assert not resident_on(cuda, tensors, False, 4.0)
     with pytest.raises(ConfigError, match="device_resident"):
         make_dm(tmp_path, device_resident="sometimes")
 

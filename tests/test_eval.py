@@ -146,7 +146,8 @@ def test_bad_checkpoint_paths_are_one_line_errors(tmp_path: Path, cache_dir: Pat
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_every_fusion_evaluates_with_each_modality_missing(fusion: str, tmp_path: Path, cache_dir: Path) -> None:
-    from mmexp.evaluation.robustness import missing_modality, predict
+    from mmexp.evaluation.inference import infer
+    from mmexp.evaluation.robustness import missing_modality
     from mmexp.training.build import build_model, instantiate
 
     cfg = compose_cfg(
@@ -157,7 +158,7 @@ def test_every_fusion_evaluates_with_each_modality_missing(fusion: str, tmp_path
     datamodule.setup("test")
     model = build_model(cfg, num_classes=datamodule.num_classes, **datamodule.tokenizer.encoder_kwargs())
     loader = datamodule.test_dataloader()
-    clean = predict(model, loader, device=torch.device("cpu"))
+    clean = infer(model, loader, device=torch.device("cpu"))
     scores = missing_modality(model, loader, device=torch.device("cpu"), clean=clean)
     assert set(scores) == {"both", "no_image", "no_text"}
     for condition in scores.values():

@@ -15,7 +15,8 @@ from torch import nn
 import mmexp.evaluation.complexity
 import mmexp.training.feature_cache as fc
 import mmexp.training.feature_cache_keys as keys
-from mmexp.contracts import Batch, EncoderOutput
+from mmexp.contracts import EncoderOutput
+from mmexp.data.tensors import DatasetTensors
 from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.encoders.text import BagOfWordsEncoder, LSTMEncoder, TransformerTextEncoder
 from mmexp.models.fusion.pooled import ConcatFusion
@@ -52,11 +53,16 @@ def inputs(tmp_path: Path, *, texts: list[str] | None = None, seed: int = 0, bat
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, VOCAB, (N, T), generator=g)
     ids[torch.arange(T).expand(N, T) >= torch.randint(0, T + 1, (N, 1), generator=g)] = 0  # ragged, some empty
-    return fc.DatasetInputs(
+    tensors = DatasetTensors(
         images=torch.randint(0, 256, (N, 3, SIZE, SIZE), dtype=torch.uint8, generator=g),
         text_ids=ids,
         text_mask=ids != 0,
+        labels=torch.zeros(N, dtype=torch.long),
         texts=texts or [f"text {i}" for i in range(N)],
+        ids=[f"r{i}" for i in range(N)],
+    )
+    return fc.DatasetInputs(
+        tensors=tensors,
         image_key="k",
         cache_dir=tmp_path,
         batch_size=batch_size,
@@ -76,13 +82,7 @@ def build(model: MultimodalClassifier, modality: str, data: fc.DatasetInputs) ->
 
 
 def direct(model: MultimodalClassifier, modality: str, data: fc.DatasetInputs, index: torch.Tensor):
-    batch = Batch(
-        image=data.images[index],
-        text_ids=data.text_ids[index],
-        text_mask=data.text_mask[index],
-        label=torch.zeros(len(index), dtype=torch.long),
-        texts=[data.texts[i] for i in index.tolist()],
-    )
+    batch = data.tensors.take(index)
     with torch.no_grad():
         return model.encode_modality(modality, batch)
 
@@ -109,7 +109,8 @@ def test_pretrained_text_rows_are_looked_up_as_the_encoder_returns_them(tmp_path
     texts[2] = texts[25] = "a much longer caption about a small blue square in the corner"
     model = classifier(resnet(), HFTextEncoder(name="all-MiniLM-L6-v2", normalize=True))  # text_encoder=minilm
     ids, mask = PretrainedTokenizer(path="all-MiniLM-L6-v2", max_length=256).encode(texts)
-    data = dataclasses.replace(inputs(tmp_path, texts=texts, batch_size=6), text_ids=ids, text_mask=mask)
+    data = inputs(tmp_path, texts=texts, batch_size=6)
+    data = dataclasses.replace(data, tensors=dataclasses.replace(data.tensors, text_ids=ids, text_mask=mask))
     cache = build(model, "text", data)
     assert cache.width == ids.shape[1]  # the data side pads every text to the longest one
     for rows in ([0, 3, 7], [2, 0], [4, 8, 11, 25], [1, 0]):
@@ -196,15 +197,7 @@ def test_modified_inputs_bypass_the_cache(tmp_path: Path) -> None:
     model.feature_caches = {m: build(model, m, data) for m in ("image", "text")}
     for cache in model.feature_caches.values():
         cache.pooled.fill_(7.0)  # poisoned: shows where the cache was used
-    index = torch.arange(4)
-    batch = Batch(
-        image=data.images[index],
-        text_ids=data.text_ids[index],
-        text_mask=data.text_mask[index],
-        texts=data.texts[:4],
-        label=torch.zeros(4, dtype=torch.long),
-        index=index,
-    )
+    batch = data.tensors.take(torch.arange(4))
     with torch.no_grad():
         assert all((out.pooled == 7).all() for out in model.encode(batch).values())
         rows = torch.tensor([True, False, False, False])

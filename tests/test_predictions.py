@@ -70,6 +70,23 @@ def ckpt(run: Path) -> str:
     return f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
 
 
+def test_metrics_json_test_numbers_are_those_of_test_csv(trained: Path) -> None:
+    """trainer.test scored every test row of this run once; test.csv holds those very probabilities."""
+    from mmexp.data.task import Task
+    from mmexp.training.metrics import TaskMetrics
+    from mmexp.training.objective import Objective
+
+    _, rows = read_csv(trained / "predictions" / "test.csv")
+    labels = json.loads((trained / "labels.json").read_text())
+    saved = json.loads((trained / "metrics.json").read_text())["test"]
+    probs = torch.tensor([[float(r[f"p_{name}"]) for name in labels] for r in rows])
+    target = torch.tensor([labels.index(r["label"]) for r in rows])
+    metrics = TaskMetrics(Objective(Task(), len(labels)), "test/", kind="test")
+    metrics.update(probs, target, None)
+    recomputed = {k: float(v) for k, v in metrics.compute().items()}
+    assert len(recomputed) > 3 and all(recomputed[k] == pytest.approx(saved[k], abs=1e-6) for k in recomputed)
+
+
 def test_every_run_writes_its_test_predictions(trained: Path, data: Path) -> None:
     header, rows = read_csv(trained / "predictions" / "test.csv")
     labels = json.loads((trained / "labels.json").read_text())

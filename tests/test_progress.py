@@ -96,6 +96,7 @@ def test_feature_extraction_image_decoding_latency_and_data_generation_report_pr
     from mmexp.contracts import EncoderOutput
     from mmexp.data.image_cache import decode_into
     from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
+    from mmexp.data.tensors import DatasetTensors
     from mmexp.evaluation.complexity import latency_seconds
     from mmexp.training import feature_cache
     from tests.data_factory import clean_rows
@@ -103,11 +104,16 @@ def test_feature_extraction_image_decoding_latency_and_data_generation_report_pr
     monkeypatch.setattr(progress_module, "SHOW_AFTER_S", 0.0)
     caplog.set_level(logging.INFO)
     rows = 40
-    inputs = feature_cache.DatasetInputs(
+    tensors = DatasetTensors(
         images=torch.zeros(rows, 3, 4, 4, dtype=torch.uint8),
         text_ids=torch.zeros(rows, 3, dtype=torch.long),
         text_mask=torch.ones(rows, 3, dtype=torch.bool),
+        labels=torch.zeros(rows, dtype=torch.long),
         texts=["x"] * rows,
+        ids=[str(i) for i in range(rows)],
+    )
+    inputs = feature_cache.DatasetInputs(
+        tensors=tensors,
         image_key="k",
         cache_dir=tmp_path,
         batch_size=4,

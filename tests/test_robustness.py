@@ -16,11 +16,11 @@ from mmexp.data.tokenizers import WordTokenizer
 from mmexp.eval import load_checkpoint
 from mmexp.evaluation.calibration import reliability
 from mmexp.evaluation.corruptions import SEVERITIES, ImageCorruption, UnknownWords
+from mmexp.evaluation.inference import infer
 from mmexp.evaluation.robustness import (
     corrupt,
     effective_robustness,
     load_baseline,
-    predict,
     relative_robustness,
     robustness_curves,
     scores,
@@ -140,7 +140,7 @@ def test_accuracy_falls_with_severity_and_severity_zero_is_clean_accuracy(
 ) -> None:
     model, datamodule = trained_concat
     cpu, loader = torch.device("cpu"), datamodule.test_dataloader()
-    clean = scores(predict(model, loader, device=cpu), model)["acc"]
+    clean = scores(infer(model, loader, device=cpu), model)["acc"]
     assert clean > 0.9
     curves = robustness_curves(
         model,

@@ -75,7 +75,7 @@ def check_config(cfg: DictConfig) -> None:
 
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem of ``cfg``, one line each, in the order: missing values, rules, owned rules, signatures."""
-    from mmexp.core.build import instantiate, option_problems
+    from mmexp.training.build import instantiate, option_problems
 
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
     problems = [f"{key} is required: add {key}=<value> to the command line" for key in missing]

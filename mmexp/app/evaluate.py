@@ -17,15 +17,7 @@ from omegaconf import DictConfig
 from mmexp.app.cli import task_overrides
 from mmexp.app.config_checks import check_config
 from mmexp.core.errors import RunDirInUse
-from mmexp.core.training_config import training_config
-from mmexp.evaluation.evaluate import (
-    data_node,
-    load_checkpoint,
-    locate_run,
-    pick_device,
-    run_evaluations,
-    split_chosen,
-)
+from mmexp.evaluation.evaluate import locate_run, pick_device, run_evaluations, split_chosen
 from mmexp.evaluation.recorded_split import recorded_test_rows
 
 log = logging.getLogger("mmexp.eval")
@@ -64,30 +56,26 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"run dir {run_dir} already holds a run; mmexp.eval writes to a new dir only "
             "(leave hydra.run.dir unset, or give a fresh one)"
         )
-    train_cfg = training_config(train_dir, own_data=cfg.get("data") is None)  # a relative data.root: see there
 
     import torch
 
     from mmexp.core.io import write_json_atomic
     from mmexp.core.log_setup import quiet_known_warnings
     from mmexp.evaluation.complexity import reset_peak_memory
+    from mmexp.evaluation.trained_run import for_command
     from mmexp.run.recorder import RunRecorder
-    from mmexp.training.build import build_datamodule
 
     quiet_known_warnings()
     reset_peak_memory()  # this evaluation's peak, not the process's
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
-    ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
-    datamodule = build_datamodule(data_node(cfg, train_cfg), train_cfg.text_encoder, task=train_cfg.get("task"))
-    datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # setup keeps this tokenizer state and label map
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    run, datamodule = for_command(cfg)  # a relative data.root of the run's own data: see training_config
+    datamodule.setup("test")  # keeps the checkpoint's tokenizer state and label map
     if cfg.get("data") is None:
-        datamodule.use_test_rows(recorded_test_rows(train_dir, datamodule.info))
+        datamodule.split_rows["test"] = torch.tensor(recorded_test_rows(train_dir, datamodule.info), dtype=torch.int64)
     device = pick_device(str(cfg.device))
     recorder.start(device=str(device))
     torch.manual_seed(cfg.seed)
-    results, robustness = run_evaluations(cfg, train_cfg, ckpt, datamodule, device=device)
+    results, robustness = run_evaluations(cfg, run.model(), datamodule, device=device)
     train_metrics = read_json(train_dir / "metrics.json")
     train_run = {
         "dir": str(train_dir),
@@ -95,7 +83,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "test": train_metrics.get("test"),
     }  # the report groups evals by these overrides
     results = {
-        **provenance(cfg, ckpt_path, ckpt, datamodule, rows=results.pop("rows")),
+        **provenance(cfg, ckpt_path, run.checkpoint, datamodule, rows=results.pop("rows")),
         "train_run": train_run,
         "device": str(device),
         **results,

@@ -19,11 +19,9 @@ from mmexp.app.cli import task_overrides
 from mmexp.app.config_checks import check_config
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 from mmexp.core.errors import ConfigError, RunDirInUse
-from mmexp.core.training_config import training_config
 from mmexp.data.label_pairing import unknown_classes
 from mmexp.data.records import format_bad_rows
-from mmexp.evaluation.checkpoint_pairing import load_weights
-from mmexp.evaluation.evaluate import data_node, load_checkpoint, locate_run, pick_device
+from mmexp.evaluation.evaluate import locate_run, pick_device
 
 log = logging.getLogger("mmexp.predict")
 
@@ -45,23 +43,20 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise ConfigError(f"batch_size={cfg.batch_size!r} is invalid: expected null or a positive integer")
     run_dir = Path(cfg.paths.run_dir)
-    ckpt_path, train_dir = locate_run(cfg.ckpt_path)
+    _, train_dir = locate_run(cfg.ckpt_path)
     check_output_dir(run_dir, train_dir)
-    train_cfg = training_config(train_dir, own_data=cfg.get("data") is None)  # a relative data.root: see there
 
     from mmexp.core.io import write_atomic
     from mmexp.core.log_setup import quiet_known_warnings
     from mmexp.evaluation import predictions as pr
+    from mmexp.evaluation.trained_run import for_command
     from mmexp.run.recorder import RunRecorder
-    from mmexp.training.build import build_datamodule, build_model
 
     quiet_known_warnings()
     recorder = RunRecorder(run_dir, cfg, overrides=task_overrides())
-    ckpt = load_checkpoint(ckpt_path, trust=cfg.trust_checkpoint)
-    node = data_node(cfg, train_cfg)  # the training run's tokenization, image size and resize
-    datamodule = build_datamodule(node, train_cfg.text_encoder, task=train_cfg.get("task"))
-    datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # the checkpoint's vocabulary and label map
-    datamodule.prepare_data()
+    # the data read with the training run's tokenization, image size and resize; a relative data.root of the run's
+    # own data: see training_config
+    run, datamodule = for_command(cfg)
     manifest = pr.check_manifest(
         datamodule.manifest,
         datamodule.data_root,
@@ -76,8 +71,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     unknown = unknown_classes(manifest.classes, labels, source=manifest.path)
     if unknown:  # the rows are still scored; their label column just cannot be compared with the predictions
         log.warning("%s; their rows are scored, but their labels cannot be compared with the predictions", unknown)
-    model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
-    load_weights(model, ckpt, ckpt_path)
+    model = run.model()
     device = pick_device(str(cfg.device))
     recorder.start(device=str(device))
     inputs = pr.Inputs(datamodule.tokenizer, datamodule.image_size, datamodule.resize, datamodule.max_image_pixels)

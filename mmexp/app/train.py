@@ -169,8 +169,9 @@ def _run(cfg: DictConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         thresholds=model.decision_thresholds(datamodule.label_names),
     )
     with features_attached(trainer, model):  # the cached features (every row): no second pass of a frozen backbone
-        for split in SPLITS:
-            write_split_predictions(run_dir / "predictions" / f"{split}.csv", trainer, model, datamodule, split)
+        for split in SPLITS:  # test: the rows trainer.test scored are written as it scored them, not scored again
+            scored = model.test_scored if split == "test" else None
+            write_split_predictions(run_dir / "predictions" / f"{split}.csv", trainer, model, datamodule, split, scored)
     if rank_zero:  # model/: what prediction needs, loadable anywhere (mmexp.portable.bundle)
         save_run_bundle(run_dir, cfg, model, datamodule, best=best)
     log_confusion_matrix(loggers, metrics["confusion_matrix"], datamodule.label_names)

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from mmexp.contracts import Batch
 from mmexp.core.errors import ConfigError
 from mmexp.data.balance import BalancedSampler
-from mmexp.data.dataset import TensorBatchDataset, collate
+from mmexp.data.dataset import RowsDataset, collate
 from mmexp.data.image_cache import cache_key as image_cache_key
 from mmexp.data.image_cache import load_or_decode
 from mmexp.data.images import MAX_IMAGE_PIXELS, RESIZE_MODES
@@ -28,6 +28,7 @@ from mmexp.data.sampler_option import sampler_option
 from mmexp.data.splits import Split, check_on_leak
 from mmexp.data.synthetic import SyntheticSpec, ensure_synthetic
 from mmexp.data.task import Task
+from mmexp.data.tensors import DatasetTensors
 from mmexp.data.tokenizers import Tokenizer, WordTokenizer
 
 log = logging.getLogger(__name__)
@@ -36,36 +37,33 @@ SETS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What ``setup()`` produced, for the code that reads a whole dataset (run files, feature cache, eval).
+    """What ``setup()`` read, for the code that reads a whole dataset (run files, feature cache, eval).
 
-    Rows are the usable records in manifest order; ``images``, ``text_ids``, ``text_mask`` and ``texts``
-    hold every row (train, val and test share them); ``image_key`` identifies the decoded images (the
-    manifest, every image file and the image size), so caches built on them need not hash them again.
+    Rows are the usable records in manifest order; ``tensors`` holds every row as the model reads it (train,
+    val and test are positions in it: ``split``); ``image_key`` identifies the decoded images (the manifest,
+    every image file and the image size), so caches built on them need not hash them again.
     """
 
     records: list[Record]
     skipped: list[BadRow]
     label_names: list[str]
     split: Split
-    images: torch.Tensor  # (N, 3, H, W) uint8
-    text_ids: torch.Tensor  # (N, T)
-    text_mask: torch.Tensor  # (N, T)
-    texts: list[str]
+    tensors: DatasetTensors
     image_key: str
     manifest: Path
     leaks: LeakReport | None
 
     @property
     def ids(self) -> list[str]:
-        return [r.id for r in self.records]
+        return self.tensors.ids
 
 
-def resident_on(device: torch.device, dataset: TensorBatchDataset, mode: str | bool, budget_gb: float) -> bool:
+def resident_on(device: torch.device, tensors: DatasetTensors, mode: str | bool, budget_gb: float) -> bool:
     """Keep the dataset's tensors on ``device``: always when ``mode`` is True, never when False;
     ``auto``: on a GPU when the tensors fit in ``budget_gb``. On the CPU they are resident already."""
     if mode is False or (mode == "auto" and device.type == "cpu"):
         return False
-    return mode is True or dataset.nbytes() <= budget_gb * 2**30
+    return mode is True or tensors.nbytes() <= budget_gb * 2**30
 
 
 class MultimodalDataModule(L.LightningDataModule):
@@ -148,9 +146,9 @@ class MultimodalDataModule(L.LightningDataModule):
         self.sampler_seed = 0  # the run's seed: torch's initial seed when setup() runs (after seed_everything)
         self.label_names: list[str] = []  # set before setup() by load_state_dict (a checkpoint's map wins)
         self._info: DatasetInfo | None = None
-        self._datasets: dict[str, TensorBatchDataset] = {}
-        # (device, images, text_ids, text_mask, labels) when resident
-        self._device_copy: tuple[torch.device, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # positions in info.tensors of the train/val/test rows, in loader order (eval sets test to a run's own)
+        self.split_rows: dict[str, torch.Tensor] = {}
+        self._resident: DatasetTensors | None = None  # info.tensors on the device, when kept there
 
     @property
     def data_root(self) -> Path:
@@ -230,36 +228,32 @@ class MultimodalDataModule(L.LightningDataModule):
         texts = [r.text for r in records]
         self.tokenizer.fit([texts[i] for i in split.train])  # a vocabulary loaded from a checkpoint is kept
         text_ids, text_mask = self.tokenizer.encode(texts)
+        tensors = DatasetTensors(
+            images=torch.from_numpy(images),
+            text_ids=text_ids,
+            text_mask=text_mask,
+            labels=torch.from_numpy(labels),
+            texts=texts,
+            ids=[r.id for r in records],
+        )
         self._info = DatasetInfo(
             records=records,
             skipped=skipped,
             label_names=self.label_names,
             split=split,
-            images=torch.from_numpy(images),
-            text_ids=text_ids,
-            text_mask=text_mask,
-            texts=texts,
+            tensors=tensors,
             image_key=image_key,
             manifest=self.manifest,
             leaks=leaks,
         )
-        full: dict[str, Any] = {
-            "images": self._info.images,
-            "text_ids": text_ids,
-            "text_mask": text_mask,
-            "labels": torch.from_numpy(labels),
-            "texts": texts,
-        }
-        self._datasets = {
-            name: TensorBatchDataset(**full, rows=torch.from_numpy(getattr(split, name))) for name in SETS
-        }
+        self.split_rows = {name: torch.from_numpy(getattr(split, name)) for name in SETS}
         log.info(
             "data: %d rows (%d skipped), %d classes, vocab %d, split train/val/test = %d/%d/%d",
             len(records),
             len(skipped),
             self.num_classes,
             len(self.tokenizer.tokens()),
-            *(len(self._datasets[n]) for n in SETS),
+            *(len(self.split_rows[n]) for n in SETS),
         )
 
     def _check_split(self, split: Split, labels: np.ndarray) -> None:
@@ -292,28 +286,29 @@ class MultimodalDataModule(L.LightningDataModule):
     def train_labels(self) -> torch.Tensor:
         """The targets of the train rows (CPU): class indices (N,) int64, or (multilabel) multi-hot (N, K); what
         balanced loss weights and the sampler count."""
-        train = self._datasets["train"]
-        return train.labels[train.rows]
+        return self.info.tensors.labels[self.split_rows["train"]]
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader[Batch]:
         """Train (``shuffle``): reshuffled every epoch, or drawn by ``data.sampler``; val/test in order."""
-        dataset = self._datasets[name]
+        tensors, rows = self.info.tensors, self.split_rows[name]
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         sampler = None
         if shuffle and self.sampler == "balanced":
             sampler = BalancedSampler(self.train_labels(), num_classes=self.num_classes, seed=self.sampler_seed)
         order: dict[str, Any] = {"shuffle": shuffle} if sampler is None else {"sampler": sampler}
-        if resident_on(device, dataset, self.device_resident, self.resident_budget_gb):
+        if resident_on(device, tensors, self.device_resident, self.resident_budget_gb):
             # batches are cut on the device by one index operation per tensor: no workers, no copies
+            if self._resident is None or self._resident.device != device:  # one copy, shared by train/val/test
+                self._resident = tensors.to(device)
             return DataLoader(
-                self._on_device(dataset, device),
+                RowsDataset(self._resident, rows),
                 collate_fn=collate,
                 num_workers=0,
                 batch_size=self.batch_size if shuffle else self.eval_batch_size,
                 **order,
             )
         return DataLoader(
-            dataset,
+            RowsDataset(tensors, rows),
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             collate_fn=collate,
             num_workers=self.num_workers,
@@ -321,18 +316,6 @@ class MultimodalDataModule(L.LightningDataModule):
             pin_memory=device.type == "cuda",
             **order,
         )
-
-    def _on_device(self, dataset: TensorBatchDataset, device: torch.device) -> TensorBatchDataset:
-        """``dataset``'s rows over one copy of the full tensors on ``device``, shared by train/val/test."""
-        if self._device_copy is None or self._device_copy[0] != device:
-            self._device_copy = (
-                device,
-                dataset.images.to(device),
-                dataset.text_ids.to(device),
-                dataset.text_mask.to(device),
-                dataset.labels.to(device),
-            )
-        return dataset.on(*self._device_copy[1:])
 
     def train_dataloader(self) -> DataLoader[Batch]:
         return self._loader("train", shuffle=True)
@@ -342,18 +325,6 @@ class MultimodalDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader[Batch]:
         return self._loader("test", shuffle=False)
-
-    def use_test_rows(self, rows: list[int]) -> None:
-        """Make ``rows`` (positions in ``info.records``) the test set: a run's recorded test rows, for eval."""
-        test = self._datasets["test"]
-        self._datasets["test"] = TensorBatchDataset(
-            images=test.images,
-            text_ids=test.text_ids,
-            text_mask=test.text_mask,
-            labels=test.labels,
-            texts=test.texts,
-            rows=torch.tensor(rows, dtype=torch.int64),
-        )
 
     def state_dict(self) -> dict[str, Any]:
         """Saved inside every checkpoint so evaluation reuses the exact tokenizer state and label map."""

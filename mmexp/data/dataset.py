@@ -1,4 +1,4 @@
-"""Dataset over contiguous tensors that hands out whole batches by index (no per-sample collate)."""
+"""A torch ``Dataset`` over some rows of a ``DatasetTensors`` that hands out whole batches by index."""
 
 from __future__ import annotations
 
@@ -6,61 +6,27 @@ import torch
 from torch.utils.data import Dataset
 
 from mmexp.contracts import Batch
+from mmexp.data.tensors import DatasetTensors
 
 
-class TensorBatchDataset(Dataset[Batch]):
-    """Rows ``rows`` of the full image/token/label tensors.
+class RowsDataset(Dataset[Batch]):
+    """Rows ``rows`` (positions in ``tensors``) of a split; not a copy of the data, a view for a DataLoader.
 
     ``__getitems__`` lets the DataLoader fetch a batch with one index operation per tensor
     instead of ``batch_size`` ``__getitem__`` calls and a collate.
     """
 
-    def __init__(
-        self,
-        *,
-        images: torch.Tensor,
-        text_ids: torch.Tensor,
-        text_mask: torch.Tensor,
-        labels: torch.Tensor,
-        texts: list[str],
-        rows: torch.Tensor,
-    ) -> None:
-        self.images, self.text_ids, self.text_mask, self.labels = images, text_ids, text_mask, labels
-        self.rows = rows
-        self.texts = texts  # raw strings, for code that changes texts (corruptions) and re-tokenizes them
+    def __init__(self, tensors: DatasetTensors, rows: torch.Tensor) -> None:
+        self.tensors, self.rows = tensors, rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.images, self.text_ids, self.text_mask, self.labels))
-
-    def on(
-        self, images: torch.Tensor, text_ids: torch.Tensor, text_mask: torch.Tensor, labels: torch.Tensor
-    ) -> TensorBatchDataset:
-        """The same rows over other copies of the full tensors (e.g. on the GPU)."""
-        return TensorBatchDataset(
-            images=images, text_ids=text_ids, text_mask=text_mask, labels=labels, texts=self.texts, rows=self.rows
-        )
-
-    def take(self, index: torch.Tensor) -> Batch:
-        """The rows ``index`` (B,), on the CPU (raw texts are looked up there without a device sync)."""
-        texts = [self.texts[i] for i in index.tolist()]
-        index = index.to(self.images.device)
-        return Batch(
-            image=self.images[index],
-            text_ids=self.text_ids[index],
-            text_mask=self.text_mask[index],
-            label=self.labels[index],
-            texts=texts,
-            index=index,
-        )
-
     def __getitem__(self, position: int) -> Batch:
-        return self.take(self.rows[position : position + 1])
+        return self.tensors.take(self.rows[position : position + 1])
 
     def __getitems__(self, positions: list[int]) -> Batch:
-        return self.take(self.rows[torch.as_tensor(positions, dtype=torch.long)])
+        return self.tensors.take(self.rows[torch.as_tensor(positions, dtype=torch.long)])
 
 
 def collate(batch: Batch | list[Batch]) -> Batch:

@@ -37,4 +37,4 @@ def row_digests(records: Sequence[Record], images: torch.Tensor, rows: Sequence[
 
 def test_digests(info: DatasetInfo) -> dict[str, str]:
     """Digests of the test rows of a set-up dataset (written into a run's split.json)."""
-    return row_digests(info.records, info.images, info.split.test.tolist())
+    return row_digests(info.records, info.tensors.images, info.split.test.tolist())

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mmexp.core.config_io import resolved_copy, resolved_dict
 from mmexp.core.errors import ConfigError
-from mmexp.evaluation.checkpoint_pairing import check_run_config, load_weights
+from mmexp.evaluation.checkpoint_pairing import check_run_config
 from mmexp.training.build import build_task
+
+if TYPE_CHECKING:
+    from mmexp.training.classifier import MultimodalClassifier
 
 log = logging.getLogger("mmexp.eval")
 DEFINITIONS = {
@@ -116,7 +119,7 @@ def pick_device(name: str) -> Any:
 
 
 def run_evaluations(
-    cfg: DictConfig, train_cfg: DictConfig, ckpt: dict[str, Any], datamodule: Any, *, device: Any
+    cfg: DictConfig, model: MultimodalClassifier, datamodule: Any, *, device: Any
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Clean test metrics, missing modalities, reliability, complexity; robustness curves when configured."""
     from mmexp.contracts import MODALITIES
@@ -124,13 +127,12 @@ def run_evaluations(
     from mmexp.evaluation.calibration import reliability
     from mmexp.evaluation.complexity import model_complexity
     from mmexp.evaluation.corruptions import SEVERITIES
-    from mmexp.training.build import build_model, instantiate
+    from mmexp.evaluation.inference import infer
+    from mmexp.training.build import instantiate
 
     labels = datamodule.label_names
-    model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
-    load_weights(model, ckpt, Path(cfg.ckpt_path))
     loader = datamodule.test_dataloader()
-    clean = rb.predict(model.to(device), loader, device=device)
+    clean = infer(model.to(device), loader, device=device)
     missing = rb.missing_modality(model, loader, device=device, clean=clean)
     results = {
         "rows": len(clean.labels),

@@ -18,7 +18,7 @@ import csv
 import itertools
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -40,7 +40,9 @@ from mmexp.data.records import (
     with_mmf_image_column,
 )
 from mmexp.data.task import Label, Task, each_class
+from mmexp.evaluation.inference import infer, scored_batches
 from mmexp.models.missing import remove_modality
+from mmexp.training.scored_rows import ScoredRows
 
 if TYPE_CHECKING:
     import lightning as L
@@ -119,27 +121,40 @@ SPLITS = ("val", "test")  # the splits every run writes predictions/<split>.csv 
 
 
 def write_split_predictions(
-    path: Path, trainer: L.Trainer, model: MultimodalClassifier, datamodule: MultimodalDataModule, split: str
+    path: Path,
+    trainer: L.Trainer,
+    model: MultimodalClassifier,
+    datamodule: MultimodalDataModule,
+    split: str,
+    scored: ScoredRows | None = None,
 ) -> None:
     """Every row of ``split`` (``val`` or ``test``) scored by ``model`` as ``trainer.test`` left it (the best
     checkpoint's weights, with that checkpoint's decision thresholds), under the trainer's precision, into
-    ``path`` (a run's ``predictions/<split>.csv``). Val predictions let ``mmexp.report --ensemble`` choose an
-    ensemble of runs without touching test. Rank zero writes; the others return."""
+    ``path`` (a run's ``predictions/<split>.csv``), in the split's order. Rows in ``scored`` (those
+    ``trainer.test`` scored: ``model.test_scored``) are written as they were scored; only the batches holding
+    other rows (``trainer.limit_test_batches`` < 1, or val) go through the model. Val predictions let
+    ``mmexp.report --ensemble`` choose an ensemble of runs without touching test. Rank zero writes; the others
+    return."""
     if not trainer.is_global_zero:
         return
     device, labels, ids = trainer.strategy.root_device, datamodule.label_names, datamodule.info.ids
-    loader = {"val": datamodule.val_dataloader, "test": datamodule.test_dataloader}[split]
+    rows = datamodule.split_rows[split].tolist()
+    parts = [scored] if scored is not None else []
+    place = scored.by_row() if scored is not None else {}
+    if any(row not in place for row in rows):
+        loader = {"val": datamodule.val_dataloader, "test": datamodule.test_dataloader}[split]
+        unscored = (b for b in loader() if b.index is None or not all(i in place for i in b.index.tolist()))
+        new = infer(model, unscored, device=device, context=trainer.precision_plugin.forward_context)
+        assert new.index is not None  # the datamodule's batches carry their rows
+        parts.append(ScoredRows(new.index, new.probs, new.labels))
+    index = torch.cat([p.index for p in parts])
+    found = {row: k for k, row in enumerate(index.tolist())}  # a row scored now wins over none: each is in one part
+    order = torch.tensor([found[row] for row in rows], dtype=torch.long)
+    probs, true = torch.cat([p.probs for p in parts])[order], torch.cat([p.labels for p in parts])[order]
 
     def write(f: IO[bytes]) -> None:
         out = PredictionWriter(f, labels, model)
-        model.eval()
-        with torch.inference_mode(), trainer.precision_plugin.forward_context():
-            for batch in loader():
-                batch = batch.to(device)
-                index = batch.index.tolist() if batch.index is not None else []
-                probs = model.objective.probabilities(model(batch))
-                true = [out.names(target) for target in batch.label.cpu()]
-                out.write([ids[i] for i in index], true, probs, ["none"] * len(index))
+        out.write([ids[row] for row in rows], [out.names(t) for t in true], probs, ["none"] * len(rows))
 
     write_atomic(path, write)
 
@@ -232,6 +247,37 @@ def to_batch(records: list[ScoringRecord], inputs: Inputs) -> tuple[Batch, dict[
     return batch, {with_image[k]: reason for k, reason in failed.items()}
 
 
+def score_records(
+    out: PredictionWriter,
+    records: Iterator[ScoringRecord],
+    model: MultimodalClassifier,
+    inputs: Inputs,
+    *,
+    batch_size: int,
+    device: torch.device,
+    bad_rows: Callable[[list[BadRow]], None],
+) -> list[ScoringRecord]:
+    """Score ``records`` ``batch_size`` at a time into ``out``; return the rows written. Rows whose image
+    fails to decode are left out and handed to ``bad_rows`` (which raises, or records them)."""
+    pending: list[tuple[list[ScoringRecord], list[int]]] = []  # per batch: its decoded rows and their positions
+
+    def batches() -> Iterator[Batch]:
+        while chunk := list(itertools.islice(records, batch_size)):
+            batch, failed = to_batch(chunk, inputs)
+            if failed:
+                bad_rows([BadRow(chunk[i].line, reason, {"id": chunk[i].id}) for i, reason in sorted(failed.items())])
+            keep = [i for i in range(len(chunk)) if i not in failed]
+            pending.append(([chunk[i] for i in keep], keep))
+            yield batch
+
+    written: list[ScoringRecord] = []
+    for scored in scored_batches(model, batches(), device=device):
+        rows, keep = pending.pop(0)
+        out.write([r.id for r in rows], [r.label for r in rows], scored.probs[keep], [r.missing for r in rows])
+        written += rows
+    return written
+
+
 def score_manifest(
     f: IO[bytes],
     manifest: Manifest,
@@ -245,23 +291,17 @@ def score_manifest(
 ) -> PredictionWriter:
     """Score the manifest's usable rows ``batch_size`` at a time into ``f``; an image that fails to decode is
     a bad row (listed in ``manifest.bad`` with ``skip_bad``, else one ``ConfigError``)."""
-    out = PredictionWriter(f, labels, model)
-    model.eval()
-    records = manifest.records()
-    while chunk := list(itertools.islice(records, batch_size)):
-        batch, failed = to_batch(chunk, inputs)
-        if failed and not skip_bad:
-            line, reason = chunk[min(failed)].line, failed[min(failed)]
+
+    def bad_rows(rows: list[BadRow]) -> None:
+        if not skip_bad:
             raise ConfigError(
-                f"data: {manifest.path} line {line}: {reason}; fix the image, or set data.on_bad_record=skip "
-                "to predict without such rows (they go to skipped.jsonl)"
+                f"data: {manifest.path} line {rows[0].line}: {rows[0].reason}; fix the image, or set "
+                "data.on_bad_record=skip to predict without such rows (they go to skipped.jsonl)"
             )
-        manifest.bad += [BadRow(chunk[i].line, reason, {"id": chunk[i].id}) for i, reason in failed.items()]
-        keep = [i for i in range(len(chunk)) if i not in failed]
-        with torch.inference_mode():
-            probs = model.objective.probabilities(model(batch.to(device)))[keep]
-        rows = [chunk[i] for i in keep]
-        out.write([r.id for r in rows], [r.label for r in rows], probs, [r.missing for r in rows])
+        manifest.bad += rows
+
+    out = PredictionWriter(f, labels, model)
+    score_records(out, manifest.records(), model, inputs, batch_size=batch_size, device=device, bad_rows=bad_rows)
     return out
 
 

@@ -58,7 +58,7 @@ def recorded_test_rows(train_dir: Path, info: DatasetInfo) -> list[int]:
     if not isinstance(digests, dict):
         log.warning("%s has no row digests (an older run): checked the test ids only", train_dir / "split.json")
         return rows
-    now = row_digests(info.records, info.images, rows)
+    now = row_digests(info.records, info.tensors.images, rows)
     changed = [t for t in test_ids if digests.get(t) != now[t]]
     if changed:
         raise ConfigError(

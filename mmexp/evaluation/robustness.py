@@ -11,8 +11,7 @@ import itertools
 import json
 import logging
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +22,12 @@ from mmexp.core.errors import ConfigError
 from mmexp.core.progress import progress
 from mmexp.data.tokenizers import Tokenizer
 from mmexp.evaluation.corruptions import SEVERITIES, Corruption, ImageCorruption, TextCorruption
+from mmexp.evaluation.inference import Predictions, Transform, infer
 from mmexp.models.missing import remove_modality
 from mmexp.training.classifier import MultimodalClassifier
 from mmexp.training.metrics import TaskMetrics
 
 log = logging.getLogger(__name__)
-Transform = Callable[[Batch], Batch]
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Class probabilities (N, C) and targets (N,) or (multilabel) (N, C) on the CPU, and the mean loss."""
-
-    probs: torch.Tensor
-    labels: torch.Tensor
-    loss: float
-
-
-def predict(
-    model: MultimodalClassifier, loader: Any, *, device: torch.device, transform: Transform | None = None
-) -> Predictions:
-    """Run ``model`` in eval mode over ``loader``; ``transform`` edits each CPU batch first."""
-    model.eval()
-    probs, labels, loss_sum = [], [], 0.0
-    with torch.inference_mode():
-        for batch in loader:
-            batch = (transform(batch) if transform else batch).to(device, non_blocking=True)
-            logits = model(batch).float()
-            # the model's own loss (label smoothing, class weights), a batch mean weighted by the batch size as
-            # Lightning aggregates test/loss, so eval reproduces the training run's figure
-            loss_sum += float(model.loss(logits, batch.label)) * len(batch.label)
-            probs.append(model.objective.probabilities(logits).cpu())
-            labels.append(batch.label.cpu())
-    probs_all, labels_all = torch.cat(probs), torch.cat(labels)
-    return Predictions(probs_all, labels_all, loss_sum / max(len(labels_all), 1))
 
 
 def _computed(metrics: TaskMetrics, pred: Predictions, model: MultimodalClassifier) -> dict[str, torch.Tensor]:
@@ -98,7 +69,7 @@ def missing_modality(
     """Scores with both modalities (``clean``), with the image removed and with the text removed."""
     out = {"both": scores(clean, model)}
     for modality in MODALITIES:
-        out[f"no_{modality}"] = scores(predict(model, loader, device=device, transform=without(modality)), model)
+        out[f"no_{modality}"] = scores(infer(model, loader, device=device, transform=without(modality)), model)
     return out
 
 
@@ -207,7 +178,7 @@ def robustness_curves(
             acc, f1 = [], []
             for severity in range(SEVERITIES + 1):
                 generator = torch.Generator().manual_seed(corruption_seed(seed, name, severity))
-                pred = predict(
+                pred = infer(
                     model,
                     loader,
                     device=device,

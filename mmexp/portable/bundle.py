@@ -165,33 +165,12 @@ def save_run_bundle(
 def write_bundle(ckpt_path: Path, out_dir: Path, *, embed_backbones: bool = False) -> Path:
     """The bundle of a checkpoint in its training run dir (``python -m mmexp.export format=bundle``, with
     ``embed_backbones=true`` to write frozen pretrained weights into it); returns ``out_dir``."""
-    from mmexp.core.config_io import load_config
-    from mmexp.evaluation.checkpoint_pairing import load_weights
-    from mmexp.evaluation.evaluate import load_checkpoint, locate_run
-    from mmexp.training.build import build_model
+    from mmexp.evaluation.trained_run import TrainedRun
 
-    ckpt_file, run_dir = locate_run(str(ckpt_path))
-    cfg = load_config(run_dir / "config.yaml")
-    ckpt = load_checkpoint(ckpt_file, trust=False)
-    state = ckpt["MultimodalDataModule"]
-    config = OmegaConf.create(model_config(cfg))
-    tokenizer = build_tokenizer(config, state)
-    labels = list(state["labels"])
-    model = build_model(config, num_classes=len(labels), labels=labels, **tokenizer.encoder_kwargs())
-    load_weights(model, ckpt, ckpt_file)
-    source = {"run_dir": str(run_dir), "checkpoint": str(ckpt_file)}
-    return save_bundle(out_dir, cfg, model, state, source=source, embed_backbones=embed_backbones)
-
-
-def build_tokenizer(config: DictConfig, state: dict[str, Any]) -> Any:
-    """The text encoder's own tokenizer, else the word tokenizer of ``data.text``, with its fitted state."""
-    from mmexp.data.tokenizers import WordTokenizer
-    from mmexp.training.build import TOKENIZER, instantiate
-
-    node = config.text_encoder.get(TOKENIZER) or config.data.get("text")
-    tokenizer = instantiate(node) if node is not None else WordTokenizer()
-    tokenizer.load_state_dict(state)
-    return tokenizer
+    run = TrainedRun.load(ckpt_path)
+    model = run.model(OmegaConf.create(model_config(run.config)))  # built as the bundle's config.yaml builds it
+    source = {"run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint_path)}
+    return save_bundle(out_dir, run.config, model, run.data_state, source=source, embed_backbones=embed_backbones)
 
 
 def read_bundle(path: Path) -> Bundle:

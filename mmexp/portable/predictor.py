@@ -8,7 +8,6 @@ through ``mmexp.evaluation.predictions``, so the numbers equal the CLI's and the
 from __future__ import annotations
 
 import io
-import itertools
 import logging
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ from mmexp.core.errors import ConfigError
 from mmexp.data.manifest import RowProblem
 from mmexp.data.records import BadRow, Columns, ScoringRecord, check_scoring_columns, explicit_ids, scoring_record
 from mmexp.data.task import Task
-from mmexp.portable.bundle import Bundle, BundleError, build_tokenizer
+from mmexp.portable.bundle import Bundle, BundleError
 from mmexp.portable.frames import FrameRows, frame_rows, require_pandas
 
 log = logging.getLogger("mmexp.predictor")
@@ -31,7 +30,7 @@ class Predictor:
     def __init__(self, bundle: Bundle, *, device: str = "cpu") -> None:
         from mmexp.evaluation.evaluate import pick_device
         from mmexp.evaluation.predictions import Inputs
-        from mmexp.training.build import build_model, build_task
+        from mmexp.training.build import build_model, build_task, build_tokenizer
 
         meta = bundle.meta
         self.path = bundle.path
@@ -106,24 +105,16 @@ class Predictor:
         self, frame: FrameRows, records: list[ScoringRecord], bad: list[BadRow], *, batch_size: int, skip: bool
     ) -> tuple[str, list[ScoringRecord]]:
         """The CSV text of the scored rows and those rows; an image that fails to decode is a bad row."""
-        import torch
+        from mmexp.evaluation.predictions import PredictionWriter, score_records
 
-        from mmexp.evaluation.predictions import PredictionWriter, to_batch
+        def bad_rows(failures: list[BadRow]) -> None:
+            if not skip:
+                raise ConfigError(frame.error(failures, action="predict"))
+            bad.extend(failures)
 
         buffer = io.BytesIO()
         out = PredictionWriter(buffer, self.labels, self.model)
-        scored: list[ScoringRecord] = []
-        rows = iter(records)
-        while chunk := list(itertools.islice(rows, batch_size)):
-            batch, failed = to_batch(chunk, self.inputs)
-            failures = [BadRow(chunk[i].line, reason, {"id": chunk[i].id}) for i, reason in sorted(failed.items())]
-            if failures and not skip:
-                raise ConfigError(frame.error(failures, action="predict"))
-            bad += failures
-            keep = [i for i in range(len(chunk)) if i not in failed]
-            with torch.inference_mode():
-                probs = self.model.objective.probabilities(self.model(batch.to(self.device)))[keep]
-            kept = [chunk[i] for i in keep]
-            out.write([r.id for r in kept], [r.label for r in kept], probs, [r.missing for r in kept])
-            scored += kept
+        scored = score_records(
+            out, iter(records), self.model, self.inputs, batch_size=batch_size, device=self.device, bad_rows=bad_rows
+        )
         return buffer.getvalue().decode("utf-8"), scored

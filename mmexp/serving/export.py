@@ -40,23 +40,14 @@ class Trained:
 
 def load_trained(ckpt_path: Path) -> Trained:
     """The checkpoint's model, in eval mode, from its training run dir (``<run>/checkpoints/<name>.ckpt``)."""
-    from mmexp.core.config_io import load_config
     from mmexp.core.log_setup import quiet_known_warnings
-    from mmexp.evaluation.checkpoint_pairing import load_weights
-    from mmexp.evaluation.evaluate import load_checkpoint, locate_run
-    from mmexp.training.build import build_datamodule, build_model
+    from mmexp.evaluation.trained_run import TrainedRun
 
     quiet_known_warnings()
-    ckpt_file, train_dir = locate_run(str(ckpt_path))
-    train_cfg = load_config(train_dir / "config.yaml")
-    ckpt = load_checkpoint(ckpt_file, trust=False)
-    datamodule = build_datamodule(train_cfg.data, train_cfg.text_encoder, task=train_cfg.get("task"))
-    datamodule.load_state_dict(ckpt["MultimodalDataModule"])  # the checkpoint's vocabulary and label map
-    labels = datamodule.label_names
-    model = build_model(train_cfg, num_classes=len(labels), labels=labels, **datamodule.tokenizer.encoder_kwargs())
-    load_weights(model, ckpt, ckpt_file)
-    source = {"checkpoint": str(ckpt_file), "epoch": ckpt.get("epoch"), "run_dir": str(train_dir)}
-    return Trained(model.eval(), datamodule.tokenizer, labels, datamodule.image_size, datamodule.resize, source)
+    run = TrainedRun.load(ckpt_path)
+    datamodule = run.datamodule()  # its tokenizer, image size and resize: what the inputs need
+    source = run.source
+    return Trained(run.model(), datamodule.tokenizer, run.labels, datamodule.image_size, datamodule.resize, source)
 
 
 def fresh_dir(out_dir: Path) -> None:

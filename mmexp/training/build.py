@@ -240,3 +240,13 @@ def build_callbacks(cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
     if cfg.trainer.get("enable_model_summary", True):
         callbacks.append(SummaryWithoutFlops())
     return callbacks
+
+
+def build_tokenizer(config: DictConfig, state: dict[str, Any]) -> Any:
+    """The text encoder's own tokenizer, else the word tokenizer of ``data.text``, with its fitted state."""
+    from mmexp.data.tokenizers import WordTokenizer
+
+    node = config.text_encoder.get(TOKENIZER) or config.data.get("text")
+    tokenizer = instantiate(node) if node is not None else WordTokenizer()
+    tokenizer.load_state_dict(state)
+    return tokenizer

@@ -24,6 +24,7 @@ from mmexp.training.metrics import EpochPredictions, TaskMetrics
 from mmexp.training.objective import Objective
 from mmexp.training.options import class_weights_option, pos_weight_option
 from mmexp.training.param_groups import parameter_groups
+from mmexp.training.scored_rows import RowCollector, ScoredRows
 
 
 class MultimodalClassifier(L.LightningModule):
@@ -103,6 +104,8 @@ class MultimodalClassifier(L.LightningModule):
         self.test_per_class = TaskMetrics(self.objective, kind="per_class")
         self.epoch_predictions = {"train": EpochPredictions(), "val": EpochPredictions()}
         self.test_details: dict[str, list[Any]] = {}
+        self.test_rows = RowCollector()
+        self.test_scored: ScoredRows | None = None  # the rows the last trainer.test scored: predictions/test.csv
         self.use_feature_cache, self.feature_cache_budget_gb = feature_cache, feature_cache_budget_gb
         self.feature_caches: dict[str, FeatureCache] = {}  # filled by FeatureCacheCallback during a stage
         if compile:
@@ -308,8 +311,13 @@ class MultimodalClassifier(L.LightningModule):
         probs = self.objective.probabilities(logits)
         self.test_metrics.update(probs, batch.label, self.thresholds)
         self.test_per_class.update(probs, batch.label, self.thresholds)
+        self.test_rows.add(batch.index, probs, batch.label)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_rows, self.test_scored = RowCollector(), None
 
     def on_test_epoch_end(self) -> None:
+        self.test_scored = self.test_rows.flush(self)
         self.log_dict(self.test_metrics.compute(), on_step=False, on_epoch=True, sync_dist=True)
         self.test_metrics.reset()
         self.test_details = {name: value.tolist() for name, value in self.test_per_class.compute().items()}

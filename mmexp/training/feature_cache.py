@@ -38,6 +38,7 @@ from mmexp.core.errors import cache_write_reason
 from mmexp.core.io import remove_stale_temps, write_atomic
 from mmexp.core.progress import progress
 from mmexp.data.datamodule import MultimodalDataModule
+from mmexp.data.tensors import DatasetTensors
 from mmexp.training.feature_cache_keys import FORMAT, cache_key, content_checksum, is_cacheable, stage_context
 
 if TYPE_CHECKING:  # the classifier imports this module
@@ -48,25 +49,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DatasetInputs:
-    """Every row of the dataset as the loaders hand them out, and what the images were made from."""
+    """The rows to encode (every row of the dataset) and how: what the images were made from, where the
+    cache files go, how many rows a batch holds."""
 
-    images: torch.Tensor  # (N, 3, H, W) uint8
-    text_ids: torch.Tensor  # (N, T)
-    text_mask: torch.Tensor  # (N, T)
-    texts: list[str]
+    tensors: DatasetTensors
     image_key: str  # the decoded images' key: manifest, image files, image size
     cache_dir: Path
     batch_size: int
 
-    def batch(self, rows: slice, device: torch.device) -> Batch:
-        ids = self.text_ids[rows]
-        return Batch(
-            image=self.images[rows].to(device),
-            text_ids=ids.to(device),
-            text_mask=self.text_mask[rows].to(device),
-            label=torch.zeros(len(ids), dtype=torch.long),
-            texts=self.texts[rows],
-        )
+    def batch(self, start: int, device: torch.device) -> Batch:
+        """The ``batch_size`` rows from ``start`` on, on ``device``."""
+        rows = torch.arange(start, min(start + self.batch_size, len(self.tensors)))
+        return self.tensors.take(rows).to(device)
 
 
 def dataset_inputs(datamodule: object) -> DatasetInputs | None:
@@ -75,10 +69,7 @@ def dataset_inputs(datamodule: object) -> DatasetInputs | None:
         return None
     info = datamodule.info
     return DatasetInputs(
-        images=info.images,
-        text_ids=info.text_ids,
-        text_mask=info.text_mask,
-        texts=info.texts,
+        tensors=info.tensors,
         image_key=info.image_key,
         cache_dir=Path(datamodule.cache_dir) / "features",
         batch_size=datamodule.eval_batch_size,
@@ -190,9 +181,9 @@ def compute_features(
     """Run ``encode`` over every row in batches (no grad), showing progress as ``what``; None as soon as the
     tokens exceed the budget."""
     outputs, used = [], 0
-    with torch.no_grad(), context, progress(what, len(inputs.texts), logger=log) as shown:
-        for start in range(0, len(inputs.texts), inputs.batch_size):
-            out = encode(inputs.batch(slice(start, start + inputs.batch_size), device))
+    with torch.no_grad(), context, progress(what, len(inputs.tensors), logger=log) as shown:
+        for start in range(0, len(inputs.tensors), inputs.batch_size):
+            out = encode(inputs.batch(start, device))
             outputs.append(EncoderOutput(*(t.detach() for t in out)))
             used += out.tokens.numel() * out.tokens.element_size()
             if used > budget_bytes:

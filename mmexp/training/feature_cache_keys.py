@@ -96,9 +96,9 @@ def encoder_fingerprint(encoder: nn.Module) -> hashlib._Hash:
 def input_fingerprint(modality: str, encoder: nn.Module, inputs: DatasetInputs) -> str:
     """What the encoder reads: the images' source, or the ids and mask its tokenizer made."""
     if modality == "image":
-        return f"images:{inputs.image_key}:{tuple(inputs.images.shape)}"
+        return f"images:{inputs.image_key}:{tuple(inputs.tensors.images.shape)}"
     digest = hashlib.sha256()
-    for tensor in (inputs.text_ids, inputs.text_mask):
+    for tensor in (inputs.tensors.text_ids, inputs.tensors.text_mask):
         digest.update(f"{tuple(tensor.shape)}:{tensor.dtype}:".encode())
         digest.update(tensor.contiguous().numpy().tobytes())
     return f"ids:{digest.hexdigest()}"
