@@ -222,14 +222,17 @@ def test_the_owner_applies_the_same_rule_where_it_is_built() -> None:
 
 
 def test_every_problem_of_a_config_is_one_line_of_one_error(make_cfg) -> None:
-    cfg = make_cfg("seed=-1", "data.sampler=uniform", "+fusion.hiden=3")
+    cfg = make_cfg("seed=-1", "data.sampler=uniform", "model.layer_lr_decay=2", "+fusion.hiden=3")
     with pytest.raises(ConfigError) as refused:
         check_config(cfg)
     lines = str(refused.value).splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 3  # every bad value; the unknown option comes once the values are right (no import yet)
     assert lines[0] == "seed=-1 is invalid: expected an integer from 0 to 4294967295, e.g. seed=0"
     assert lines[1] == "data.sampler must be null (shuffle) or balanced (got 'uniform')"
-    assert lines[2].startswith("fusion.hiden is not an option here: remove it")
+    assert lines[2].startswith("model.layer_lr_decay")
+    unknown = config_problems(make_cfg("+fusion.hiden=3", "+optimizer.lrr=0.1"))
+    assert [line.split(" ")[0] for line in unknown] == ["fusion.hiden", "optimizer.lrr"]
+    assert unknown[0].startswith("fusion.hiden is not an option here: remove it")
     with pytest.raises(SystemExit) as exited:  # the command line's error path: one "mmexp: error:" line each
         run_job(lambda: check_config(cfg), run_dir=None)
     assert str(exited.value.code).splitlines() == [f"mmexp: error: {line}" for line in lines]

@@ -3,9 +3,11 @@
 ``RULES`` holds only the checks no component owns. The options a component checks where it is built
 (``model.class_weights``, ``model.layer_lr_decay``, ``*.lora_rank``, ``data.sampler``, the split's fractions,
 folds and ``on_leak``) are checked here by calling that component's own rule (``OWNED``, from torch-free
-modules) or by building the component when it is cheap (the split), so each rule is written once. Last, every
-component's options are bound to its constructor's signature (``build.option_problems``), which imports the
-components but builds none.
+modules) or by building the component when it is cheap (the split), so each rule is written once. When those
+value checks pass, every component's options are bound to its constructor's signature
+(``build.option_problems``), which imports the components (torch, Lightning: seconds) but builds none. So a bad
+value is reported in < 1 s with every other bad value; an option no constructor declares, with every other such
+option, once the values are right (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
-    """Every problem of ``cfg``, one line each, in the order: missing values, rules, owned rules, signatures."""
+    """Every problem of ``cfg``, one line each: missing values, rules, owned rules and the split's own checks;
+    when there are none, the options no constructor declares (binding them imports the components)."""
     from mmexp.training.build import instantiate, option_problems
 
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
@@ -87,13 +90,12 @@ def config_problems(cfg: DictConfig) -> list[str]:
         value = OmegaConf.select(cfg, key, default=ABSENT)
         if value != ABSENT:
             problems.extend(_raised(rule, value))
-    bound = option_problems(cfg)
-    problems.extend(bound)
     split = cfg.get("split")
-    building = isinstance(split, DictConfig) and "_target_" in split and not OmegaConf.missing_keys(split)
-    if building and not any(line.startswith("split.") for line in bound):  # the split checks its own options
+    if isinstance(split, DictConfig) and "_target_" in split and not OmegaConf.missing_keys(split):
         problems.extend(line for line in _raised(instantiate, split, config_key="split") if line not in problems)
-    return problems
+    if problems:  # the value checks: no model component imported, so a bad value is a < 1 s error
+        return problems
+    return option_problems(cfg)
 
 
 def _raised(rule: Callable[..., object], *args: Any, **kwargs: Any) -> list[str]:
