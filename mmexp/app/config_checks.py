@@ -78,7 +78,7 @@ def check_config(cfg: DictConfig) -> None:
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem of ``cfg``, one line each: missing values, rules, owned rules and the split's own checks;
     when there are none, the options no constructor declares (binding them imports the components)."""
-    from mmexp.training.build import instantiate, option_problems
+    from mmexp.training.build import instantiate, option_problems, signature_problems
 
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
     problems = [f"{key} is required: add {key}=<value> to the command line" for key in missing]
@@ -92,7 +92,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
             problems.extend(_raised(rule, value))
     split = cfg.get("split")
     if isinstance(split, DictConfig) and "_target_" in split and not OmegaConf.missing_keys(split):
-        problems.extend(line for line in _raised(instantiate, split, config_key="split") if line not in problems)
+        split_options = signature_problems(split, "split")  # the split's module is cheap (numpy)
+        own = split_options or _raised(instantiate, split, config_key="split")
+        problems.extend(line for line in own if line not in problems)
     if problems:  # the value checks: no model component imported, so a bad value is a < 1 s error
         return problems
     return option_problems(cfg)
