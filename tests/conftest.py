@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -19,6 +20,22 @@ from mmexp.core.compose import compose_train_config
 
 os.environ.setdefault("WANDB_MODE", "offline")
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # n xdist workers share the cores: one torch thread each, not n x cores
+    os.environ["OMP_NUM_THREADS"] = "1"  # and the same in the processes the tests start (`run_cli`)
+    torch.set_num_threads(1)
+
+
+SHARED_SCOPES = ("package", "module", "class")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the xdist_group marks into node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that share a module-scoped fixture (often a trained run) form one xdist group, so ``--dist loadgroup``
+    runs them on one worker and the fixture is built once; every other test goes to whichever worker is free."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)  # pytest's record of the fixtures an item uses
+        if info is not None and any(d[-1].scope in SHARED_SCOPES for d in info.name2fixturedefs.values() if d):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
