@@ -20,7 +20,7 @@ from tests.conftest import REPO
 
 MakeCfg = Callable[..., DictConfig]
 FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
-FAST_FUSIONS = ("concat", "cross_attention")  # every fusion on conjunction is in test_train.py
+FAST_FUSIONS = ("concat", "cross_attention")  # every fusion on conjunction: test_train.py (-m slow)
 HARD: dict[str, Any] = {"label_noise": 0.2, "n_shapes": 4, "n_words": 3, "n_objects": 4, "missing_cue": 0.3, "seed": 1}
 
 
@@ -166,8 +166,17 @@ def _train_on(make_cfg: MakeCfg, interaction: str, fusion: str, tmp_path: Path) 
     assert len(labels) == SyntheticSpec(interaction=interaction).n_classes
 
 
-@pytest.mark.parametrize("fusion", FAST_FUSIONS)
-@pytest.mark.parametrize("interaction", [i for i in INTERACTIONS if i != "conjunction"])
+# every interaction trains with concat in the fast suite; with cross_attention (which every encoder pair in
+# test_train.py runs) with -m slow: the interaction changes only the generated data, the same statements run
+@pytest.mark.parametrize(
+    ("interaction", "fusion"),
+    [
+        (i, f) if f == "concat" else pytest.param(i, f, marks=pytest.mark.slow)
+        for f in FAST_FUSIONS
+        for i in INTERACTIONS
+        if i != "conjunction"
+    ],
+)
 def test_every_interaction_trains(interaction: str, fusion: str, make_cfg: MakeCfg, tmp_path: Path) -> None:
     _train_on(make_cfg, interaction, fusion, tmp_path)
 
