@@ -7,6 +7,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from omegaconf import DictConfig
 
 from mmexp.core.errors import ConfigError
-from mmexp.data.synthetic import COLOURS, INTERACTIONS, WORDS, SyntheticSpec, ceilings, generate
+from mmexp.data.synthetic import COLOURS, INTERACTIONS, WORDS, Pair, SyntheticSpec, ceilings, generate
 from mmexp.train import train
 from tests.conftest import REPO
 
@@ -40,13 +41,19 @@ def best_accuracy(keys: Sequence[Hashable], labels: Sequence[str]) -> float:
     return correct / len(labels)
 
 
+@cache
+def generated_rows(spec: SyntheticSpec) -> tuple[tuple[dict[str, Any], Pair], ...]:
+    """``generate(spec)``'s rows and pairs, without the images, drawn once per spec (tests of one spec share them)."""
+    return tuple((row, pair) for row, _, pair in generate(spec))
+
+
 def measured_ceilings(spec: SyntheticSpec) -> dict[str, float]:
     """Ceilings estimated from the generated rows: what each reader sees, grouped against the real labels."""
     image: list[Hashable] = []
     text: list[Hashable] = []
     both: list[Hashable] = []
     labels: list[str] = []
-    for row, _, pair in generate(spec):
+    for row, pair in generated_rows(spec):
         stated = tuple(t for t in row["text"].split() if t in WORDS or t in COLOURS)
         if spec.interaction == "relational":  # the shapes present are all the image says about the label
             image.append(tuple(sorted(pair.shapes)))
