@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,17 +26,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # n xdist workers share the cores: on
     torch.set_num_threads(1)
 
 
-SHARED_SCOPES = ("package", "module", "class")
+SHARED = re.compile(r"scope=\"(module|package|class)\"")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the xdist_group marks into node ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that share a module-scoped fixture (often a trained run) form one xdist group, so ``--dist loadgroup``
-    runs them on one worker and the fixture is built once; every other test goes to whichever worker is free."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)  # pytest's record of the fixtures an item uses
-        if info is not None and any(d[-1].scope in SHARED_SCOPES for d in info.name2fixturedefs.values() if d):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope``, narrowed: the tests of a file that defines a module-scoped fixture (often a trained run)
+    run on one worker, so that fixture is built once; every other test goes to whichever worker is free."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    shared = {
+        str(p.relative_to(REPO / "tests")) for p in (REPO / "tests").rglob("test_*.py") if SHARED.search(p.read_text())
+    }
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return path if path.removeprefix("tests/") in shared else nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
