@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -19,6 +21,31 @@ from mmexp.app.compose import compose_train_config
 
 os.environ.setdefault("WANDB_MODE", "offline")
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # n xdist workers share the cores: one torch thread each, not n x cores
+    os.environ["OMP_NUM_THREADS"] = "1"  # and the same in the processes the tests start (`run_cli`)
+    torch.set_num_threads(1)
+
+
+SHARED = re.compile(r"scope=\"(module|package|class)\"")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope``, narrowed: the tests of a file that defines a module-scoped fixture (often a trained run)
+    run on one worker, so that fixture is built once; every other test goes to whichever worker is free."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    shared = {
+        str(p.relative_to(REPO / "tests")) for p in (REPO / "tests").rglob("test_*.py") if SHARED.search(p.read_text())
+    }
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return path if path.removeprefix("tests/") in shared else nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,13 @@ import pytest
 from omegaconf import DictConfig
 
 from mmexp.core.errors import ConfigError
-from mmexp.data.synthetic import COLOURS, INTERACTIONS, WORDS, SyntheticSpec, ceilings, generate
+from mmexp.data.synthetic import COLOURS, INTERACTIONS, WORDS, Pair, SyntheticSpec, ceilings, generate
 from mmexp.train import train
 from tests.conftest import REPO
 
 MakeCfg = Callable[..., DictConfig]
 FUSIONS = sorted(p.stem for p in (REPO / "conf" / "fusion").glob("*.yaml"))
-FAST_FUSIONS = ("concat", "cross_attention")  # every fusion on conjunction is in test_train.py
+FAST_FUSIONS = ("concat", "cross_attention")  # every fusion on conjunction: test_train.py (-m slow)
 HARD: dict[str, Any] = {"label_noise": 0.2, "n_shapes": 4, "n_words": 3, "n_objects": 4, "missing_cue": 0.3, "seed": 1}
 
 
@@ -40,13 +41,19 @@ def best_accuracy(keys: Sequence[Hashable], labels: Sequence[str]) -> float:
     return correct / len(labels)
 
 
+@cache
+def generated_rows(spec: SyntheticSpec) -> tuple[tuple[dict[str, Any], Pair], ...]:
+    """``generate(spec)``'s rows and pairs, without the images, drawn once per spec (tests of one spec share them)."""
+    return tuple((row, pair) for row, _, pair in generate(spec))
+
+
 def measured_ceilings(spec: SyntheticSpec) -> dict[str, float]:
     """Ceilings estimated from the generated rows: what each reader sees, grouped against the real labels."""
     image: list[Hashable] = []
     text: list[Hashable] = []
     both: list[Hashable] = []
     labels: list[str] = []
-    for row, _, pair in generate(spec):
+    for row, pair in generated_rows(spec):
         stated = tuple(t for t in row["text"].split() if t in WORDS or t in COLOURS)
         if spec.interaction == "relational":  # the shapes present are all the image says about the label
             image.append(tuple(sorted(pair.shapes)))
@@ -166,8 +173,17 @@ def _train_on(make_cfg: MakeCfg, interaction: str, fusion: str, tmp_path: Path) 
     assert len(labels) == SyntheticSpec(interaction=interaction).n_classes
 
 
-@pytest.mark.parametrize("fusion", FAST_FUSIONS)
-@pytest.mark.parametrize("interaction", [i for i in INTERACTIONS if i != "conjunction"])
+# every interaction trains with concat in the fast suite; with cross_attention (which every encoder pair in
+# test_train.py runs) with -m slow: the interaction changes only the generated data, the same statements run
+@pytest.mark.parametrize(
+    ("interaction", "fusion"),
+    [
+        (i, f) if f == "concat" else pytest.param(i, f, marks=pytest.mark.slow)
+        for f in FAST_FUSIONS
+        for i in INTERACTIONS
+        if i != "conjunction"
+    ],
+)
 def test_every_interaction_trains(interaction: str, fusion: str, make_cfg: MakeCfg, tmp_path: Path) -> None:
     _train_on(make_cfg, interaction, fusion, tmp_path)
 

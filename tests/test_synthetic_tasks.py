@@ -29,7 +29,7 @@ from mmexp.data.synthetic import (
     label_ceilings,
     presence_rates,
 )
-from tests.test_benchmark_data import HARD, assert_ceilings, best_accuracy, measured_ceilings
+from tests.test_benchmark_data import HARD, assert_ceilings, best_accuracy, generated_rows, measured_ceilings
 
 N = 4000
 SMALL = {"n_samples": N, "image_size": 8}  # the labels and captions do not depend on the image size
@@ -113,7 +113,7 @@ def test_binary_relational_image_ceiling_by_enumeration(n_shapes: int, n_objects
 @pytest.mark.parametrize("interaction", INTERACTIONS)
 def test_binary_rate_and_ceilings_hold_on_generated_data(interaction: str, hard: bool) -> None:
     spec = SyntheticSpec(interaction=interaction, task="binary", **SMALL, **(HARD if hard else {}))
-    labels = [row["label"] for row, _, _ in generate(spec)]
+    labels = [row["label"] for row, _ in generated_rows(spec)]  # the rows measured_ceilings reads below
     assert set(labels) == {"no", "yes"}
     k = SyntheticSpec(interaction=interaction, **(HARD if hard else {})).n_classes  # the multiclass K
     e = spec.label_noise
