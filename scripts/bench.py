@@ -351,7 +351,7 @@ def bench_frozen_sweep(work: Path, quick: bool, rows: int | None = None) -> dict
 
 SECTIONS = ("training", "startup", "data", "sweep", "feature_cache", "precision", "frozen_sweep")
 # The figures each section promises in bench.json (docs/performance.md quotes them); main() fails when one is
-# missing, and tests/test_bench.py checks them for the sections the fast suite runs.
+# missing, and tests/project/test_bench.py checks them for the sections the fast suite runs.
 FIGURES: dict[str, tuple[str, ...]] = {
     "training": (
         "mmexp_samples_per_s",

@@ -2,7 +2,7 @@
 
 ``mmexp.report`` never imports torch, so the formulas of ``mmexp.training.metrics`` (torchmetrics) and of
 ``mmexp.training.objective`` (decisions, the val-tuned thresholds) are written here once more, exactly:
-``tests/test_ensemble.py`` checks them against torchmetrics and against a run's own metrics.json. Ranking
+``tests/reporting/test_ensemble.py`` checks them against torchmetrics and against a run's own metrics.json. Ranking
 metrics (AUROC, PR-AUC, mAP, ECE) and the loss are not computed: an ensemble's row shows none.
 """
 

@@ -67,7 +67,7 @@ def spec_of(metric: str) -> MetricSpec:
 
 def specs_json(metrics: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The specs of these metrics as metrics.json stores them, by bare name. A metric without an entry is left
-    out with a warning rather than failing the run at its end (tests/test_metric_specs.py catches it first);
+    out with a warning rather than failing the run at its end (tests/training/test_metric_specs.py catches it first);
     the report then reads it with its old name rules."""
     specs = {}
     for name in sorted({bare_name(m) for m in metrics}):

@@ -27,7 +27,7 @@ from mmexp.data.image_cache import load_or_decode
 from mmexp.train import train
 from tests.conftest import compose_cfg
 from tests.data_factory import clean_rows, write_manifest
-from tests.test_feature_cache import bow, classifier, inputs, resnet
+from tests.training.test_feature_cache import bow, classifier, inputs, resnet
 
 Images = tuple[np.ndarray, dict[int, str]]
 

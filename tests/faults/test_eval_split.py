@@ -18,7 +18,7 @@ from PIL.PngImagePlugin import PngInfo
 from mmexp.core.errors import ConfigError
 from mmexp.eval import evaluate
 from tests.data_factory import clean_rows, write_manifest
-from tests.test_eval import NO_CORRUPTIONS, compose_eval, train_run
+from tests.e2e.test_eval import NO_CORRUPTIONS, compose_eval, train_run
 
 
 @pytest.fixture(scope="module")

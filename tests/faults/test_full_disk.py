@@ -31,7 +31,7 @@ from mmexp.data.image_cache import load_or_decode
 from mmexp.train import train
 from tests.conftest import REPO, compose_cfg
 from tests.data_factory import clean_rows, write_manifest
-from tests.test_feature_cache import bow, classifier, inputs, resnet
+from tests.training.test_feature_cache import bow, classifier, inputs, resnet
 
 FULL = "no space left on device"
 
@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 from mmexp.data.image_cache import load_or_decode
 from tests.data_factory import clean_rows, write_manifest
-from tests.test_feature_cache import bow, classifier, inputs, resnet
+from tests.training.test_feature_cache import bow, classifier, inputs, resnet
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 cache, data = Path(sys.argv[1]) / "cache", Path(sys.argv[2])
 rows = clean_rows(data, n=40)

@@ -24,7 +24,7 @@ from mmexp.eval import evaluate
 from mmexp.predict import predict
 from tests.conftest import compose_command
 from tests.data_factory import clean_rows, write_manifest
-from tests.test_eval import NO_CORRUPTIONS, compose_eval, train_run
+from tests.e2e.test_eval import NO_CORRUPTIONS, compose_eval, train_run
 
 pytest.importorskip("transformers")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from mmexp.data.tensors import DatasetTensors
+from tests.data.test_datamodule import make_dm
 from tests.data_factory import clean_rows, write_manifest
-from tests.test_data import make_dm
 
 
 def tensors_of(n: int) -> DatasetTensors:

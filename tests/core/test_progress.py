@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mmexp.core import progress as progress_module
-from tests.test_terminal import ANSI
+from tests.training.test_terminal import ANSI
 
 STEP = """
 import logging, sys, time

@@ -26,7 +26,7 @@ from mmexp.evaluation.robustness import (
     scores,
 )
 from mmexp.training.build import build_datamodule, build_model, instantiate
-from tests.test_eval import compose_eval, train_run
+from tests.e2e.test_eval import compose_eval, train_run
 
 TEXTS = ["A photo of a calm circle today", "stormy square, very nice", "x"]
 

@@ -29,7 +29,7 @@ from mmexp.data.synthetic import (
     label_ceilings,
     presence_rates,
 )
-from tests.test_benchmark_data import HARD, assert_ceilings, best_accuracy, generated_rows, measured_ceilings
+from tests.data.test_synthetic_benchmark import HARD, assert_ceilings, best_accuracy, generated_rows, measured_ceilings
 
 N = 4000
 SMALL = {"n_samples": N, "image_size": 8}  # the labels and captions do not depend on the image size

@@ -32,7 +32,7 @@ from mmexp.reporting.stats import (
     summarize,
     wilcoxon,
 )
-from tests.test_report import write_run
+from tests.reporting.test_report import write_run
 
 A = [0.91, 0.85, 0.88, 0.93, 0.80, 0.86]
 B = [0.84, 0.86, 0.79, 0.90, 0.70, 0.81]

@@ -10,7 +10,7 @@ from pathlib import Path
 from importlinter.application.use_cases import lint_imports
 from importlinter.configuration import configure
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LINT = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports('pyproject.toml', no_cache=True))"
 
 

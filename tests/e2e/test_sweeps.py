@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from mmexp.core.resolvers import launcher_threads, threads_per_job
 from tests.conftest import run_cli
-from tests.test_loggers import mlflow_runs
+from tests.training.test_loggers import mlflow_runs
 
 
 def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ CONF = REPO / "conf"
 IMAGE = sorted(p.stem for p in (CONF / "image_encoder").glob("*.yaml"))
 TEXT = sorted(p.stem for p in (CONF / "text_encoder").glob("*.yaml"))
 FUSIONS = sorted(p.stem for p in (CONF / "fusion").glob("*.yaml"))
-# pretrained backbones meet every fusion with one partner each (cnn / lstm); tests/test_pretrained_encoders.py
+# pretrained backbones meet every fusion with one partner each (cnn / lstm); tests/models/encoders/test_huggingface.py
 # covers them frozen and fine-tuned; the encoders trained from scratch meet every partner and every fusion
 PRETRAINED = {"efficientnet_lite0", "hf"}
 COMBINATIONS = [

@@ -21,7 +21,7 @@ from mmexp.reporting.groups import DEFAULT_IGNORE, Report, analyse
 from mmexp.reporting.runs import find_run_dirs, load_run
 from mmexp.reporting.sections import build_document
 from tests.data_factory import clean_rows, write_manifest
-from tests.test_report import write_run
+from tests.reporting.test_report import write_run
 
 CLASSES = ["blue-round", "blue-square", "red-round", "red-square"]
 
@@ -54,7 +54,7 @@ def fake_run(
     matrix: list[list[int]] | None = None,
     recorded: bool = True,
 ) -> Path:
-    """A completed run dir (tests/test_report.py's) reading ``data``, with its predictions and confusion matrix;
+    """A completed run dir (test_report.py's) reading ``data``, with its predictions and confusion matrix;
     ``recorded``: with the test_inputs.jsonl of a folder dataset's rows (False: a run from before that file)."""
     write_run(run_dir, fusion=fusion, fold=None, seed=seed)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())

@@ -20,7 +20,7 @@ from mmexp.models.encoders.image import CNNEncoder, ResNetEncoder, ViTEncoder
 from mmexp.models.encoders.text import BagOfWordsEncoder, BiGRUEncoder, LSTMEncoder, TransformerTextEncoder
 from mmexp.training.build import build_text_encoder, instantiate
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"
 SIZE, VOCAB = 16, 50
 
 IMAGE_ENCODERS: dict[str, Callable[..., nn.Module]] = {

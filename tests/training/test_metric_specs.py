@@ -19,7 +19,7 @@ from mmexp.training import metric_specs
 from mmexp.training.metric_specs import MetricSpec, spec_of, specs_json
 from mmexp.training.metrics import TaskMetrics
 from mmexp.training.objective import Objective
-from tests.test_report import write_run
+from tests.reporting.test_report import write_run
 
 
 @pytest.mark.parametrize("task", TASKS)

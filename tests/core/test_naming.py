@@ -17,7 +17,7 @@ from mmexp.core.naming import dir_name, format_value, name_items, run_label, sho
 from mmexp.core.resolvers import SWEPT_KEYS_ENV, job_suffix, run_suffix, run_tags, tag_list
 from mmexp.run.sweep_keys import NameSweepJobs, swept_keys
 from tests.conftest import run_cli
-from tests.test_loggers import mlflow_runs, wandb_records
+from tests.training.test_loggers import mlflow_runs, wandb_records
 
 
 def test_a_sweep_job_is_named_by_what_varies_with_short_keys_and_rounded_floats() -> None:

@@ -16,7 +16,7 @@ from mmexp.training.build import build_callbacks, build_datamodule, build_model
 from mmexp.training.loggers import build_loggers
 from tests.hf_factory import required_overrides
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
 REQUIRED = {("data", "folder"): [f"data.root={CONF}"]}  # any existing folder composes
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]

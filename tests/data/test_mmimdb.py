@@ -17,7 +17,7 @@ from mmexp.data.mmimdb import MMIMDB23, convert, main
 from mmexp.train import train
 from tests.conftest import compose_cfg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NON_ASCII_PLOT = "Amélie, a waitress in Montmartre, finds a tin box — and a stranger in Tōkyō (東京) writes back."
 LONG_PLOT = "A crew follows penguins across Antarctica for a year, through storms, hunger and the long polar night."
 

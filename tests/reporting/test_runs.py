@@ -23,7 +23,7 @@ from mmexp.reporting.plots import curve_band
 from mmexp.reporting.runs import find_run_dirs, load_run
 from mmexp.run.recorder import RunRecorder
 from mmexp.run.run_info import start_info
-from tests.test_report import read_csv, write_run
+from tests.reporting.test_report import read_csv, write_run
 
 
 def set_val(run_dir: Path, f1: float) -> None:

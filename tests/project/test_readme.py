@@ -23,7 +23,7 @@ from omegaconf import OmegaConf, open_dict
 from mmexp.app.cli import quote_path_overrides
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 MAX_README_BYTES = 12 * 1024

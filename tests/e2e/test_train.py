@@ -34,7 +34,7 @@ RUN_FILES = (
 
 # One fusion end to end here in the fast suite: the others train end to end in other fast tests (concat is the
 # default, cross_attention runs in every encoder pair, attention and product in the presets) and run forward,
-# backward and with missing inputs in tests/test_fusions.py; `-m slow` trains every one. Checked with per-test
+# backward and with missing inputs in tests/models/test_fusion.py; `-m slow` trains every one. Checked with per-test
 # coverage: the slow cases cover no statement of mmexp/ that the fast suite misses.
 FAST_FUSIONS = {"late"}
 
@@ -158,7 +158,7 @@ def test_fusion_needs_both_modalities(fusion: str, low: float, high: float, make
     assert low <= metrics["test"]["test/acc"] <= high
 
 
-@pytest.mark.slow  # the fast suite runs sweeps (tests/test_sweeps.py) and commands from other dirs (test_packaging)
+@pytest.mark.slow  # the fast suite runs sweeps (tests/e2e/test_sweeps.py) and commands from other dirs (test_packaging)
 def test_cli_multirun_from_another_directory(tmp_path: Path) -> None:
     out = tmp_path / "elsewhere"
     out.mkdir()
