@@ -153,6 +153,7 @@ def test_an_option_no_constructor_declares_is_a_config_error(override: str, mess
         instantiate(cfg[group])
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_inspect_ends_a_user_error_with_one_line(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 

@@ -147,6 +147,7 @@ def test_every_fusion_declares_its_contract() -> None:
         assert cls.produces_logits is (cls is LateFusion), cls
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_a_bad_fusion_option_ends_the_run_with_one_line(tmp_path: Path, cache_dir: Path) -> None:
     result = run_cli(
         "mmexp.train",

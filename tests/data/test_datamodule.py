@@ -302,6 +302,7 @@ def test_concurrent_cache_builds_agree(tmp_path: Path) -> None:
     assert meta["n"] == 12
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_inspect_summarizes_without_training(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 

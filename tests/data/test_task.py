@@ -332,6 +332,7 @@ def test_written_sets_follow_the_label_map(tmp_path: Path) -> None:
     assert (pick.true, pick.predicted) == ("a|b", "(none)")
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_inspect_reads_labels_the_tasks_way_and_suggests_it(tmp_path: Path) -> None:
     """A multi-label CSV inspected with task=multilabel counts each class, and the suggested first run keeps the
     task (without it the same cells would be read as one class per combination)."""

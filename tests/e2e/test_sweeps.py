@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -18,6 +19,7 @@ from tests.conftest import run_cli
 from tests.training.test_loggers import mlflow_runs
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:
     """The scale-out recipe: two sweeper processes started at once on one study get disjoint trials, all recorded."""
     import optuna
@@ -59,6 +61,7 @@ def test_two_optuna_sweepers_share_one_sqlite_study(tmp_path: Path) -> None:
         assert yaml.safe_load(results.read_text())["best_value"] in recorded
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_parallel_sweep_records_a_failed_job_goes_on_and_shares_one_mlflow_store(tmp_path: Path) -> None:
     """joblib runs jobs 0 and 1 at once (both create the MLflow database and experiment: a file lock orders them),
     then 2 and 3, which fail; the failures are recorded and reported, the sweep goes on."""
@@ -131,6 +134,7 @@ def test_parallel_jobs_share_the_cores() -> None:
     assert launcher_threads(basic) is None  # one job at a time: torch's default
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_submitit_local_jobs_split_the_cores(tmp_path: Path) -> None:
     """submitit_local starts every job at once: 2 jobs on this machine get half the cores each."""
     result = run_cli(

@@ -93,6 +93,7 @@ def on_a_small_tmpfs(tmp_path: Path, script: str, *args: str, size: str = "256k"
     )
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_a_cache_on_a_full_tmpfs_is_one_warning_not_a_bus_error(tmp_path: Path) -> None:
     """40 images at 64 px need 480 KiB; the tmpfs holds 256 KiB. Before the fix: exit -7 (SIGBUS), no message,
     a temp file left in the cache."""

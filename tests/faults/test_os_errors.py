@@ -73,6 +73,7 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
     return line
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_a_checkpoint_the_disk_cannot_take_is_one_line_and_no_partial_file(tmp_path: Path, cache_dir: Path) -> None:
     run = tmp_path / "run"
     limit = [

@@ -135,6 +135,7 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(cache: Path, 
     _assert_same_result(run, straight)
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_run_killed_before_its_first_checkpoint_resumes_from_its_start(
     cache: Path, straight: Path, killed_early: Path
 ) -> None:
@@ -156,6 +157,7 @@ def test_resume_with_other_overrides_is_an_error_listing_them(cache: Path, kille
     assert _snapshot(run) == before
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_last_checkpoint_is_the_last_epoch_even_without_a_new_best(flat: Path) -> None:
     assert _load(flat, "best.ckpt")["epoch"] == 0
     assert _load(flat, "last.ckpt")["epoch"] == 1 and _load(flat, "last.ckpt")["global_step"] == 12
@@ -170,6 +172,7 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(cache: Path, flat:
     assert _snapshot(run) == before
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_resume_from_a_truncated_last_checkpoint_is_one_clear_error(cache: Path, flat: Path) -> None:
     run = _copy(flat, "flat_truncated")
     info = json.loads((run / "run_info.json").read_text())

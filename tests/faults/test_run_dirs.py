@@ -108,6 +108,7 @@ def test_resume_into_a_folder_that_is_no_mmexp_run_is_refused(tmp_path: Path, ca
     assert _snapshot(folder) == before
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_a_second_sweep_into_the_same_sweep_dir_is_refused_untouched(tmp_path: Path, cache: Path) -> None:
     sweep = tmp_path / "sweep"
     args = ("-m", *FAST, "seed=1,2", f"hydra.sweep.dir={sweep}")
@@ -123,6 +124,7 @@ def test_a_second_sweep_into_the_same_sweep_dir_is_refused_untouched(tmp_path: P
     assert _snapshot(sweep) == before
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_resume_of_a_run_that_is_still_going_is_refused(tmp_path: Path, cache: Path) -> None:
     run, go = tmp_path / "going", tmp_path / "go"
     wait = ["+callbacks.wait._target_=tests.faults.test_run_dirs.WaitForFile", f"+callbacks.wait.path={go}"]

@@ -41,6 +41,7 @@ def test_every_script_imports(script: str) -> None:
     assert callable(getattr(module, entry))
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_bench_startup_section_writes_every_promised_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(

@@ -256,6 +256,7 @@ def test_importing_the_cli_loads_neither_matplotlib_nor_torch() -> None:
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_real_sweep_end_to_end(tmp_path: Path) -> None:
     train = run_cli(
         "mmexp.train",

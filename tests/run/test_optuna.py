@@ -29,6 +29,7 @@ def start(*overrides: str) -> str:
     return str(config.hydra.sweeper.study_name)
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_trials_and_run_dirs_name_each_other(tmp_path: Path, cache_dir: Path) -> None:
     """A real 2-trial sweep with the default storage (a database in the sweep dir) and the derived study name;
     then another sweep that names its study."""

