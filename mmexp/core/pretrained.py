@@ -8,8 +8,10 @@ machine with the package installed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,25 @@ def weights_source(name: str) -> str:
         return packaged.distribution
 
 
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """huggingface_hub in offline mode for the block, whatever the environment said when it was imported.
+
+    ``local_files_only=True`` is not enough: transformers' ``from_pretrained`` still asks the hub for an adapter
+    config (``find_adapter_config_file``), with five retries per request, and huggingface_hub reads
+    ``HF_HUB_OFFLINE`` once, at import, so setting the variable later changes nothing (measured: a hub id not in
+    the cache took 23 s of refused DNS lookups before its one-line error).
+    """
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
 def load_pretrained(loader: Any, name: str, field: str, **kwargs: Any) -> Any:
     """``loader.from_pretrained(name)`` (a transformers Auto class) with no network.
 
@@ -73,7 +94,8 @@ def load_pretrained(loader: Any, name: str, field: str, **kwargs: Any) -> Any:
 
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
     try:
-        return loader.from_pretrained(path, local_files_only=True, **kwargs)
+        with hub_offline():
+            return loader.from_pretrained(path, local_files_only=True, **kwargs)
     except (OSError, ValueError) as e:
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise ConfigError(

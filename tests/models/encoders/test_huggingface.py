@@ -133,6 +133,31 @@ def test_a_model_that_is_not_local_is_one_line_saying_how_to_get_it(override: st
         instantiate(cfg.image_encoder)
 
 
+def test_a_model_not_in_the_cache_asks_no_network_even_when_the_hub_was_imported_online(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """huggingface_hub reads HF_HUB_OFFLINE once, at import: a process that imported it online (a notebook, this
+    test session) must still make no lookup, not five retried ones per file before the one-line error."""
+    import socket
+
+    from huggingface_hub import constants
+
+    lookups: list[str] = []
+
+    def refuse(host: object, *args: object, **kwargs: object) -> object:
+        lookups.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, "no network in this test")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as imported without the variable
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    cfg = compose_train_config(["image_encoder=hf", "image_encoder.name=some-org/not-cached"], run_dir=Path("x"))
+    with pytest.raises(ConfigError, match=r"huggingface-cli download some-org/not-cached"):
+        instantiate(cfg.image_encoder)
+    assert lookups == []
+    assert constants.HF_HUB_OFFLINE is False  # the caller's setting is given back
+
+
 def test_efficientnet_lite0_loads_imagenet_weights_offline() -> None:
     pytest.importorskip("efficientnet_lite_pytorch", reason="optional extra 'pretrained' not installed")
     from mmexp.models.encoders.efficientnet import EfficientNetLite0Encoder
