@@ -5,9 +5,9 @@
 folds and ``on_leak``) are checked here by calling that component's own rule (``OWNED``, from torch-free
 modules) or by building the component when it is cheap (the split), so each rule is written once. When those
 value checks pass, every component's options are bound to its constructor's signature
-(``build.option_problems``), which imports the components (torch, Lightning: seconds) but builds none. So a bad
-value is reported in < 1 s with every other bad value; an option no constructor declares, with every other such
-option, once the values are right (docs/decisions.md).
+(``training/option_signatures.option_problems``), which imports the components (torch, Lightning: seconds) but
+builds none. So a bad value is reported in < 1 s with every other bad value; an option no constructor
+declares, with every other such option, once the values are right (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def check_config(cfg: DictConfig) -> None:
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem of ``cfg``, one line each: missing values, rules, owned rules and the split's own checks;
     when there are none, the options no constructor declares (binding them imports the components)."""
-    from mmexp.training.build import instantiate, option_problems, signature_problems
+    from mmexp.training.build import instantiate
+    from mmexp.training.option_signatures import option_problems, signature_problems
 
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
     problems = [f"{key} is required: add {key}=<value> to the command line" for key in missing]

@@ -147,10 +147,10 @@ def write_split_predictions(
         new = infer(model, unscored, device=device, context=trainer.precision_plugin.forward_context)
         assert new.index is not None  # the datamodule's batches carry their rows
         parts.append(ScoredRows(new.index, new.probs, new.labels))
-    index = torch.cat([p.index for p in parts])
-    found = {row: k for k, row in enumerate(index.tolist())}  # a row scored now wins over none: each is in one part
+    every = ScoredRows(*(torch.cat([getattr(p, name) for p in parts]) for name in ("index", "probs", "labels")))
+    found = every.by_row()  # each row is in one part: the new one holds only rows the first lacked
     order = torch.tensor([found[row] for row in rows], dtype=torch.long)
-    probs, true = torch.cat([p.probs for p in parts])[order], torch.cat([p.labels for p in parts])[order]
+    probs, true = every.probs[order], every.labels[order]
 
     def write(f: IO[bytes]) -> None:
         out = PredictionWriter(f, labels, model)
