@@ -9,13 +9,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mmexp.app.cli import run_job
+from mmexp.app.cli import command_line, run_job
 from mmexp.app.inspect import inspect_data
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 
 __all__ = ["inspect_data", "main"]
 
 
+@command_line  # exits without a last GC
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="inspect")
 def main(cfg: DictConfig) -> None:
     print(run_job(lambda: inspect_data(cfg), run_dir=None))

@@ -12,14 +12,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mmexp.app.cli import quoting_path_overrides, run_job
+from mmexp.app.cli import command_line, run_job
 from mmexp.app.predict import predict
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 
 __all__ = ["main", "predict"]
 
 
-@quoting_path_overrides  # run dirs hold '=' (0_fusion=concat): quoted for Hydra's parser
+@command_line  # quotes run dirs (they hold '=') for Hydra's parser; exits without a last GC
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     run_job(lambda: predict(cfg), run_dir=Path(cfg.paths.run_dir))

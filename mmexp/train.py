@@ -14,14 +14,14 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from mmexp.app.cli import in_multirun, quoting_path_overrides, run_job
+from mmexp.app.cli import command_line, in_multirun, run_job
 from mmexp.app.train import train
 from mmexp.core import resolvers  # noqa: F401  (registers the config resolvers)
 
 __all__ = ["main", "train"]
 
 
-@quoting_path_overrides  # run dirs hold '=' (0_fusion=concat): quoted for Hydra's parser
+@command_line  # quotes run dirs (they hold '=') for Hydra's parser; exits without a last GC
 @hydra.main(version_base="1.3", config_path="pkg://mmexp.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """CLI: returns the optimized metric so Hydra sweepers (e.g. Optuna) can use it.

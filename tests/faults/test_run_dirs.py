@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from lightning.pytorch.callbacks import Callback
 
 from tests.conftest import REPO
+from tests.forked_cli import ForkedCommand
 
 FAST = ["debug=fast", "logger=none", "trainer.max_epochs=1"]
 RUN_FILES = [".hydra", ".mmexp-run.json", "checkpoints", "config.yaml", "labels.json", "metrics.json"]
@@ -31,18 +31,13 @@ class WaitForFile(Callback):
             time.sleep(0.05)
 
 
-def _start(cache: Path, *args: str) -> subprocess.Popen[str]:
+def _start(cache: Path, *args: str) -> ForkedCommand:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "mmexp.train", *args, f"paths.cache_dir={cache}"]
-    return subprocess.Popen(
-        command, cwd=cache.parent, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    return ForkedCommand("mmexp.train", [*args, f"paths.cache_dir={cache}"], cwd=cache.parent, env=env)
 
 
 def _run(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    process = _start(cache, *args)
-    out, err = process.communicate(timeout=300)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return _start(cache, *args).wait(timeout=300)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -70,10 +65,7 @@ def cache(tmp_path: Path, cache_dir: Path) -> Path:
 def test_two_runs_started_at_once_in_one_dir_exactly_one_wins(tmp_path: Path, cache: Path) -> None:
     run = tmp_path / "shared"
     first, second = (_start(cache, *FAST, f"seed={seed}", f"hydra.run.dir={run}") for seed in (1, 2))
-    results = {}
-    for seed, process in ((1, first), (2, second)):
-        out, err = process.communicate(timeout=300)
-        results[seed] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    results = {1: first.wait(timeout=300), 2: second.wait(timeout=300)}
     winners = [seed for seed, r in results.items() if r.returncode == 0]
     assert len(winners) == 1, {s: r.stderr[-1500:] for s, r in results.items()}
     (winner,), loser = winners, 3 - winners[0]
@@ -137,6 +129,6 @@ def test_resume_of_a_run_that_is_still_going_is_refused(tmp_path: Path, cache: P
         assert f"run dir {run} is in use by another mmexp process" in line
     finally:
         go.touch()
-        _, err = going.communicate(timeout=300)
-    assert going.returncode == 0, err[-3000:]
+        done = going.wait(timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((run / "run_info.json").read_text())["status"] == "completed"

@@ -16,6 +16,13 @@ from mmexp.models.encoders.base import ImageEncoder
 LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 RGB -> gray weights, as in PIL's "L" mode
 
 
+def channels_last(image: torch.Tensor) -> torch.Tensor:
+    """``image`` in NHWC memory order, the layout CPU convolution and max-pool kernels are fast in (measured,
+    one core, a training step of the default CNN on 64 x 3 x 64 x 64: 471 ms in NCHW, 292 ms in NHWC; max-pool
+    alone 12x) and that tensor cores want on GPUs; values and shapes are unchanged."""
+    return image.contiguous(memory_format=torch.channels_last)
+
+
 class CNNEncoder(ImageEncoder):
     """Conv -> BatchNorm -> ReLU -> MaxPool blocks; feature-map cells are the tokens.
 
@@ -59,7 +66,7 @@ class CNNEncoder(ImageEncoder):
     def forward(self, image: torch.Tensor) -> EncoderOutput:
         if self.grayscale:
             image = (image * LUMA.to(image.device, image.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        fmap = self.features(image)
+        fmap = self.features(channels_last(image))
         tokens = self.proj(fmap.flatten(2).transpose(1, 2))  # (B, H'W', D)
         pooled = tokens.mean(1) if self.pool == "avg" else tokens.amax(1)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
@@ -170,7 +177,7 @@ class ResNetEncoder(ImageEncoder):
         self.load_state_dict(state)
 
     def forward(self, image: torch.Tensor) -> EncoderOutput:
-        fmap = self.stages(self.stem(image))
+        fmap = self.stages(self.stem(channels_last(image)))
         tokens = self.proj(fmap.flatten(2).transpose(1, 2))  # (B, H'W', D)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return EncoderOutput(tokens.mean(1), tokens, mask)

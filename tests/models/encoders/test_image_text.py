@@ -83,6 +83,26 @@ def test_frozen_image_encoder_has_no_trainable_parameters(name: str) -> None:
     check_output(encoder(images()), 3, encoder.out_dim)
 
 
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_conv_encoders_convolve_in_nhwc_and_give_the_nchw_result(name: str) -> None:
+    """NHWC is the fast layout for CPU convolution and max-pool (mmexp.models.encoders.image.channels_last): every
+    convolution sees it, and the features equal those of the same weights run in NCHW."""
+    torch.manual_seed(0)
+    encoder = IMAGE_ENCODERS[name]().eval()
+    layouts: list[bool] = []
+    for conv in (m for m in encoder.modules() if isinstance(m, nn.Conv2d)):
+        conv.register_forward_pre_hook(
+            lambda _, inputs: layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last))
+        )
+    out = encoder(images())
+    assert layouts and all(layouts)
+    reference = IMAGE_ENCODERS[name]().eval()
+    reference.load_state_dict(encoder.state_dict())
+    with torch.no_grad():
+        nchw = reference.features(images()) if name == "cnn" else reference.stages(reference.stem(images()))
+    assert torch.allclose(out.tokens, nchw.flatten(2).transpose(1, 2), atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["resnet", "vit"])
 def test_frozen_image_encoder_stays_in_eval_mode(name: str) -> None:
     encoder = IMAGE_ENCODERS[name](freeze=True)
