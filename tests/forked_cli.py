@@ -32,6 +32,11 @@ PRELOAD = [
     "mmexp.training.classifier",
     "mmexp.data.datamodule",
     "mmexp.evaluation.trained_run",
+    "mmexp.app.evaluate",
+    "mmexp.app.predict",
+    "mmexp.reporting.cli",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
     "tests.forked_cli",
 ]
 _context: list[ForkServerContext] = []

@@ -116,14 +116,15 @@ def test_ece_of_a_perfectly_calibrated_toy_is_zero_and_an_overconfident_one_is_n
 
 @pytest.fixture(scope="module")
 def trained_concat(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple:
-    """A concat model trained to high accuracy (~20 s), rebuilt from its checkpoint as mmexp.eval does."""
+    """A concat model trained to high accuracy (clean test accuracy 0.975; ~5 s), rebuilt from its checkpoint as
+    mmexp.eval does."""
     run = train_run(
         tmp_path_factory.mktemp("robust"),
         cache_dir,
         "fusion=concat",
         "text_encoder=bow",
-        "trainer.max_epochs=4",
-        "data.synthetic.n_samples=1200",
+        "trainer.max_epochs=5",
+        "data.synthetic.n_samples=800",
     )
     train_cfg = OmegaConf.load(run / "config.yaml")
     ckpt = load_checkpoint(run / "checkpoints" / "best.ckpt", trust=False)
