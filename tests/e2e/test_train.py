@@ -99,8 +99,9 @@ def test_split_is_disjoint_and_tokenizer_sees_only_train(make_cfg, tmp_path: Pat
     split = json.loads((run / "split.json").read_text())
     sets = [set(split[k]) for k in ("train", "val", "test")]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
-    assert sum(map(len, sets)) == 2000  # the default built-in dataset
-    manifest = hydra.utils.instantiate(OmegaConf.load(run / "config.yaml").data).manifest  # this run's data
+    data = OmegaConf.load(run / "config.yaml").data
+    assert sum(map(len, sets)) == data.synthetic.n_samples  # every row of the built-in dataset, once
+    manifest = hydra.utils.instantiate(data).manifest  # this run's data
     texts = {row["id"]: row["text"] for row in map(json.loads, manifest.read_text().splitlines())}
     train_tokens = {t for i in split["train"] for t in tokenize(texts[i])}
     vocab = set(json.loads((run / "vocab.json").read_text()))

@@ -24,9 +24,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import FAST_DATA, REPO, run_cli
 
-RUN = ["debug=fast", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
+RUN = ["debug=fast", FAST_DATA, "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
 
 
 class FileSizeLimit(Callback):

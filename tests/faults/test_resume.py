@@ -17,10 +17,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import FAST_DATA, REPO, run_cli
 
 COMMON = [
     "debug=fast",
+    FAST_DATA,
     "trainer.limit_train_batches=6",  # 6 steps an epoch: step 8 is in the second (and last) epoch
     "trainer.max_epochs=2",
     "trainer.deterministic=true",

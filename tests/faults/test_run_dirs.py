@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.callbacks import Callback
 
-from tests.conftest import REPO
+from tests.conftest import FAST_DATA, REPO
 from tests.forked_cli import ForkedCommand
 
-FAST = ["debug=fast", "logger=none", "trainer.max_epochs=1"]
+FAST = ["debug=fast", FAST_DATA, "logger=none", "trainer.max_epochs=1"]
 RUN_FILES = [".hydra", ".mmexp-run.json", "checkpoints", "config.yaml", "labels.json", "metrics.json"]
 RUN_FILES += ["model", "predictions", "run_info.json", "split.json", "test_inputs.jsonl", "train.log", "vocab.json"]
 
