@@ -152,7 +152,7 @@ def test_fusion_needs_both_modalities(fusion: str, low: float, high: float, make
             f"fusion={fusion}",
             "logger=none",
             "trainer.max_epochs=6",
-            "data.synthetic.n_samples=1200",
+            "data.synthetic.n_samples=800",  # concat reaches 0.99 test accuracy on these 120 test rows
             "trainer.enable_model_summary=false",
         )
     )
