@@ -116,6 +116,11 @@ class MultimodalDataModule(L.LightningDataModule):
             raise ConfigError(f"data.on_bad_record must be 'error' or 'skip' (got {on_bad_record!r})")
         if root is None and synthetic is None:
             raise ConfigError("data.root is required: the folder holding the images and the manifest")
+        if synthetic is not None and not isinstance(synthetic, SyntheticSpec):  # data.synthetic.x=... on a folder
+            raise ConfigError(
+                f"data.synthetic ({', '.join(map(str, synthetic))}) configures the built-in dataset, which this data "
+                "config does not use; drop the data.synthetic overrides, or train on the built-in data (data=synthetic)"
+            )
         self.split_fn, self.root, self.manifest_name = split, root, manifest
         self.synthetic, self.cache_dir, self.image_cache = synthetic, cache_dir, image_cache
         self.columns = Columns(

@@ -99,6 +99,14 @@ def test_mmf_style_manifest_and_numeric_labels(tmp_path: Path) -> None:
     assert dm.label_names == ["0", "5", "10"]  # numeric order, not string order
 
 
+def test_built_in_data_options_on_a_folder_are_one_error_naming_them(tmp_path: Path) -> None:
+    """``+data.synthetic.n_samples=300`` with data=folder (or a preset that sets it) is named, not an OmegaConf
+    traceback about a missing ``fingerprint`` when the run starts reading."""
+    write_manifest(tmp_path, clean_rows(tmp_path, n=6))
+    with pytest.raises(ConfigError, match=r"^data\.synthetic \(n_samples, seed\) configures the built-in dataset"):
+        make_dm(tmp_path, synthetic={"n_samples": 300, "seed": 1})
+
+
 def test_csv_folder_dataset_trains_end_to_end(tmp_path: Path, make_cfg) -> None:
     from mmexp.train import train
 
