@@ -8,7 +8,6 @@ import gc
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
@@ -112,23 +111,16 @@ def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
     return partial(compose_cfg, tmp_path, cache_dir)
 
 
-def run_cli(
-    *args: str, cwd: Path, timeout: int = 300, extra_path: Path | None = None, fresh: bool = False
-) -> subprocess.CompletedProcess:
-    """Run ``python -m mmexp.train`` (or another module) as a user would, in a process of its own.
+def run_cli(*args: str, cwd: Path, timeout: int = 300, extra_path: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m mmexp.train`` (or another module) as a user would, in a process of its own: forked from a warm
+    interpreter (tests/forked_cli.py). Tests of the interpreter's own start run ``sys.executable`` themselves.
 
-    The process is forked from a warm interpreter (tests/forked_cli.py); ``fresh`` starts a new interpreter instead,
-    for what depends on the interpreter's start (imports, ``sys.executable`` started again). ``extra_path`` goes on
-    PYTHONPATH, e.g. the repo root so ``tests.callbacks_for_tests`` imports.
+    ``extra_path`` goes on PYTHONPATH, e.g. the repo root so ``tests.callbacks_for_tests`` imports.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
-    if not fresh:
-        return run_forked(args[0], list(args[1:]), cwd=cwd, env=env, timeout=timeout)
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout
-    )
+    return run_forked(args[0], list(args[1:]), cwd=cwd, env=env, timeout=timeout)
 
 
 def cover_fast(cases: list[tuple[Any, ...]], *axes: Callable[[tuple[Any, ...]], Any]) -> list[Any]:

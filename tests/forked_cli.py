@@ -4,8 +4,8 @@ torch, Lightning, Hydra and mmexp once, so a test pays ~0.3 s for a command inst
 The child is a process of its own, as ``subprocess.run`` gives: its own pid (a test may SIGTERM or SIGKILL it),
 signal handlers, rlimits, working dir, environment, stdout and stderr, and its exit code or killing signal as
 the return code. What it shares with the server is only what imports left in memory. Tests about the interpreter
-itself (what ``import mmexp`` loads, a bundle loaded by a fresh process, a command under ``setpriv``, DDP, which
-starts ``sys.executable`` again for its second rank) start a fresh one: ``run_cli(..., fresh=True)``.
+itself (what ``import mmexp`` loads, a bundle loaded by a fresh process, a command under ``setpriv``) start
+``sys.executable`` themselves; DDP's second rank is a fresh interpreter too (Lightning starts it).
 """
 
 from __future__ import annotations
