@@ -123,6 +123,16 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300, extra_path: Path | None =
     return run_forked(args[0], list(args[1:]), cwd=cwd, env=env, timeout=timeout)
 
 
+def quiet_cpu_trainer(**options: Any) -> Any:
+    """A one-process CPU ``lightning.Trainer`` that logs, draws and summarizes nothing: for tests that score a
+    model themselves to compare with what a run wrote."""
+    import lightning as L
+
+    return L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False, **options
+    )
+
+
 def cover_fast(cases: list[tuple[Any, ...]], *axes: Callable[[tuple[Any, ...]], Any]) -> list[Any]:
     """``cases`` for ``parametrize``: the first case with an unseen value on some axis stays in the fast suite,
     the rest are marked slow. The fast suite still meets every value of every axis (every encoder, every

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from mmexp.training.build import build_datamodule, build_model
-from tests.conftest import run_cli
+from tests.conftest import quiet_cpu_trainer, run_cli
 
 
 def test_ddp_test_metrics_equal_single_process_evaluation(tmp_path: Path) -> None:
@@ -45,14 +44,7 @@ def test_ddp_test_metrics_equal_single_process_evaluation(tmp_path: Path) -> Non
     )
     state = torch.load(saved["best_checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(state)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_test_batches=cfg.trainer.limit_test_batches,
-    )
+    trainer = quiet_cpu_trainer(limit_test_batches=cfg.trainer.limit_test_batches)
     single = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     keys = ("test/acc", "test/f1_macro", "test/precision_macro", "test/recall_macro", "test/loss", "test/auroc")
     for key in (*keys, "test/pr_auc", "test/f1_pos", "test/f1_pos_05"):

@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
 
@@ -15,7 +14,7 @@ from mmexp.evaluation.predictions import write_split_predictions
 from mmexp.evaluation.robustness import without
 from mmexp.training.build import build_datamodule, build_model
 from mmexp.training.metrics import TaskMetrics
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, quiet_cpu_trainer
 
 CPU = torch.device("cpu")
 
@@ -61,14 +60,7 @@ def test_trainer_test_scores_each_test_row_once_and_test_csv_holds_its_probabili
 ) -> None:
     """``limit_test_batches=2``: the rows trainer.test left out are scored afterwards, still each once."""
     datamodule, model = built
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_test_batches=limit,
-    )
+    trainer = quiet_cpu_trainer(limit_test_batches=limit)
     seen: list[int] = []
     hook = model.register_forward_hook(lambda _module, args, _out: seen.extend(args[0].index.tolist()))
     try:
