@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mmexp.core import progress as progress_module
-from tests.training.test_terminal import ANSI
+from tests.training.test_terminal import terminal_output
 
 STEP = """
 import logging, sys, time
@@ -41,18 +41,7 @@ def run_step(script: Path, log_file: Path, rows: int, pause: float, *, terminal:
     pid, fd = pty.fork()
     if pid == 0:
         os.execve(sys.executable, args, env)
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, b"".join(chunks)[-2000:]
-    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    return terminal_output(pid, fd)
 
 
 @pytest.fixture

@@ -21,6 +21,12 @@ def run_in_terminal(*args: str, cwd: Path) -> str:
         os.chdir(cwd)
         os.environ.update(COLUMNS="160", WANDB_MODE="offline")
         os.execv(sys.executable, [sys.executable, "-m", "mmexp.train", *args])
+    return terminal_output(pid, fd)
+
+
+def terminal_output(pid: int, fd: int) -> str:
+    """What the ``pty.fork`` child ``pid`` wrote to its terminal ``fd`` until it exited (successfully: asserted),
+    escapes removed and line ends as ``\n``."""
     chunks = []
     while True:
         try:
