@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from mmexp.app.compose import compose_train_config
+from tests import parsed_configs
 from tests.forked_cli import run_forked
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -29,7 +30,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # n xdist workers share the cores: on
     torch.set_num_threads(1)
 
 
+parsed_configs.install()
 atexit.register(gc.freeze)  # as every mmexp command does (mmexp.app.cli.command_line): no last GC at exit
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """No full collection of a heap of torch, Lightning and Hydra objects at the end: pytest collects twice after
+    the last test to report exceptions raised in finalizers (~1 s each per process); each test's were reported
+    after that test already."""
+    gc.freeze()
+
 
 SHARED = re.compile(r"scope=\"(module|package|class)\"")
 
