@@ -19,8 +19,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import tests.parsed_configs  # noqa: F401  (Hydra parses each packaged YAML once per test process)
 from mmexp.app.compose import compose_train_config
-from tests import parsed_configs
 from tests.forked_cli import run_forked
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -30,7 +30,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # n xdist workers share the cores: on
     torch.set_num_threads(1)
 
 
-parsed_configs.install()
 atexit.register(gc.freeze)  # as every mmexp command does (mmexp.app.cli.command_line): no last GC at exit
 
 

@@ -38,6 +38,7 @@ PRELOAD = [
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "tests.forked_cli",
+    "tests.parsed_configs",  # every packaged YAML parsed, Hydra's plugins scanned
 ]
 _context: list[ForkServerContext] = []
 
