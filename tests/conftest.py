@@ -11,23 +11,27 @@ import subprocess
 from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
-import tests.parsed_configs  # noqa: F401  (Hydra parses each packaged YAML once per test process)
-from mmexp.app.compose import compose_train_config
-from tests.forked_cli import run_forked
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 os.environ.setdefault("WANDB_MODE", "offline")
 REPO = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):  # n xdist workers share the cores: one torch thread each, not n x cores
+    import torch
+
     os.environ["OMP_NUM_THREADS"] = "1"  # and the same in the processes the tests start (`run_cli`)
     torch.set_num_threads(1)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In each process that runs tests (not xdist's controller, which imports this file but only hands out tests
+    and so imports no torch, Hydra or mmexp: ~1.5 s before the workers start)."""
+    if not session.config.pluginmanager.hasplugin("dsession"):
+        import tests.parsed_configs  # noqa: F401  (Hydra parses each packaged YAML once per test process)
 
 
 atexit.register(gc.freeze)  # as every mmexp command does (mmexp.app.cli.command_line): no last GC at exit
@@ -81,6 +85,8 @@ def compose_cfg(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | Non
     small = "debug=fast" in overrides and not any(
         o.startswith(("data=", "data.synthetic.n_samples", "experiment=")) for o in overrides
     )
+    from mmexp.app.compose import compose_train_config
+
     return compose_train_config(
         [f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}", *([FAST_DATA] if small else []), *overrides],
         run_dir=run_dir or out / "run",
@@ -89,6 +95,10 @@ def compose_cfg(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | Non
 
 def compose_command(name: str, out: Path, cache_dir: Path, *overrides: str, run_dir: Path) -> DictConfig:
     """Compose ``<name>.yaml`` (eval, predict) as @hydra.main would, with its output dir at ``run_dir``."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
     with initialize_config_module("mmexp.conf", version_base="1.3"):
         cfg = compose(
             name,
@@ -112,6 +122,8 @@ def composed(*overrides: str) -> DictConfig:
 
 @cache
 def _composed(overrides: tuple[str, ...]) -> DictConfig:
+    from mmexp.app.compose import compose_train_config
+
     return compose_train_config(list(overrides), run_dir=Path("unused"))
 
 
@@ -130,6 +142,8 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300, extra_path: Path | None =
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
+    from tests.forked_cli import run_forked
+
     return run_forked(args[0], list(args[1:]), cwd=cwd, env=env, timeout=timeout)
 
 
