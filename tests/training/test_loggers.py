@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,31 +137,30 @@ def test_wandb_summary_is_metrics_json(many_run: Path) -> None:
     assert inspected["config"]["fusion"] == "attention" and not [k for k in inspected["config"] if "callbacks." in k]
 
 
-MLFLOW_READER = """
-import json, sys
-from mlflow import MlflowClient
-client = MlflowClient(sys.argv[1])
-runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-print(json.dumps([
-    {"name": r.info.run_name, "metrics": r.data.metrics, "params": r.data.params, "tags": r.data.tags,
-     "artifacts": [a.path for a in client.list_artifacts(r.info.run_id)]
-     + [a.path for a in client.list_artifacts(r.info.run_id, "predictions")]}
-    for r in runs
-]))
-"""
-
-
 def mlflow_runs(tracking_uri: str, *, file_store: bool = False) -> list[dict]:
-    """The runs as MLflow's own client sees them, in a fresh process; MLflow 3 opens a file store only when
-    ``MLFLOW_ALLOW_FILE_STORE`` is set, so that variable is set for file stores only."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ALLOW_FILE_STORE"}
-    if file_store:
-        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    done = subprocess.run(
-        [sys.executable, "-c", MLFLOW_READER, tracking_uri], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """The runs as MLflow's own client reads them from the store (a SQLite file or a folder): what the MLflow UI
+    shows. MLflow 3 opens a file store only when ``MLFLOW_ALLOW_FILE_STORE`` is set, so that variable is set for
+    file stores only (a run with a file store sets it in this process: it is removed for the others)."""
+    from mlflow import MlflowClient
+
+    with pytest.MonkeyPatch.context() as env:
+        if file_store:
+            env.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        else:
+            env.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+        client = MlflowClient(tracking_uri)
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        return [
+            {
+                "name": r.info.run_name,
+                "metrics": r.data.metrics,
+                "params": r.data.params,
+                "tags": r.data.tags,
+                "artifacts": [a.path for a in client.list_artifacts(r.info.run_id)]
+                + [a.path for a in client.list_artifacts(r.info.run_id, "predictions")],
+            }
+            for r in runs
+        ]
 
 
 def test_mlflow_default_store_is_sqlite_and_its_client_reads_the_run(many_run: Path) -> None:
