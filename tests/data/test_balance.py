@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sklearn.utils.class_weight import compute_class_weight
 
 from mmexp.app.config_checks import check_config
 from mmexp.core.config_io import load_config
@@ -63,6 +62,8 @@ def drawn_labels(dm: MultimodalDataModule) -> torch.Tensor:
 
 
 def test_balanced_weights_are_sklearns_on_the_train_split(tmp_path: Path, cache_dir: Path, imbalanced: Path) -> None:
+    from sklearn.utils.class_weight import compute_class_weight
+
     dm = datamodule(tmp_path, cache_dir, imbalanced)
     train_labels = dm.train_labels().numpy()
     assert len(train_labels) == len(dm.info.split.train) < MAJOR + MINOR  # the train split only
@@ -140,6 +141,8 @@ def test_each_epoch_draws_anew_and_a_resumed_epoch_draws_the_same() -> None:
 def test_a_weighted_balanced_run_trains_and_reports_per_class_support(
     tmp_path: Path, cache_dir: Path, imbalanced: Path
 ) -> None:
+    from sklearn.utils.class_weight import compute_class_weight
+
     overrides = folder(imbalanced, "model.class_weights=balanced", "data.sampler=balanced")
     train(compose_cfg(tmp_path, cache_dir, "logger=none", "debug=fast", *overrides))
     run = tmp_path / "run"

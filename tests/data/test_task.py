@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from mmexp.app.evaluate import evaluate
 from mmexp.core.errors import ConfigError
@@ -88,6 +87,8 @@ def test_each_task_records_its_own_labels_metrics_and_thresholds(run: tuple[str,
 def test_test_metrics_match_sklearn_on_the_written_predictions(run: tuple[str, Path]) -> None:
     """predictions/test.csv holds every test row with the checkpoint's decisions; the logged test metrics are
     what scikit-learn computes from it."""
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
     task, path = run
     metrics = json.loads((path / "metrics.json").read_text())
     test, thresholds = metrics["test"], metrics["thresholds"]
@@ -254,6 +255,8 @@ def test_a_multilabel_csv_manifest_gives_multi_hot_targets(tmp_path: Path) -> No
 
 
 def test_the_tuned_threshold_maximizes_f1_over_every_cut() -> None:
+    from sklearn.metrics import f1_score
+
     rng = np.random.default_rng(0)
     for _ in range(30):
         n = int(rng.integers(2, 40))
@@ -291,6 +294,8 @@ def test_hostile_multilabel_cells_and_binary_class_names() -> None:
 
 def test_ranking_metrics_only_score_classes_the_rows_can_rank() -> None:
     """Binary AUROC/PR-AUC of one-class rows are NaN, not 0; multilabel mAP counts a class positive in every row."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     binary = TaskMetrics(Objective(Task(name="binary"), 2), kind="test")
     binary.update(torch.rand(8, 2).softmax(1), torch.zeros(8, dtype=torch.long), None)
     values = binary.compute()

@@ -7,7 +7,6 @@ import pathlib
 import shutil
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 from hydra import compose, initialize_config_module
@@ -90,6 +89,8 @@ def _optuna_callbacks(*overrides: str) -> None:
 
 
 def test_an_optuna_study_of_another_direction_is_one_line_however_the_sweeper_was_chosen(tmp_path: Path) -> None:
+    import optuna
+
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.create_study(study_name="mine", storage=storage, direction="maximize")
     sweep = [f"hydra.sweeper.storage={storage}"]

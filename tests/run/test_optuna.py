@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import optuna
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
@@ -33,6 +32,8 @@ def start(*overrides: str) -> str:
 def test_trials_and_run_dirs_name_each_other(tmp_path: Path, cache_dir: Path) -> None:
     """A real 2-trial sweep with the default storage (a database in the sweep dir) and the derived study name;
     then another sweep that names its study."""
+    import optuna
+
     result = run_cli(
         "mmexp.train", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=fast", "logger=none",
         "data.synthetic.n_samples=120", f"paths.cache_dir={cache_dir}", cwd=tmp_path,
@@ -68,6 +69,8 @@ def test_trials_and_run_dirs_name_each_other(tmp_path: Path, cache_dir: Path) ->
 
 
 def test_another_sweep_never_joins_a_study_silently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
     monkeypatch.setenv(STUDY_ENV, "")  # restored after the test: the callback tells jobs their study through it
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     first = start(f"hydra.sweeper.storage={storage}", "data.synthetic.n_samples=300")

