@@ -37,6 +37,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 atexit.register(gc.freeze)  # as every mmexp command does (mmexp.app.cli.command_line): no last GC at exit
 
 
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """xdist's controller, before it starts the workers: one warm fork server for all their commands."""
+    from tests.forked_cli import start_shared_server
+
+    start_shared_server()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """No full collection of a heap of torch, Lightning and Hydra objects at the end: pytest collects twice after

@@ -6,6 +6,9 @@ signal handlers, rlimits, working dir, environment, stdout and stderr, and its e
 the return code. What it shares with the server is only what imports left in memory. Tests about the interpreter
 itself (what ``import mmexp`` loads, a bundle loaded by a fresh process, a command under ``setpriv``) start
 ``sys.executable`` themselves; DDP's second rank is a fresh interpreter too (Lightning starts it).
+
+Under xdist one server serves every worker: the controller starts it before the workers (``start_shared_server``)
+and names it in ``SHARED_SERVER``; a server per worker would import the same ~7 s of modules once per worker.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ PRELOAD = [
     "tests.forked_cli",
     "tests.parsed_configs",  # every packaged YAML parsed, Hydra's plugins scanned
 ]
+SHARED_SERVER = "MMEXP_TESTS_FORKSERVER"  # "<pid> <socket address>" of the server xdist's workers share
 _context: list[ForkServerContext] = []
 
 
@@ -47,8 +51,39 @@ def _forkserver() -> ForkServerContext:
     if not _context:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
+        if SHARED_SERVER in os.environ:
+            _use_shared_server(os.environ[SHARED_SERVER])
         _context.append(context)
     return _context[0]
+
+
+def start_shared_server() -> None:
+    """Start the fork server now and name it to the processes this one starts next (xdist's workers).
+
+    It lives as long as this process: multiprocessing's server exits when its starter's end of the "alive" pipe
+    closes. The server's torch gets one thread, as each worker's does (they share the cores)."""
+    from multiprocessing import forkserver
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    _forkserver()
+    forkserver.ensure_running()
+    server = forkserver._forkserver
+    os.environ[SHARED_SERVER] = f"{server._forkserver_pid} {server._forkserver_address}"
+
+
+def _use_shared_server(shared: str) -> None:
+    """Send this process's fork requests to the server another process started (multiprocessing's own client
+    code, given that server's socket). The server is not this process's child, so it is not waited on, and the
+    "alive" descriptor each request hands the child (only used if the child starts a fork server itself) is
+    /dev/null: the starter's pipe keeps the server alive."""
+    from multiprocessing import forkserver, resource_tracker
+
+    pid, address = shared.split(" ", 1)
+    server = forkserver._forkserver
+    server._forkserver_pid = int(pid)
+    server._forkserver_address = address
+    server._forkserver_alive_fd = os.open(os.devnull, os.O_WRONLY)
+    server.ensure_running = resource_tracker.ensure_running  # type: ignore[method-assign]
 
 
 class ForkedCommand:
