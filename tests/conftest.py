@@ -27,6 +27,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # n xdist workers share the cores: on
     torch.set_num_threads(1)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-cov starts measuring: mmexp's import is measured too
 def pytest_sessionstart(session: pytest.Session) -> None:
     """In each process that runs tests (not xdist's controller, which imports this file but only hands out tests
     and so imports no torch, Hydra or mmexp: ~1.5 s before the workers start)."""
