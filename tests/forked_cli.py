@@ -64,6 +64,8 @@ def start_shared_server() -> None:
     closes. The server's torch gets one thread, as each worker's does (they share the cores)."""
     from multiprocessing import forkserver
 
+    if sys.version_info >= (3, 14):  # its requests carry the starter's authkey: each worker keeps a server of its own
+        return
     os.environ["OMP_NUM_THREADS"] = "1"
     _forkserver()
     forkserver.ensure_running()
