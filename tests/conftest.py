@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import copy
 import gc
 import os
@@ -35,9 +34,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         import tests.parsed_configs  # noqa: F401  (Hydra parses each packaged YAML once per test process)
 
 
-atexit.register(gc.freeze)  # as every mmexp command does (mmexp.app.cli.command_line): no last GC at exit
-
-
 def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
     """xdist's controller, before it starts the workers: one warm fork server for all their commands."""
     from tests.forked_cli import start_shared_server
@@ -48,8 +44,9 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """No full collection of a heap of torch, Lightning and Hydra objects at the end: pytest collects twice after
-    the last test to report exceptions raised in finalizers (~1 s each per process); each test's were reported
-    after that test already."""
+    the last test to report exceptions raised in finalizers (~1 s each per process; each test's were reported
+    after that test already), and the interpreter once more at exit (as every mmexp command skips it:
+    mmexp.app.cli.command_line)."""
     gc.freeze()
 
 
@@ -87,10 +84,10 @@ FAST_DATA = "data.synthetic.n_samples=300"
 def compose_cfg(out: Path, cache_dir: Path, *overrides: str, run_dir: Path | None = None) -> DictConfig:
     """Compose train.yaml as @hydra.main would, with outputs under ``out`` and the run in out/run.
 
-    A ``debug=fast`` run on the built-in data reads 300 rows (``FAST_DATA``, 210 / 45 / 45) unless the test picks
-    the data or its size: it trains on 2 batches either way, and reading, fitting and scoring 2,000 rows is most
-    of such a run's time."""
-    small = "debug=fast" in overrides and not any(
+    A ``debug=fast`` or ``debug=fast_dev_run`` run on the built-in data reads 300 rows (``FAST_DATA``, 210 / 45 /
+    45) unless the test picks the data or its size: it trains on 1-2 batches either way, and reading, fitting and
+    scoring 2,000 rows is most of such a run's time."""
+    small = bool({"debug=fast", "debug=fast_dev_run"} & set(overrides)) and not any(
         o.startswith(("data=", "data.synthetic.n_samples", "experiment=")) for o in overrides
     )
     from mmexp.app.compose import compose_train_config
